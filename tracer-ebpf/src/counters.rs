@@ -1,0 +1,11 @@
+//! Per-CPU counters: plain `+=` because bpfel has no atomic add.
+
+use crate::maps::COUNTERS;
+
+#[inline(always)]
+pub fn bump(index: u32) {
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: the pointer comes from the map and is valid for this CPU.
+        unsafe { *c += 1 };
+    }
+}

@@ -1,0 +1,23 @@
+//! The kernel programs of `tracer`. Each file holds one concern; every program
+//! is a thin wrapper that checks the target first and calls a `try_*` function.
+#![no_std]
+#![no_main]
+
+mod counters;
+mod helpers;
+mod maps;
+mod process;
+mod stack;
+mod syscalls;
+mod target;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any program that could reach this.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

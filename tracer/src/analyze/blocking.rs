@@ -1,0 +1,132 @@
+//! Blocking calls: each one, and grouped by (syscall, stack, fd target).
+
+use std::collections::HashMap;
+
+use crate::{
+    report::model::{BlockingGroup, BlockingRow},
+    syscalls,
+    trace::Trace,
+};
+
+pub fn calls(trace: &Trace) -> Vec<BlockingRow> {
+    trace
+        .blocking
+        .iter()
+        .map(|call| BlockingRow {
+            syscall: syscalls::name(call.nr),
+            pid: call.pid,
+            tid: call.tid,
+            start_ns: call.start_ns,
+            duration_ns: call.duration_ns,
+            ret: call.ret,
+            fd: call.fd,
+            target: call.target.clone(),
+            stack: trace
+                .stacks
+                .get(call.stack as usize)
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Groups with the most total time first.
+pub fn groups(trace: &Trace) -> Vec<BlockingGroup> {
+    let mut groups: HashMap<(u32, u32, Option<&str>), BlockingGroup> = HashMap::new();
+    for call in &trace.blocking {
+        let group = groups
+            .entry((call.nr, call.stack, call.target.as_deref()))
+            .or_insert_with(|| BlockingGroup {
+                syscall: syscalls::name(call.nr),
+                target: call.target.clone(),
+                count: 0,
+                total_ns: 0,
+                max_ns: 0,
+                tids: Vec::new(),
+                stack: trace
+                    .stacks
+                    .get(call.stack as usize)
+                    .cloned()
+                    .unwrap_or_default(),
+            });
+        group.count += 1;
+        group.total_ns += call.duration_ns;
+        group.max_ns = group.max_ns.max(call.duration_ns);
+        if !group.tids.contains(&call.tid) {
+            group.tids.push(call.tid);
+        }
+    }
+    let mut groups: Vec<BlockingGroup> = groups.into_values().collect();
+    groups.sort_by(|a, b| {
+        b.total_ns
+            .cmp(&a.total_ns)
+            .then_with(|| a.syscall.cmp(&b.syscall))
+            .then_with(|| a.target.cmp(&b.target))
+    });
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::{BlockingCall, Drops, Frame, FrameKind, TargetInfo};
+
+    fn frame(name: &str) -> Frame {
+        Frame {
+            function: name.into(),
+            file: None,
+            line: None,
+            module: None,
+            kind: FrameKind::Native,
+        }
+    }
+
+    fn call(nr: u32, stack: u32, target: Option<&str>, duration_ns: u64) -> BlockingCall {
+        BlockingCall {
+            pid: 1,
+            tid: 2,
+            nr,
+            start_ns: 0,
+            duration_ns,
+            ret: 0,
+            fd: target.map(|_| 3),
+            target: target.map(str::to_string),
+            stack,
+        }
+    }
+
+    #[test]
+    fn groups_by_syscall_stack_and_target() {
+        let trace = Trace {
+            target: TargetInfo {
+                pid: 1,
+                comm: "t".into(),
+                cmdline: vec![],
+            },
+            started_unix_ms: 0,
+            duration_ns: 1,
+            threshold_ns: 1,
+            ended_by: String::new(),
+            threads: vec![],
+            syscalls: vec![],
+            blocking: vec![
+                call(0, 0, Some("pipe"), 20),
+                call(0, 0, Some("pipe"), 30),
+                call(0, 1, Some("pipe"), 100),
+                call(230, 0, None, 40),
+            ],
+            stacks: vec![vec![frame("a")], vec![frame("b")]],
+            drops: Drops::default(),
+        };
+        let groups = groups(&trace);
+        assert_eq!(groups.len(), 3);
+        assert_eq!((groups[0].count, groups[0].total_ns), (1, 100));
+        assert_eq!(groups[0].stack[0].function, "b");
+        assert_eq!(
+            (groups[1].count, groups[1].total_ns, groups[1].max_ns),
+            (2, 50, 30)
+        );
+        assert_eq!(groups[2].syscall, "clock_nanosleep");
+        assert_eq!(calls(&trace).len(), 4);
+    }
+}

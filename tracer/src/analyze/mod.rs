@@ -1,0 +1,41 @@
+//! Pure analysis: a [`Trace`] in, a [`Report`] out. No I/O, no eBPF, so it
+//! runs the same on a live trace and on a recording, and in unit tests.
+
+mod blocking;
+pub mod percentile;
+mod syscalls;
+
+use crate::{
+    report::model::{Report, ReportTarget, ThreadRow},
+    trace::Trace,
+};
+
+pub const REPORT_VERSION: u32 = 1;
+
+pub fn analyze(trace: &Trace) -> Report {
+    Report {
+        version: REPORT_VERSION,
+        target: ReportTarget {
+            pid: trace.target.pid,
+            comm: trace.target.comm.clone(),
+            cmdline: trace.target.cmdline.clone(),
+        },
+        duration_ns: trace.duration_ns,
+        threshold_ns: trace.threshold_ns,
+        ended_by: trace.ended_by.clone(),
+        dropped_events: trace.drops.total(),
+        drops: trace.drops.clone(),
+        threads: trace
+            .threads
+            .iter()
+            .map(|t| ThreadRow {
+                pid: t.pid,
+                tid: t.tid,
+                comm: t.comm.clone(),
+            })
+            .collect(),
+        syscalls: syscalls::table(&trace.syscalls),
+        blocking_groups: blocking::groups(trace),
+        blocking: blocking::calls(trace),
+    }
+}

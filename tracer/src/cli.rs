@@ -1,0 +1,146 @@
+//! Command-line interface: flags, their parsing and validation.
+
+use std::{ffi::OsString, path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+use crate::{duration::parse_duration, error::UsageError};
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo tracer --pid 4242                  trace a running service until Ctrl-C
+  sudo tracer -p 4242 -d 30s -o out/      30 seconds; report.txt and report.json in out/
+  sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
+  sudo tracer -- python3 app.py           start a command and trace it from its first instruction
+  sudo tracer -p 4242 --json report.json  the machine-readable report too
+
+Exit status: 0 done, 1 could not trace (no such process, no privileges, ...),
+2 the command line is wrong.";
+
+/// Find what blocks a service's event loop, and where its time goes — with
+/// eBPF, without restarting it or changing its code.
+#[derive(Parser, Debug)]
+#[command(name = "tracer", version, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Trace the running process with this pid (all its threads).
+    #[arg(short, long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// Stop after this long (e.g. 10s, 500ms, 2m); default: until Ctrl-C or
+    /// the target exits.
+    #[arg(short, long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// A syscall that takes at least this long is a blocking call, reported
+    /// with its stack.
+    #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
+    pub threshold: Duration,
+
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write report.txt and report.json into this directory (created if
+    /// missing).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Print no report and no progress on the terminal (files are still
+    /// written).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// More diagnostics on stderr (-vv for debug output).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The command to start and trace, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// What to trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    Pid(u32),
+    Command(Vec<OsString>),
+}
+
+/// Smallest and largest accepted `--threshold`.
+const MIN_THRESHOLD: Duration = Duration::from_micros(1);
+const MAX_THRESHOLD: Duration = Duration::from_secs(3600);
+
+impl Cli {
+    /// Checks what clap cannot: exactly one target, sane durations.
+    pub fn target(&self) -> Result<TargetSpec, UsageError> {
+        match (self.pid, self.command.is_empty()) {
+            (Some(_), false) => Err(UsageError(
+                "give either --pid or a command after --, not both".into(),
+            )),
+            (None, true) => Err(UsageError(
+                "nothing to trace: give --pid PID, or a command after -- (see --help)".into(),
+            )),
+            (Some(0), true) => Err(UsageError("--pid must be a process id above 0".into())),
+            (Some(pid), true) => Ok(TargetSpec::Pid(pid)),
+            (None, false) => Ok(TargetSpec::Command(self.command.clone())),
+        }
+    }
+
+    pub fn validate(&self) -> Result<TargetSpec, UsageError> {
+        if self.duration == Some(Duration::ZERO) {
+            return Err(UsageError(
+                "--duration must be above 0 (leave it out to trace until Ctrl-C)".into(),
+            ));
+        }
+        if !(MIN_THRESHOLD..=MAX_THRESHOLD).contains(&self.threshold) {
+            return Err(UsageError(format!(
+                "--threshold must be between 1us and 1h, not {:?}",
+                self.threshold
+            )));
+        }
+        self.target()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tracer").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn pid_and_defaults() {
+        let cli = parse(&["--pid", "42"]).unwrap();
+        assert_eq!(cli.validate().unwrap(), TargetSpec::Pid(42));
+        assert_eq!(cli.threshold, Duration::from_millis(10));
+        assert_eq!(cli.duration, None);
+    }
+
+    #[test]
+    fn command_after_double_dash() {
+        let cli = parse(&["-d", "2s", "--", "python3", "-c", "pass"]).unwrap();
+        assert_eq!(cli.duration, Some(Duration::from_secs(2)));
+        assert_eq!(
+            cli.validate().unwrap(),
+            TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()])
+        );
+    }
+
+    #[test]
+    fn usage_errors() {
+        assert!(parse(&["--pid", "abc"]).is_err());
+        assert!(parse(&["--pid", "1", "-d", "10"]).is_err());
+        let both = parse(&["--pid", "1", "--", "ls"]).unwrap();
+        assert!(both.validate().unwrap_err().0.contains("not both"));
+        let none = parse(&[]).unwrap();
+        assert!(none.validate().unwrap_err().0.contains("nothing to trace"));
+        let zero = parse(&["--pid", "1", "-d", "0s"]).unwrap();
+        assert!(zero.validate().unwrap_err().0.contains("above 0"));
+        let tiny = parse(&["--pid", "1", "--threshold", "0s"]).unwrap();
+        assert!(tiny.validate().unwrap_err().0.contains("between"));
+        let pid0 = parse(&["--pid", "0"]).unwrap();
+        assert!(pid0.validate().is_err());
+    }
+}

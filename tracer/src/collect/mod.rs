@@ -1,0 +1,5 @@
+//! Records from the kernel: decoding ring-buffer bytes into typed events.
+
+pub mod decode;
+
+pub use decode::{CapturedStack, DecodeError, RawEvent, SlowSyscallEvent};

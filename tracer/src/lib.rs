@@ -1,0 +1,26 @@
+//! `tracer`: attach to a running service with eBPF and report what blocks its
+//! event loop and where its time goes. The binary (main.rs) is a thin shell
+//! around [`run::run`]. Data flows one way: kernel probes (`probes`) → events
+//! (`collect`) → a resolved [`trace::Trace`] (`recorder`, `unwind`,
+//! `symbolize`) → pure analysis (`analyze`) → reports (`report`).
+
+pub mod analyze;
+pub mod cli;
+pub mod clock;
+pub mod collect;
+pub mod duration;
+pub mod error;
+pub mod output;
+pub mod privileges;
+pub mod probes;
+pub mod procfs;
+pub mod progress;
+pub mod recorder;
+pub mod report;
+pub mod run;
+pub mod stacks;
+pub mod symbolize;
+pub mod syscalls;
+pub mod target;
+pub mod trace;
+pub mod unwind;

@@ -1,0 +1,10 @@
+//! Rendering a [`model::Report`]: text for people, JSON for programs.
+
+pub mod model;
+pub mod text;
+
+/// The JSON report, pretty-printed.
+pub fn to_json(report: &model::Report) -> String {
+    // Serializing plain structs of strings and numbers cannot fail.
+    serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}

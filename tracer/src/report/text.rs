@@ -1,0 +1,269 @@
+//! The terminal report. Its first lines must name the worst problem, its
+//! cause and its code location, so sections come worst first.
+
+use std::fmt::Write;
+
+use super::model::{BlockingGroup, Report, SyscallRow};
+use crate::{
+    duration::format_ns,
+    trace::{Frame, FrameKind},
+};
+
+/// Frames shown per stack in text (JSON has them all).
+const STACK_LINES: usize = 12;
+/// Blocking-call groups shown in text.
+const GROUPS_SHOWN: usize = 10;
+/// Syscall table rows shown in text.
+const SYSCALLS_SHOWN: usize = 25;
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    header(&mut out, report);
+    blocking(&mut out, report);
+    syscalls(&mut out, report);
+    out
+}
+
+fn header(out: &mut String, r: &Report) {
+    let command = if r.target.cmdline.is_empty() {
+        r.target.comm.clone()
+    } else {
+        r.target.cmdline.join(" ")
+    }
+    .escape_debug()
+    .to_string();
+    let _ = writeln!(
+        out,
+        "tracer: pid {} ({command}) traced for {}, {}",
+        r.target.pid,
+        format_ns(r.duration_ns),
+        r.ended_by
+    );
+    let _ = writeln!(
+        out,
+        "threads: {}   blocking calls (>= {}): {}   dropped events: {}",
+        r.threads.len(),
+        format_ns(r.threshold_ns),
+        r.blocking.len(),
+        r.dropped_events
+    );
+    if r.dropped_events > 0 {
+        let d = &r.drops;
+        let _ = writeln!(
+            out,
+            "  WARNING: events were lost: ring buffer full {}, thread map full {}, \
+             kernel stacks {}, process map full {}",
+            d.ringbuf_full, d.thread_map_full, d.kernel_stacks, d.process_map_full
+        );
+    }
+}
+
+fn blocking(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "\nBLOCKING CALLS (syscalls of {} or more, by call site, most total time first)",
+        format_ns(r.threshold_ns)
+    );
+    if r.blocking_groups.is_empty() {
+        let _ = writeln!(out, "  none");
+        return;
+    }
+    for (i, group) in r.blocking_groups.iter().take(GROUPS_SHOWN).enumerate() {
+        blocking_group(out, i + 1, group);
+    }
+    let hidden = r.blocking_groups.len().saturating_sub(GROUPS_SHOWN);
+    if hidden > 0 {
+        let _ = writeln!(out, "  ... {hidden} more call sites in the JSON report");
+    }
+}
+
+fn blocking_group(out: &mut String, rank: usize, g: &BlockingGroup) {
+    let on = g
+        .target
+        .as_deref()
+        .map(|t| format!(" on {t}"))
+        .unwrap_or_default();
+    let calls = if g.count == 1 { "call" } else { "calls" };
+    let tids: Vec<String> = g.tids.iter().map(u32::to_string).collect();
+    let _ = writeln!(
+        out,
+        "  {rank}. {}{on}: {} {calls}, total {}, max {} (tid {})",
+        g.syscall,
+        g.count,
+        format_ns(g.total_ns),
+        format_ns(g.max_ns),
+        tids.join(",")
+    );
+    stack(out, &g.stack, "       ");
+}
+
+/// Prints a stack innermost first, cut at [`STACK_LINES`].
+pub fn stack(out: &mut String, frames: &[Frame], indent: &str) {
+    if frames.is_empty() {
+        let _ = writeln!(out, "{indent}(no stack)");
+        return;
+    }
+    for frame in frames.iter().take(STACK_LINES) {
+        let _ = writeln!(out, "{indent}{}", format_frame(frame));
+    }
+    if frames.len() > STACK_LINES {
+        let _ = writeln!(
+            out,
+            "{indent}... {} more frames",
+            frames.len() - STACK_LINES
+        );
+    }
+}
+
+/// `function (file:line) [module]`, with only the last two path components.
+pub fn format_frame(frame: &Frame) -> String {
+    let mut text = frame.function.clone();
+    if let Some(file) = &frame.file {
+        let short = short_path(file);
+        match frame.line {
+            Some(line) => {
+                let _ = write!(text, " ({short}:{line})");
+            }
+            None => {
+                let _ = write!(text, " ({short})");
+            }
+        }
+    }
+    if let (Some(module), FrameKind::Native | FrameKind::Kernel) = (&frame.module, frame.kind) {
+        let _ = write!(text, " [{module}]");
+    }
+    text
+}
+
+fn short_path(path: &str) -> &str {
+    let mut cut = path.len();
+    for _ in 0..2 {
+        match path[..cut].rfind('/') {
+            Some(slash) => cut = slash,
+            None => return path,
+        }
+    }
+    &path[cut + 1..]
+}
+
+fn syscalls(out: &mut String, r: &Report) {
+    let _ = writeln!(out, "\nSYSCALLS (every call of the target, like strace -c)");
+    if r.syscalls.is_empty() {
+        let _ = writeln!(out, "  none");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<20} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "syscall", "calls", "errors", "total", "avg", "p50", "p99", "max"
+    );
+    for row in r.syscalls.iter().take(SYSCALLS_SHOWN) {
+        syscall_row(out, row);
+    }
+    let hidden = r.syscalls.len().saturating_sub(SYSCALLS_SHOWN);
+    if hidden > 0 {
+        let _ = writeln!(out, "  ... {hidden} more syscalls in the JSON report");
+    }
+}
+
+fn syscall_row(out: &mut String, s: &SyscallRow) {
+    let _ = writeln!(
+        out,
+        "  {:<20} {:>10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        s.name,
+        s.count,
+        s.errors,
+        format_ns(s.total_ns),
+        format_ns(s.avg_ns),
+        format_ns(s.p50_ns),
+        format_ns(s.p99_ns),
+        format_ns(s.max_ns)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        report::model::{ReportTarget, ThreadRow},
+        trace::Drops,
+    };
+
+    fn frame(function: &str, file: Option<&str>, line: Option<u32>, kind: FrameKind) -> Frame {
+        Frame {
+            function: function.into(),
+            file: file.map(str::to_string),
+            line,
+            module: (kind == FrameKind::Native).then(|| "libc.so.6".to_string()),
+            kind,
+        }
+    }
+
+    fn sample() -> Report {
+        Report {
+            version: 1,
+            target: ReportTarget {
+                pid: 4242,
+                comm: "python3".into(),
+                cmdline: vec!["python3".into(), "app.py".into()],
+            },
+            duration_ns: 5_000_000_000,
+            threshold_ns: 10_000_000,
+            ended_by: "duration elapsed".into(),
+            dropped_events: 0,
+            drops: Drops::default(),
+            threads: vec![ThreadRow {
+                pid: 4242,
+                tid: 4242,
+                comm: "python3".into(),
+            }],
+            syscalls: vec![SyscallRow {
+                name: "clock_nanosleep".into(),
+                nr: 230,
+                count: 2,
+                errors: 0,
+                total_ns: 300_400_000,
+                avg_ns: 150_200_000,
+                max_ns: 150_300_000,
+                p50_ns: 150_100_000,
+                p99_ns: 150_300_000,
+            }],
+            blocking: vec![],
+            blocking_groups: vec![BlockingGroup {
+                syscall: "clock_nanosleep".into(),
+                target: None,
+                count: 2,
+                total_ns: 300_400_000,
+                max_ns: 150_300_000,
+                tids: vec![4242],
+                stack: vec![
+                    frame(
+                        "clock_nanosleep",
+                        Some("/build/glibc/sysdeps/unix/clock_nanosleep.c"),
+                        Some(48),
+                        FrameKind::Native,
+                    ),
+                    frame(
+                        "leaf_block",
+                        Some("/srv/app.py"),
+                        Some(21),
+                        FrameKind::Python,
+                    ),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn golden() {
+        let expected = include_str!("testdata/report.txt");
+        assert_eq!(render(&sample()), expected);
+    }
+
+    #[test]
+    fn short_paths() {
+        assert_eq!(short_path("/a/b/c/d.c"), "c/d.c");
+        assert_eq!(short_path("c/d.c"), "c/d.c");
+        assert_eq!(short_path("d.c"), "d.c");
+    }
+}

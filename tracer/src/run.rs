@@ -1,0 +1,189 @@
+//! A live trace from start to report: check the request, attach, record until
+//! the duration ends, a signal arrives or the target exits, then report.
+
+use std::{
+    os::fd::{AsRawFd, OwnedFd},
+    time::Duration,
+};
+
+use anyhow::Context;
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+    time::{Instant, interval, sleep_until},
+};
+
+use crate::{
+    analyze::analyze,
+    cli::{Cli, TargetSpec},
+    clock::{monotonic_ns, unix_ms},
+    output::Outputs,
+    privileges,
+    probes::{ProbeSettings, Probes},
+    progress::Progress,
+    recorder::{Ending, Recorder},
+    report::{self, text},
+    symbolize::Symbolizer,
+    target::{self, Launched},
+    trace::{TargetInfo, Trace},
+};
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let spec = cli.validate()?;
+    let outputs = Outputs::prepare(cli.json.clone(), cli.output.clone())?;
+    privileges::check()?;
+    let session = Session::start(&spec, cli.threshold)?;
+    if !cli.quiet {
+        let until = match cli.duration {
+            Some(d) => format!("for {}", crate::duration::format_ns(d.as_nanos() as u64)),
+            None => "until Ctrl-C or its exit".to_string(),
+        };
+        eprintln!(
+            "tracer: attached to pid {} ({}), recording {until}",
+            session.target.pid, session.target.comm
+        );
+    }
+    let trace = session.record(cli.duration, cli.quiet).await?;
+    let report = analyze(&trace);
+    let text = text::render(&report);
+    let json = report::to_json(&report);
+    let written = outputs.write(&[("report.txt", &text), ("report.json", &json)], &json)?;
+    if !cli.quiet {
+        print!("{text}");
+        for path in written {
+            println!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// A target with the probes attached and recording.
+struct Session {
+    target: TargetInfo,
+    /// Set when we started the command ourselves (we reap it).
+    launched_pid: Option<u32>,
+    pidfd: OwnedFd,
+    probes: Probes,
+    recorder: Recorder,
+    threshold_ns: u64,
+    start_ns: u64,
+    started_unix_ms: u64,
+}
+
+impl Session {
+    fn start(spec: &TargetSpec, threshold: Duration) -> anyhow::Result<Self> {
+        let (target, launched) = match spec {
+            TargetSpec::Pid(pid) => (target::inspect(*pid)?, None),
+            TargetSpec::Command(argv) => {
+                let launched = target::launch(argv)?;
+                let target = TargetInfo {
+                    pid: launched.pid,
+                    comm: argv[0]
+                        .to_string_lossy()
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    cmdline: argv
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect(),
+                };
+                (target, Some(launched))
+            }
+        };
+        let pidfd = target::open_pidfd(target.pid)?;
+        let threshold_ns = threshold.as_nanos() as u64;
+        let mut probes = Probes::load(&ProbeSettings { threshold_ns })?;
+        let start_ns = monotonic_ns();
+        let started_unix_ms = unix_ms();
+        let mut recorder = Recorder::new(start_ns);
+        probes.trace_process(target.pid)?;
+        let launched_pid = launched.as_ref().map(|l| l.pid);
+        match launched {
+            Some(launched) => release(launched, &target)?,
+            None => recorder.add_process(target.pid),
+        }
+        Ok(Self {
+            target,
+            launched_pid,
+            pidfd,
+            probes,
+            recorder,
+            threshold_ns,
+            start_ns,
+            started_unix_ms,
+        })
+    }
+
+    async fn record(mut self, duration: Option<Duration>, quiet: bool) -> anyhow::Result<Trace> {
+        let ring = self.probes.take_events()?;
+        // SAFETY: the ring buffer owns its fd and keeps it open while it is
+        // registered (AsyncFd owns the ring buffer).
+        let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+            .context("cannot poll the ring buffer")?;
+        // SAFETY: the pidfd is owned by this session and outlives the AsyncFd.
+        let exited =
+            unsafe { AsyncFd::register_with_interest(self.pidfd.as_raw_fd(), Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .context("cannot watch the target")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let started = Instant::now();
+        let deadline = duration.map(|d| started + d);
+        let mut ticks = interval(Duration::from_secs(1));
+        let mut progress = Progress::new(quiet);
+        let ended_by = loop {
+            tokio::select! {
+                guard = ring.readable_mut() => {
+                    let mut guard = guard.context("polling the ring buffer")?;
+                    drain(guard.get_inner_mut(), &mut self.recorder);
+                    guard.clear_ready();
+                }
+                _ = exited.readable() => break self.exit_reason(),
+                _ = interrupt.recv() => break "interrupted (Ctrl-C)".to_string(),
+                _ = terminate.recv() => break "terminated (SIGTERM)".to_string(),
+                _ = sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
+                    break "duration elapsed".to_string();
+                }
+                _ = ticks.tick() => {
+                    let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
+                    progress.update(self.target.pid, started.elapsed().as_secs(), self.recorder.events, dropped);
+                }
+            }
+        };
+        progress.finish();
+        drop(exited);
+        drain(ring.get_mut(), &mut self.recorder);
+        let ending = Ending {
+            target: self.target,
+            started_unix_ms: self.started_unix_ms,
+            duration_ns: monotonic_ns().saturating_sub(self.start_ns),
+            threshold_ns: self.threshold_ns,
+            ended_by,
+            syscalls: self.probes.syscall_totals()?,
+            drops: self.probes.drops()?,
+        };
+        Ok(self.recorder.finish(ending, &Symbolizer::new()))
+    }
+
+    fn exit_reason(&self) -> String {
+        match self.launched_pid.and_then(target::reap) {
+            Some(status) => format!("target exited ({status})"),
+            None => "target exited".to_string(),
+        }
+    }
+}
+
+fn release(launched: Launched, target: &TargetInfo) -> anyhow::Result<()> {
+    launched.release(&target.comm)?;
+    Ok(())
+}
+
+fn drain(ring: &mut RingBuf<MapData>, recorder: &mut Recorder) {
+    while let Some(record) = ring.next() {
+        recorder.handle(&record);
+    }
+}

@@ -1,0 +1,118 @@
+//! Stacks as captured, deduplicated, waiting for symbolization at the end of
+//! the trace (one batch per module is much cheaper than one call per event).
+
+use std::{collections::HashMap, sync::Arc};
+
+use crate::{
+    symbolize::{Symbolizer, unknown_frame},
+    trace::{Frame, FrameKind, Stack, StackId},
+    unwind::{ModuleFile, NativeAddr},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RawFrame {
+    /// An address in module number `module` (ELF virtual address).
+    Native {
+        module: u32,
+        svma: u64,
+    },
+    /// A user address outside any readable module.
+    Unknown {
+        addr: u64,
+        region: Option<String>,
+    },
+    Kernel(u64),
+    /// Python frames are resolved while the process lives.
+    Python(Frame),
+    Truncated,
+}
+
+#[derive(Default)]
+pub struct StackTable {
+    modules: Vec<Arc<ModuleFile>>,
+    module_ids: HashMap<*const ModuleFile, u32>,
+    stacks: Vec<Vec<RawFrame>>,
+    ids: HashMap<Vec<RawFrame>, StackId>,
+}
+
+impl StackTable {
+    pub fn native(&mut self, addr: NativeAddr) -> RawFrame {
+        match addr {
+            NativeAddr::Module { file, svma } => {
+                let next = self.modules.len() as u32;
+                let module = *self.module_ids.entry(Arc::as_ptr(&file)).or_insert(next);
+                if module == next {
+                    self.modules.push(file);
+                }
+                RawFrame::Native { module, svma }
+            }
+            NativeAddr::Unknown { addr, region } => RawFrame::Unknown { addr, region },
+        }
+    }
+
+    pub fn intern(&mut self, frames: Vec<RawFrame>) -> StackId {
+        if let Some(&id) = self.ids.get(&frames) {
+            return id;
+        }
+        let id = self.stacks.len() as StackId;
+        self.stacks.push(frames.clone());
+        self.ids.insert(frames, id);
+        id
+    }
+
+    /// Symbolizes every stack; the result is indexed by [`StackId`].
+    pub fn symbolize(self, symbolizer: &Symbolizer) -> Vec<Stack> {
+        let mut by_module: HashMap<u32, Vec<u64>> = HashMap::new();
+        let mut kernel = Vec::new();
+        for frame in self.stacks.iter().flatten() {
+            match frame {
+                RawFrame::Native { module, svma } => {
+                    by_module.entry(*module).or_default().push(*svma)
+                }
+                RawFrame::Kernel(addr) => kernel.push(*addr),
+                _ => {}
+            }
+        }
+        let mut names: HashMap<RawFrame, Vec<Frame>> = HashMap::new();
+        for (module, mut svmas) in by_module {
+            svmas.sort_unstable();
+            svmas.dedup();
+            let frames = symbolizer.module_frames(&self.modules[module as usize], &svmas);
+            for (svma, frames) in svmas.into_iter().zip(frames) {
+                names.insert(RawFrame::Native { module, svma }, frames);
+            }
+        }
+        kernel.sort_unstable();
+        kernel.dedup();
+        for (addr, frames) in kernel.iter().zip(symbolizer.kernel_frames(&kernel)) {
+            names.insert(RawFrame::Kernel(*addr), frames);
+        }
+        self.stacks
+            .iter()
+            .map(|raw| {
+                raw.iter()
+                    .flat_map(|frame| match frame {
+                        RawFrame::Native { .. } | RawFrame::Kernel(_) => {
+                            names.get(frame).cloned().unwrap_or_default()
+                        }
+                        RawFrame::Unknown { addr, region } => {
+                            vec![unknown_frame(*addr, region, FrameKind::Native)]
+                        }
+                        RawFrame::Python(frame) => vec![frame.clone()],
+                        RawFrame::Truncated => vec![truncated_frame()],
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn truncated_frame() -> Frame {
+    Frame {
+        function: "[truncated: unwinding stopped here]".to_string(),
+        file: None,
+        line: None,
+        module: None,
+        kind: FrameKind::Truncated,
+    }
+}

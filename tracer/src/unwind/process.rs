@@ -1,0 +1,208 @@
+//! The modules mapped in one traced process, and unwinding its stacks.
+
+use std::sync::Arc;
+
+use framehop::{
+    ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder,
+    x86_64::{CacheX86_64, UnwindRegsX86_64, UnwinderX86_64},
+};
+use tracer_common::UserRegs;
+
+use super::module_file::{ModuleFile, ModuleFiles, SectionBytes};
+use crate::procfs::maps::{Mapping, read_maps};
+
+/// Frames beyond this are not unwound (a runaway or corrupt stack).
+const MAX_FRAMES: usize = 256;
+
+/// Where a user address lies: in a known ELF module, or elsewhere.
+#[derive(Clone)]
+pub enum NativeAddr {
+    /// `svma` is the address as the ELF file states it (runtime - bias).
+    Module { file: Arc<ModuleFile>, svma: u64 },
+    /// Not in a file we could read: JIT code, `[vdso]`, anonymous memory.
+    Unknown { addr: u64, region: Option<String> },
+}
+
+/// An unwound stack: addresses innermost first, already adjusted for lookup
+/// (return addresses minus one, so they point into the calling instruction).
+pub struct Unwound {
+    pub frames: Vec<NativeAddr>,
+    /// The unwinder stopped before the outermost frame.
+    pub truncated: bool,
+}
+
+struct LoadedModule {
+    dev: String,
+    inode: u64,
+    start: u64,
+    end: u64,
+    bias: u64,
+    file: Arc<ModuleFile>,
+}
+
+pub struct ProcessModules {
+    pid: u32,
+    modules: Vec<LoadedModule>,
+    /// Non-file mappings (JIT, vdso, ...) for naming unknown addresses.
+    others: Vec<Mapping>,
+    unwinder: UnwinderX86_64<SectionBytes>,
+    cache: CacheX86_64,
+}
+
+impl ProcessModules {
+    pub fn new(pid: u32, files: &mut ModuleFiles) -> Self {
+        let mut this = Self {
+            pid,
+            modules: Vec::new(),
+            others: Vec::new(),
+            unwinder: UnwinderX86_64::new(),
+            cache: CacheX86_64::new(),
+        };
+        this.refresh(files);
+        this
+    }
+
+    /// Re-reads /proc/PID/maps. An empty or failed read (the process is gone)
+    /// keeps what was known, so late events of an exited process still unwind.
+    pub fn refresh(&mut self, files: &mut ModuleFiles) {
+        let maps = match read_maps(self.pid) {
+            Ok(maps) if !maps.is_empty() => maps,
+            _ => return,
+        };
+        let mut modules: Vec<LoadedModule> = Vec::new();
+        let mut others = Vec::new();
+        for mapping in &maps {
+            if !mapping.is_file() {
+                if mapping.executable {
+                    others.push(mapping.clone());
+                }
+                continue;
+            }
+            // ld.so maps a file's segments next to each other: one module.
+            if let Some(last) = modules.last_mut()
+                && (last.dev.as_str(), last.inode) == (mapping.dev.as_str(), mapping.inode)
+            {
+                last.end = last.end.max(mapping.end);
+                continue;
+            }
+            let Some(file) = files.get(self.pid, mapping) else {
+                continue;
+            };
+            let Some(bias) = file.load_bias(mapping.start, mapping.offset) else {
+                continue;
+            };
+            modules.push(LoadedModule {
+                dev: mapping.dev.clone(),
+                inode: mapping.inode,
+                start: mapping.start,
+                end: mapping.end,
+                bias,
+                file,
+            });
+        }
+        let mut unwinder = UnwinderX86_64::new();
+        for module in &modules {
+            unwinder.add_module(framehop_module(module));
+        }
+        self.modules = modules;
+        self.others = others;
+        self.unwinder = unwinder;
+        self.cache = CacheX86_64::new();
+    }
+
+    fn module_at(&self, addr: u64) -> Option<&LoadedModule> {
+        let index = self.modules.partition_point(|m| m.start <= addr);
+        let module = self.modules.get(index.checked_sub(1)?)?;
+        (addr < module.end).then_some(module)
+    }
+
+    /// Unwinds a stack captured in the kernel: `stack` holds the memory from
+    /// `regs.sp` upwards. Refreshes the module list once if the stack runs
+    /// through code that was not mapped when it was last read (dlopen, exec).
+    pub fn unwind(&mut self, regs: &UserRegs, stack: &[u8], files: &mut ModuleFiles) -> Unwound {
+        let (addrs, truncated) = self.unwind_addrs(regs, stack);
+        if addrs.iter().any(|&a| self.module_at(a).is_none()) {
+            self.refresh(files);
+            let (addrs, truncated) = self.unwind_addrs(regs, stack);
+            return self.resolve(addrs, truncated);
+        }
+        self.resolve(addrs, truncated)
+    }
+
+    fn unwind_addrs(&mut self, regs: &UserRegs, stack: &[u8]) -> (Vec<u64>, bool) {
+        let sp = regs.sp;
+        let mut read_stack = |addr: u64| -> Result<u64, ()> {
+            let offset = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
+            let bytes = stack.get(offset..offset + 8).ok_or(())?;
+            Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
+        };
+        let mut frames = self.unwinder.iter_frames(
+            regs.ip,
+            UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp),
+            &mut self.cache,
+            &mut read_stack,
+        );
+        let mut addrs = Vec::new();
+        loop {
+            match frames.next() {
+                Ok(Some(frame)) => {
+                    addrs.push(lookup_address(frame));
+                    if addrs.len() >= MAX_FRAMES {
+                        return (addrs, true);
+                    }
+                }
+                Ok(None) => return (addrs, false),
+                Err(_) => return (addrs, true),
+            }
+        }
+    }
+
+    fn resolve(&self, addrs: Vec<u64>, truncated: bool) -> Unwound {
+        let frames = addrs
+            .into_iter()
+            .map(|addr| match self.module_at(addr) {
+                Some(m) => NativeAddr::Module {
+                    file: m.file.clone(),
+                    svma: addr.wrapping_sub(m.bias),
+                },
+                None => NativeAddr::Unknown {
+                    addr,
+                    region: self
+                        .others
+                        .iter()
+                        .find(|o| o.start <= addr && addr < o.end)
+                        .and_then(|o| o.path.clone()),
+                },
+            })
+            .collect();
+        Unwound { frames, truncated }
+    }
+}
+
+/// The first frame is the interrupted instruction itself; the others are
+/// return addresses, which point after the call.
+fn lookup_address(frame: FrameAddress) -> u64 {
+    frame.address_for_lookup()
+}
+
+fn framehop_module(module: &LoadedModule) -> Module<SectionBytes> {
+    let file = &module.file;
+    let svma = |s: &Option<super::module_file::Section>| s.as_ref().map(|s| s.svma.clone());
+    let data = |s: &Option<super::module_file::Section>| s.as_ref().and_then(|s| s.data.clone());
+    Module::new(
+        file.path.clone(),
+        module.start..module.end,
+        module.bias,
+        ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma: svma(&file.text),
+            got_svma: svma(&file.got),
+            eh_frame_svma: svma(&file.eh_frame),
+            eh_frame: data(&file.eh_frame),
+            eh_frame_hdr_svma: svma(&file.eh_frame_hdr),
+            eh_frame_hdr: data(&file.eh_frame_hdr),
+            debug_frame: file.debug_frame.clone(),
+            ..Default::default()
+        },
+    )
+}

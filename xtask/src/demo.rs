@@ -1,0 +1,32 @@
+//! `cargo xtask demo`: trace the bundled asyncio service and show the report.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, bail};
+
+use crate::command::{build_tracer, run, tracer_binary, workspace_root};
+
+pub fn demo() -> anyhow::Result<()> {
+    build_tracer()?;
+    let script = workspace_root().join("demo/blocking_service.py");
+    let mut service = Command::new("python3")
+        .arg(&script)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start python3 demo/blocking_service.py")?;
+    let mut first_line = String::new();
+    let stdout = service.stdout.take().context("no stdout")?;
+    BufReader::new(stdout).read_line(&mut first_line)?;
+    let Some(pid) = first_line.strip_prefix("ready ").map(str::trim) else {
+        let _ = service.kill();
+        bail!("the demo service did not start: {first_line:?}");
+    };
+    eprintln!("demo: started demo/blocking_service.py as pid {pid}; tracing it for 6 s\n");
+    let result = run(Command::new(tracer_binary()).args(["--pid", pid, "--duration", "6s"]));
+    let _ = service.kill();
+    let _ = service.wait();
+    result
+}

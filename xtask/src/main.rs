@@ -1,0 +1,51 @@
+//! Project tasks: `cargo xtask setup | build | demo | test | lint`.
+//! Every task first runs `setup`, which makes a fresh machine able to build
+//! the eBPF programs and is quick when everything is already there.
+
+mod command;
+mod demo;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Args {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building needs: rust-src for nightly, bpf-linker built
+    /// against nightly's libLLVM; mount tracefs.
+    Setup,
+    /// Build target/release/tracer.
+    Build,
+    /// Start a bundled asyncio service with known blocking calls, trace it
+    /// and print the report.
+    Demo,
+    /// Run every test: unit tests, then the integration tests (as root).
+    Test {
+        /// Only tests whose name contains this.
+        filter: Option<String>,
+    },
+    /// rustfmt and clippy, as CI runs them.
+    Lint,
+}
+
+fn main() {
+    let args = Args::parse();
+    let result = setup::setup().and_then(|()| match args.task {
+        Task::Setup => Ok(()),
+        Task::Build => command::build_tracer(),
+        Task::Demo => demo::demo(),
+        Task::Test { filter } => test::test(filter.as_deref()),
+        Task::Lint => test::lint(),
+    });
+    if let Err(error) = result {
+        eprintln!("xtask: error: {error:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,57 @@
+//! `cargo xtask test` and `cargo xtask lint`.
+
+use std::process::Command;
+
+use crate::command::{build_tracer, cargo, run, tracer_binary, workspace_root};
+
+/// Unit and integration tests of the default members (all but the eBPF
+/// crate, which only builds for the BPF target), in release mode so that the tracer library,
+/// the binary and the eBPF object are built once.
+pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
+    build_tracer()?;
+    let mut command = cargo();
+    command
+        .args(["test", "--release"])
+        .env("TRACER_BIN", tracer_binary());
+    if let Some(filter) = filter {
+        command.arg(filter);
+    }
+    run(&mut command)
+}
+
+pub fn lint() -> anyhow::Result<()> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--release",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The kernel programs build for the BPF target with nightly.
+    run(Command::new("rustup")
+        .current_dir(workspace_root())
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--release",
+            "--package",
+            "tracer-ebpf",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--target-dir",
+            "target/ebpf-clippy",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            "--cfg=bpf_target_arch=\"x86_64\"",
+        ))
+}
