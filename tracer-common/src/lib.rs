@@ -5,8 +5,10 @@
 
 pub mod event;
 pub mod hist;
+pub mod python;
 
 pub use event::*;
+pub use python::{PyOffsets, PyProcess};
 
 /// Map names, as the kernel object declares them and userspace looks them up.
 pub mod maps {
