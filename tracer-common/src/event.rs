@@ -2,7 +2,7 @@
 //! values both sides read. Each record starts with an [`EventHeader`] whose
 //! `kind` says which struct follows.
 
-use crate::{MAX_PY_FRAMES, STACK_COPY_BYTES, TASK_COMM_LEN, hist::HIST_BUCKETS};
+use crate::{FdInfo, MAX_PY_FRAMES, STACK_COPY_BYTES, TASK_COMM_LEN, hist::HIST_BUCKETS};
 
 /// Values of [`EventHeader::kind`].
 pub mod kind {
@@ -10,6 +10,10 @@ pub mod kind {
     pub const SLOW_SYSCALL: u32 = 1;
     /// [`super::TaskExit`]: a traced thread exited.
     pub const TASK_EXIT: u32 = 2;
+    /// [`super::Stall`]: an event-loop iteration ran at least the threshold.
+    pub const STALL: u32 = 3;
+    /// [`super::CpuSample`]: an on-CPU sample.
+    pub const CPU_SAMPLE: u32 = 4;
 }
 
 #[repr(C)]
@@ -100,6 +104,10 @@ pub struct SlowSyscall {
     pub arg0: u64,
     pub start_ns: u64,
     pub duration_ns: u64,
+    /// Time the thread slept during the call (off CPU, not runnable).
+    pub blocked_ns: u64,
+    /// What `arg0` referred to, if it is a file descriptor.
+    pub fd: FdInfo,
     pub comm: [u8; TASK_COMM_LEN],
     pub stack: StackCapture,
 }
@@ -123,14 +131,96 @@ pub struct SyscallStats {
     pub hist: [u64; HIST_BUCKETS],
 }
 
-/// Per-thread state the kernel keeps between a syscall's entry and exit.
+/// Per-thread state the kernel keeps: the syscall in progress, scheduling
+/// marks, and the event-loop iteration in progress. Inserted at a thread's
+/// first syscall, updated in place, removed when the thread exits.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadState {
     /// Entry time of the syscall in progress; 0 when not in a traced syscall.
     pub syscall_start_ns: u64,
     pub syscall_nr: u64,
+    /// Time the thread slept (off CPU, not runnable) during this syscall.
+    pub syscall_blocked_ns: u64,
+    /// When the thread last went on CPU (0: unknown).
+    pub oncpu_since_ns: u64,
+    /// When the thread last went off CPU; 0 while it runs.
+    pub offcpu_since_ns: u64,
+    /// 1 if it went off CPU still runnable (preempted), else 0 (it slept).
+    pub offcpu_runnable: u64,
+    /// The key (epoll fd, ...) of the thread's own idle wait: a
+    /// Boyer-Moore majority vote over its poll-family waits.
+    pub loop_key: u64,
+    pub loop_votes: u64,
+    /// The futex a loop thread parks on when idle (tokio workers park on a
+    /// condvar between polls), by the same vote over its futex waits; only
+    /// for processes flagged `FUTEX_IDLE`.
+    pub park_key: u64,
+    pub park_votes: u64,
+    /// 1 while the thread is in its loop's idle wait.
+    pub in_idle_wait: u64,
+    /// Start of the loop iteration in progress (0: none).
+    pub iter_start_ns: u64,
+    /// On-CPU time of the iteration, up to `oncpu_since_ns`.
+    pub iter_oncpu_ns: u64,
+    /// Time the iteration waited runnable (preempted, run queue).
+    pub iter_runqueue_ns: u64,
+    /// Time the iteration slept (blocked).
+    pub iter_blocked_ns: u64,
+    /// The longest syscall inside the iteration.
+    pub iter_worst_nr: u64,
+    pub iter_worst_ns: u64,
+    pub iter_worst_arg0: u64,
+    /// First argument of the syscall in progress.
+    pub syscall_arg0: u64,
 }
+
+/// Per event-loop thread statistics (`LOOP_STATS`, keyed by tid).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LoopStats {
+    pub iterations: u64,
+    pub busy_ns: u64,
+    pub idle_ns: u64,
+    pub max_busy_ns: u64,
+    /// Histogram of iteration busy time (the loop's "lag").
+    pub hist: [u64; HIST_BUCKETS],
+}
+
+/// A loop iteration that ran for at least the threshold.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Stall {
+    pub header: EventHeader,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub oncpu_ns: u64,
+    pub runqueue_ns: u64,
+    pub blocked_ns: u64,
+    /// The longest syscall inside the iteration (nr, duration, first arg).
+    pub worst_nr: u64,
+    pub worst_ns: u64,
+    pub worst_arg0: u64,
+    /// The loop's idle-wait key (its epoll fd), to tell nested loops apart.
+    pub loop_key: u64,
+}
+
+/// A CPU sample of a traced thread. `kind` tells why it was taken.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CpuSample {
+    pub header: EventHeader,
+    /// `SAMPLE_*`.
+    pub reason: u32,
+    pub _pad: u32,
+    pub comm: [u8; TASK_COMM_LEN],
+    pub stack: StackCapture,
+}
+
+/// Sampled for the CPU profile (`--rate`).
+pub const SAMPLE_PROFILE: u32 = 1;
+/// Sampled because the thread's loop iteration is running long.
+pub const SAMPLE_STALL: u32 = 2;
 
 const _: () = {
     assert!(core::mem::size_of::<EventHeader>() == 24);
@@ -141,11 +231,17 @@ const _: () = {
         core::mem::size_of::<StackCapture>() == 40 + (8 + 16 * MAX_PY_FRAMES) + STACK_COPY_BYTES
     );
     assert!(
-        core::mem::size_of::<SlowSyscall>() == 24 + 40 + 16 + core::mem::size_of::<StackCapture>()
+        core::mem::size_of::<SlowSyscall>()
+            == 24 + 48 + 56 + 16 + core::mem::size_of::<StackCapture>()
     );
     assert!(core::mem::size_of::<TaskExit>() == 40);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 16);
+    assert!(core::mem::size_of::<ThreadState>() == 19 * 8);
+    assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
+    assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
+    assert!(
+        core::mem::size_of::<CpuSample>() == 24 + 8 + 16 + core::mem::size_of::<StackCapture>()
+    );
 };
 
 #[cfg(feature = "user")]
@@ -155,4 +251,6 @@ mod pod {
     unsafe impl aya::Pod for super::SyscallStats {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ThreadState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LoopStats {}
 }

@@ -5,9 +5,11 @@
 
 pub mod event;
 pub mod hist;
+pub mod kernel;
 pub mod python;
 
 pub use event::*;
+pub use kernel::{FdInfo, KernelOffsets};
 pub use python::{PyOffsets, PyProcess};
 
 /// Map names, as the kernel object declares them and userspace looks them up.
@@ -20,7 +22,7 @@ pub mod maps {
     pub const KERNEL_STACKS: &str = "KERNEL_STACKS";
     pub const PY_PROCS: &str = "PY_PROCS";
     pub const PY_THREADS: &str = "PY_THREADS";
-    pub const SCRATCH: &str = "SCRATCH";
+    pub const LOOP_STATS: &str = "LOOP_STATS";
 }
 
 /// Names of the settings (`Global` statics) userspace overrides at load time.
@@ -28,7 +30,8 @@ pub mod globals {
     pub const THRESHOLD_NS: &str = "THRESHOLD_NS";
     pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
     pub const TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
-    pub const TASK_FSBASE_OFFSET: &str = "TASK_FSBASE_OFFSET";
+    pub const KERNEL: &str = "KERNEL";
+    pub const STALL_SAMPLE_AFTER_NS: &str = "STALL_SAMPLE_AFTER_NS";
 }
 
 /// Syscall numbers below this have per-syscall statistics (x86-64 has < 470).
@@ -44,8 +47,18 @@ pub const MAX_PY_FRAMES: usize = 64;
 pub const MAX_THREADS: u32 = 16384;
 /// Processes tracked at once.
 pub const MAX_PROCESSES: u32 = 1024;
+/// Event-loop threads tracked at once.
+pub const MAX_LOOPS: u32 = 1024;
 /// Depth of kernel stacks in the stack map.
 pub const KERNEL_STACK_DEPTH: usize = 127;
+
+/// Flags in a `TRACED` map value.
+pub mod traced {
+    /// A loop thread's most frequent futex wait is idle (its park), not
+    /// blocking. Off for runtimes whose futex waits are real blocking (the
+    /// CPython GIL, V8's GC helpers).
+    pub const FUTEX_IDLE: u32 = 1;
+}
 
 /// Indices into the per-CPU `COUNTERS` array. Every event the kernel side could
 /// not deliver is counted here, so the report can say what it missed.

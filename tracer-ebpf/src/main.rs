@@ -4,9 +4,15 @@
 #![no_main]
 
 mod counters;
+mod fds;
 mod helpers;
+mod kernel;
+mod loops;
 mod maps;
 mod process;
+mod python;
+mod sampling;
+mod sched;
 mod stack;
 mod syscalls;
 mod target;

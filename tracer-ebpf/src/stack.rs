@@ -3,14 +3,29 @@
 
 use core::{ffi::c_void, ptr::addr_of_mut};
 
-use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_user};
-use tracer_common::{PY_STATUS_NONE, STACK_COPY_BYTES, StackCapture, UserRegs};
+use aya_ebpf::helpers::{
+    bpf_probe_read_kernel,
+    generated::{bpf_get_current_task, bpf_probe_read_user},
+};
+use tracer_common::{STACK_COPY_BYTES, StackCapture, UserRegs};
+
+use crate::{kernel, python};
 
 // Offsets in the x86-64 `struct pt_regs` (stable ABI: it is the uapi layout).
 const PT_REGS_BP: usize = 32;
-const PT_REGS_DI: usize = 112;
+pub const PT_REGS_R10: usize = 56;
+pub const PT_REGS_DX: usize = 96;
+pub const PT_REGS_SI: usize = 104;
+pub const PT_REGS_DI: usize = 112;
 const PT_REGS_IP: usize = 128;
+const PT_REGS_CS: usize = 136;
 const PT_REGS_SP: usize = 152;
+/// sizeof(struct pt_regs).
+const PT_REGS_SIZE: u64 = 168;
+/// The user code segment selector: the registers are from user mode.
+const USER_CS: u64 = 0x33;
+/// x86-64 kernel stack size (THREAD_SIZE, 16 KiB without KASAN).
+const THREAD_SIZE: u64 = 16384;
 
 /// Reads one saved register from a kernel `struct pt_regs *`.
 #[inline(always)]
@@ -25,27 +40,47 @@ pub fn first_arg(regs: *const u8) -> u64 {
     pt_reg(regs, PT_REGS_DI)
 }
 
-/// Fills `out` from the user registers in `regs`: registers, the stack copy,
-/// and empty kernel and Python stacks for the caller to fill.
+/// The registers an unwinder starts from, out of a `struct pt_regs *`.
+#[inline(always)]
+pub fn user_regs_at(regs: *const u8) -> UserRegs {
+    UserRegs {
+        ip: pt_reg(regs, PT_REGS_IP),
+        sp: pt_reg(regs, PT_REGS_SP),
+        bp: pt_reg(regs, PT_REGS_BP),
+    }
+}
+
+/// The current task's saved user registers (`task_pt_regs(current)`): at
+/// the top of its kernel stack. None if they do not look like user mode.
+#[inline(always)]
+pub fn current_user_regs(task_stack_offset: u32) -> Option<UserRegs> {
+    // SAFETY: the current task is valid while the program runs.
+    let task = unsafe { bpf_get_current_task() };
+    let stack = kernel::read::<u64>(task, task_stack_offset)?;
+    let regs = (stack + THREAD_SIZE - PT_REGS_SIZE) as *const u8;
+    (pt_reg(regs, PT_REGS_CS) == USER_CS).then(|| user_regs_at(regs))
+}
+
+/// Fills `out` with the current thread's user stack: the registers, a copy
+/// of the stack from `user.sp` up (none if `sp` is 0: not known), and its
+/// Python frames. The kernel stack is left empty for the caller.
 ///
 /// # Safety
 /// `out` must point to writable memory of a `StackCapture` (a ring buffer
 /// reservation).
 #[inline(always)]
-pub unsafe fn capture_user(regs: *const u8, out: *mut StackCapture) {
-    let user = UserRegs {
-        ip: pt_reg(regs, PT_REGS_IP),
-        sp: pt_reg(regs, PT_REGS_SP),
-        bp: pt_reg(regs, PT_REGS_BP),
-    };
+pub unsafe fn capture_user(user: UserRegs, tgid: u32, tid: u32, out: *mut StackCapture) {
     // SAFETY: the caller guarantees `out` is valid for writes.
     unsafe {
         (*out).regs = user;
         (*out).kernel_stack_id = -1;
         (*out)._pad = 0;
-        (*out).py.len = 0;
-        (*out).py.status = PY_STATUS_NONE;
-        (*out).user_len = copy_user_stack(user.sp, addr_of_mut!((*out).user).cast::<u8>());
+        python::read_stack(tgid, tid, addr_of_mut!((*out).py));
+        (*out).user_len = if user.sp == 0 {
+            0
+        } else {
+            copy_user_stack(user.sp, addr_of_mut!((*out).user).cast::<u8>())
+        };
     }
 }
 

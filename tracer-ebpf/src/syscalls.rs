@@ -1,19 +1,24 @@
-//! Every syscall of the target: per-syscall statistics aggregated here, and
-//! the slow ones (at or above the threshold) streamed with their stack.
+//! Every syscall of the target: per-syscall statistics aggregated here, the
+//! slow ones (at or above the threshold) streamed with their stack, and the
+//! poll-family waits handed to the event-loop tracking.
 
 use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
     Global, helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use tracer_common::{EventHeader, MAX_SYSCALL_NR, SlowSyscall, ThreadState, counter, hist, kind};
+use tracer_common::{
+    EventHeader, MAX_SYSCALL_NR, SlowSyscall, ThreadState, counter, hist, kind, traced,
+};
 
 use crate::{
     counters::bump,
+    fds,
     helpers::{cpu_id, now_ns},
+    loops,
     maps::{EVENTS, SYSCALL_STATS, THREADS},
-    stack::{capture_user, first_arg},
-    target::current_traced,
+    stack::{capture_user, first_arg, user_regs_at},
+    target::{self, current_traced},
 };
 
 /// Syscalls at least this long are streamed; overridden at load.
@@ -30,7 +35,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_sys_enter(ctx: &RawTracePointContext) {
-    let Some((_, tid)) = current_traced() else {
+    let Some((tgid, tid)) = current_traced() else {
         return;
     };
     let nr: u64 = ctx.arg(1);
@@ -40,22 +45,32 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
         return;
     }
     let now = now_ns();
-    match THREADS.get_ptr_mut(tid) {
-        // SAFETY: the pointer comes from the map; only this thread writes it.
-        Some(state) => unsafe {
-            (*state).syscall_start_ns = now;
-            (*state).syscall_nr = nr;
-        },
-        None => {
-            let state = ThreadState {
-                syscall_start_ns: now,
-                syscall_nr: nr,
-            };
-            if THREADS.insert(tid, state, 0).is_err() {
-                bump(counter::DROP_THREAD_MAP_FULL);
-            }
-        }
+    let regs: *const u8 = ctx.arg(0);
+    let wait_key = loops::wait_key(nr, regs);
+    let park_key =
+        loops::futex_wait_key(nr, regs).filter(|_| target::flags(tgid) & traced::FUTEX_IDLE != 0);
+    let Some(state) = thread_state(tid) else {
+        bump(counter::DROP_THREAD_MAP_FULL);
+        return;
+    };
+    state.syscall_start_ns = now;
+    state.syscall_nr = nr;
+    state.syscall_blocked_ns = 0;
+    if let Some(key) = wait_key {
+        loops::wait_enter(state, key, tgid, tid, now, THRESHOLD_NS.load());
+    } else if let Some(key) = park_key {
+        loops::park_enter(state, key, tgid, tid, now, THRESHOLD_NS.load());
     }
+}
+
+/// The thread's state, created at its first syscall.
+fn thread_state(tid: u32) -> Option<&'static mut ThreadState> {
+    if THREADS.get_ptr_mut(tid).is_none() {
+        THREADS.insert(tid, ThreadState::default(), 0).ok()?;
+    }
+    // SAFETY: map values live as long as their entry; only this thread's
+    // own programs write it.
+    THREADS.get_ptr_mut(tid).map(|state| unsafe { &mut *state })
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -71,23 +86,36 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
     let Some(state) = THREADS.get_ptr_mut(tid) else {
         return;
     };
-    // SAFETY: the pointer comes from the map; only this thread writes it.
-    let (start, nr) = unsafe {
-        let start = (*state).syscall_start_ns;
-        (*state).syscall_start_ns = 0;
-        (start, (*state).syscall_nr)
-    };
+    // SAFETY: see thread_state.
+    let state = unsafe { &mut *state };
+    let start = state.syscall_start_ns;
     // No entry seen: the syscall was already running when tracing began.
     if start == 0 {
         return;
     }
+    state.syscall_start_ns = 0;
+    let nr = state.syscall_nr;
     let now = now_ns();
     let duration = now.saturating_sub(start);
     // The second argument of sys_exit is the return value, not the number.
     let ret: i64 = ctx.arg(1);
     account(nr, duration, ret);
+    if state.in_idle_wait != 0 {
+        // The loop's own wait: idle time, not a blocking call.
+        loops::idle_wait_exit(state, tid, now, duration);
+        return;
+    }
+    let regs: *const u8 = ctx.arg(0);
+    loops::syscall_in_iteration(state, nr, duration, regs);
     if duration >= THRESHOLD_NS.load() {
-        emit_slow(ctx, tgid, tid, nr as u32, ret, start, duration, now);
+        let call = Call {
+            nr: nr as u32,
+            ret,
+            start,
+            duration,
+            blocked: state.syscall_blocked_ns,
+        };
+        emit_slow(regs, tgid, tid, &call, now);
     }
 }
 
@@ -121,23 +149,20 @@ fn is_error(ret: i64) -> bool {
     (-4095..0).contains(&ret)
 }
 
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn emit_slow(
-    ctx: &RawTracePointContext,
-    tgid: u32,
-    tid: u32,
+struct Call {
     nr: u32,
     ret: i64,
     start: u64,
     duration: u64,
-    now: u64,
-) {
+    blocked: u64,
+}
+
+#[inline(always)]
+fn emit_slow(regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u64) {
     let Some(mut entry) = EVENTS.reserve::<SlowSyscall>(0) else {
         bump(counter::DROP_RINGBUF_FULL);
         return;
     };
-    let regs: *const u8 = ctx.arg(0);
     let e = entry.as_mut_ptr();
     // SAFETY: `e` is a ring buffer reservation of the right size; every field
     // is written before submit.
@@ -149,14 +174,16 @@ fn emit_slow(
             tid,
             ts_ns: now,
         };
-        (*e).nr = nr;
+        (*e).nr = call.nr;
         (*e)._pad = 0;
-        (*e).ret = ret;
+        (*e).ret = call.ret;
         (*e).arg0 = first_arg(regs);
-        (*e).start_ns = start;
-        (*e).duration_ns = duration;
+        (*e).start_ns = call.start;
+        (*e).duration_ns = call.duration;
+        (*e).blocked_ns = call.blocked;
+        fds::describe((*e).arg0, addr_of_mut!((*e).fd));
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        capture_user(regs, addr_of_mut!((*e).stack));
+        capture_user(user_regs_at(regs), tgid, tid, addr_of_mut!((*e).stack));
     }
     entry.submit(0);
     bump(counter::EVENTS_SENT);

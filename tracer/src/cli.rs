@@ -36,6 +36,10 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
     pub threshold: Duration,
 
+    /// CPU profile sampling rate in Hz (0 turns the profile off).
+    #[arg(long, value_name = "HZ", default_value_t = 99)]
+    pub rate: u64,
+
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -69,6 +73,8 @@ pub enum TargetSpec {
 /// Smallest and largest accepted `--threshold`.
 const MIN_THRESHOLD: Duration = Duration::from_micros(1);
 const MAX_THRESHOLD: Duration = Duration::from_secs(3600);
+/// Highest `--rate`: beyond it sampling itself costs the target.
+const MAX_RATE: u64 = 10_000;
 
 impl Cli {
     /// Checks what clap cannot: exactly one target, sane durations.
@@ -91,6 +97,12 @@ impl Cli {
             return Err(UsageError(
                 "--duration must be above 0 (leave it out to trace until Ctrl-C)".into(),
             ));
+        }
+        if self.rate > MAX_RATE {
+            return Err(UsageError(format!(
+                "--rate must be at most {MAX_RATE} Hz, not {}",
+                self.rate
+            )));
         }
         if !(MIN_THRESHOLD..=MAX_THRESHOLD).contains(&self.threshold) {
             return Err(UsageError(format!(

@@ -1,27 +1,72 @@
 //! Turns the kernel's events into a [`Trace`] while the target runs: stacks
-//! are unwound and fds described at once (the process may be gone by the end
-//! of the trace), then everything is symbolized in one batch at the end.
+//! are unwound, Python frames named and fds described at once (the process
+//! may be gone by the end of the trace), then everything is symbolized in one
+//! batch at the end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
+
+use tracer_common::{LoopStats, PY_STATUS_NONE, PyProcess, Stall};
 
 use crate::{
-    collect::{CapturedStack, RawEvent, SlowSyscallEvent, decode::decode},
-    procfs::{fd::FdResolver, status},
+    collect::{CapturedStack, RawEvent, SampleEvent, SlowSyscallEvent, decode::decode},
+    fdinfo,
+    procfs::{fd::FdResolver, maps::read_maps, status},
+    pystack::{self, PythonTarget},
+    python::CodeReader,
+    runtime::Runtime,
     stacks::{RawFrame, StackTable},
     symbolize::Symbolizer,
     syscalls,
-    trace::{BlockingCall, Drops, StackId, SyscallTotals, TargetInfo, ThreadInfo, Trace},
+    trace::{
+        BlockingCall, Drops, LoopThread, SampleRecord, StallRecord, SyscallSummary, SyscallTotals,
+        TargetInfo, ThreadInfo, Trace,
+    },
     unwind::{ModuleFiles, ProcessModules},
 };
+
+fn mapping_count(pid: u32) -> usize {
+    read_maps(pid).map_or(0, |maps| maps.len())
+}
+
+/// Where kernel stacks recorded by id can be read (the probes' stack map).
+pub trait KernelStacks {
+    /// Return addresses, innermost first.
+    fn kernel_stack(&self, id: u32) -> Option<Vec<u64>>;
+}
+
+/// What the probes must learn about a traced process (its runtime was
+/// found, or changed with an exec).
+pub struct ProcessUpdate {
+    pub pid: u32,
+    /// `TRACED` flags.
+    pub flags: u32,
+    pub python: Option<PyProcess>,
+}
+
+/// A process that runs no CPython yet is looked at again when its memory
+/// map changed (a started command execs into the interpreter after tracing
+/// began), at most this often.
+const PYTHON_RECHECK: Duration = Duration::from_millis(20);
 
 pub struct Recorder {
     /// CLOCK_MONOTONIC at the start of the recording; times are relative to it.
     start_ns: u64,
     files: ModuleFiles,
     processes: HashMap<u32, ProcessModules>,
+    pythons: HashMap<u32, PythonTarget>,
+    /// When processes without CPython were last looked at, and how many
+    /// mappings they had then.
+    checked: HashMap<u32, (Instant, usize)>,
+    code: CodeReader,
+    updates: Vec<ProcessUpdate>,
     fds: FdResolver,
     stacks: StackTable,
     blocking: Vec<BlockingCall>,
+    stalls: Vec<StallRecord>,
+    samples: Vec<SampleRecord>,
     threads: BTreeMap<u32, ThreadInfo>,
     /// Records received from the kernel.
     pub events: u64,
@@ -35,8 +80,11 @@ pub struct Ending {
     pub started_unix_ms: u64,
     pub duration_ns: u64,
     pub threshold_ns: u64,
+    pub profile_hz: u64,
     pub ended_by: String,
     pub syscalls: Vec<SyscallTotals>,
+    /// The kernel's per-loop-thread statistics, by tid.
+    pub loops: Vec<(u32, LoopStats)>,
     pub drops: Drops,
 }
 
@@ -46,30 +94,92 @@ impl Recorder {
             start_ns,
             files: ModuleFiles::default(),
             processes: HashMap::new(),
+            pythons: HashMap::new(),
+            checked: HashMap::new(),
+            code: CodeReader::default(),
+            updates: Vec::new(),
             fds: FdResolver::default(),
             stacks: StackTable::default(),
             blocking: Vec::new(),
+            stalls: Vec::new(),
+            samples: Vec::new(),
             threads: BTreeMap::new(),
             events: 0,
             undecodable: 0,
         }
     }
 
-    /// Reads a process's modules now, while it surely lives.
+    /// Reads a process's modules and finds its runtime now, while it surely
+    /// lives. What the probes must learn comes out of [`Self::take_updates`].
     pub fn add_process(&mut self, pid: u32) {
+        if self.processes.contains_key(&pid) {
+            return;
+        }
         self.processes
-            .entry(pid)
-            .or_insert_with(|| ProcessModules::new(pid, &mut self.files));
+            .insert(pid, ProcessModules::new(pid, &mut self.files));
+        self.detect_runtime(pid);
+    }
+
+    fn detect_runtime(&mut self, pid: u32) {
+        self.checked
+            .insert(pid, (Instant::now(), mapping_count(pid)));
+        let runtime = Runtime::detect(pid);
+        let flags = runtime.traced_flags();
+        let mut python = None;
+        if let Runtime::Python(process) = runtime {
+            let Some(modules) = self.processes.get_mut(&pid) else {
+                return;
+            };
+            // The interpreter may have been loaded since the modules were read.
+            modules.refresh(&mut self.files);
+            python = Some(process.kernel_info());
+            log::info!("pid {pid} runs CPython 3.{}", process.minor());
+            self.pythons
+                .insert(pid, PythonTarget::new(*process, modules));
+        }
+        self.updates.push(ProcessUpdate { pid, flags, python });
+    }
+
+    /// Runtime findings since the last call, for the probes.
+    pub fn take_updates(&mut self) -> Vec<ProcessUpdate> {
+        std::mem::take(&mut self.updates)
+    }
+
+    /// Whether process `pid` is known to run CPython.
+    pub fn is_python(&self, pid: u32) -> bool {
+        self.pythons.contains_key(&pid)
+    }
+
+    /// Looks for CPython in `pid` again if its memory map changed: for a
+    /// started command, polled until its interpreter is loaded.
+    pub fn watch_runtime(&mut self, pid: u32) {
+        self.recheck_python(pid, PY_STATUS_NONE);
+    }
+
+    /// An event came without Python frames from a process not known to run
+    /// CPython: look again, now and then.
+    fn recheck_python(&mut self, pid: u32, py_status: u32) {
+        if py_status != PY_STATUS_NONE || self.pythons.contains_key(&pid) {
+            return;
+        }
+        let due = self.checked.get(&pid).is_none_or(|(at, mappings)| {
+            at.elapsed() >= PYTHON_RECHECK && mapping_count(pid) != *mappings
+        });
+        if due {
+            self.detect_runtime(pid);
+        }
     }
 
     /// Handles one ring-buffer record.
-    pub fn handle(&mut self, record: &[u8]) {
+    pub fn handle(&mut self, record: &[u8], kernel: &impl KernelStacks) {
         self.events += 1;
         match decode(record) {
             Ok(RawEvent::SlowSyscall(event)) => self.slow_syscall(*event),
             Ok(RawEvent::TaskExit { pid, tid, comm }) => {
                 self.threads.insert(tid, ThreadInfo { pid, tid, comm });
             }
+            Ok(RawEvent::Stall(stall)) => self.stall(&stall),
+            Ok(RawEvent::Sample(sample)) => self.sample(*sample, kernel),
             Err(error) => {
                 self.undecodable += 1;
                 log::warn!("undecodable record: {error}");
@@ -77,21 +187,74 @@ impl Recorder {
         }
     }
 
+    fn relative(&self, monotonic_ns: u64) -> u64 {
+        monotonic_ns.saturating_sub(self.start_ns)
+    }
+
     fn slow_syscall(&mut self, event: SlowSyscallEvent) {
         self.note_thread(event.pid, event.tid, &event.comm);
         let fd = syscalls::takes_fd(event.nr).then_some(event.arg0 as i32);
-        let target = fd.and_then(|fd| self.fds.describe(event.pid, fd));
-        let stack = self.user_stack(event.pid, &event.stack);
+        let target = fd.and_then(|fd| fdinfo::describe(&event.fd, event.pid, fd, &mut self.fds));
+        let frames = self.user_frames(event.pid, &event.stack);
         self.blocking.push(BlockingCall {
             pid: event.pid,
             tid: event.tid,
             nr: event.nr,
-            start_ns: event.start_ns.saturating_sub(self.start_ns),
+            start_ns: self.relative(event.start_ns),
             duration_ns: event.duration_ns,
             ret: event.ret,
             fd,
             target,
-            stack,
+            blocked_ns: event.blocked_ns,
+            stack: self.stacks.intern(frames),
+        });
+    }
+
+    fn stall(&mut self, stall: &Stall) {
+        let (pid, tid) = (stall.header.pid, stall.header.tid);
+        let longest = (stall.worst_ns > 0).then(|| {
+            let nr = stall.worst_nr as u32;
+            let fd = syscalls::takes_fd(nr).then_some(stall.worst_arg0 as i32);
+            SyscallSummary {
+                nr,
+                duration_ns: stall.worst_ns,
+                fd,
+                target: fd.and_then(|fd| self.fds.describe(pid, fd)),
+            }
+        });
+        let nested_loop = longest.as_ref().is_some_and(|l| {
+            syscalls::wait_key(l.nr, stall.worst_arg0).is_some_and(|key| key != stall.loop_key)
+        });
+        self.stalls.push(StallRecord {
+            pid,
+            tid,
+            start_ns: self.relative(stall.start_ns),
+            duration_ns: stall.duration_ns,
+            oncpu_ns: stall.oncpu_ns,
+            runqueue_ns: stall.runqueue_ns,
+            blocked_ns: stall.blocked_ns,
+            longest,
+            nested_loop,
+        });
+    }
+
+    fn sample(&mut self, sample: SampleEvent, kernel: &impl KernelStacks) {
+        self.note_thread(sample.pid, sample.tid, &sample.comm);
+        let mut frames: Vec<RawFrame> = sample
+            .stack
+            .kernel_stack_id
+            .and_then(|id| kernel.kernel_stack(id))
+            .unwrap_or_default()
+            .into_iter()
+            .map(RawFrame::Kernel)
+            .collect();
+        frames.extend(self.user_frames(sample.pid, &sample.stack));
+        self.samples.push(SampleRecord {
+            pid: sample.pid,
+            tid: sample.tid,
+            time_ns: self.relative(sample.time_ns),
+            for_stall: sample.for_stall,
+            stack: self.stacks.intern(frames),
         });
     }
 
@@ -103,21 +266,33 @@ impl Recorder {
         });
     }
 
-    fn user_stack(&mut self, pid: u32, captured: &CapturedStack) -> StackId {
+    /// The user part of a captured stack: native frames unwound, with the
+    /// Python frames merged in where the interpreter runs them.
+    fn user_frames(&mut self, pid: u32, captured: &CapturedStack) -> Vec<RawFrame> {
         self.add_process(pid);
+        self.recheck_python(pid, captured.py_status);
         let Some(process) = self.processes.get_mut(&pid) else {
-            return self.stacks.intern(Vec::new());
+            return Vec::new();
         };
-        let unwound = process.unwind(&captured.regs, &captured.user, &mut self.files);
-        let mut frames: Vec<RawFrame> = unwound
-            .frames
-            .into_iter()
-            .map(|addr| self.stacks.native(addr))
-            .collect();
-        if unwound.truncated {
-            frames.push(RawFrame::Truncated);
+        let python = self.pythons.get(&pid);
+        let mut native = Vec::new();
+        if !captured.user.is_empty() {
+            let unwound = process.unwind(&captured.regs, &captured.user, &mut self.files);
+            for addr in unwound.frames {
+                let is_eval = python.is_some_and(|p| p.is_eval(&addr));
+                native.push((self.stacks.native(addr), is_eval));
+            }
+            if unwound.truncated {
+                native.push((RawFrame::Truncated, false));
+            }
         }
-        self.stacks.intern(frames)
+        match python {
+            Some(python) if !captured.py_frames.is_empty() => {
+                let frames = python.frames(&mut self.code, &captured.py_frames);
+                pystack::merge(native, frames)
+            }
+            _ => native.into_iter().map(|(frame, _)| frame).collect(),
+        }
     }
 
     /// Adds the threads still alive, symbolizes, and assembles the trace.
@@ -129,6 +304,20 @@ impl Recorder {
                 self.note_thread(pid, tid, &comm);
             }
         }
+        let target_pid = ending.target.pid;
+        let loops = ending
+            .loops
+            .iter()
+            .map(|(tid, stats)| LoopThread {
+                pid: self.threads.get(tid).map_or(target_pid, |t| t.pid),
+                tid: *tid,
+                iterations: stats.iterations,
+                busy_ns: stats.busy_ns,
+                idle_ns: stats.idle_ns,
+                max_busy_ns: stats.max_busy_ns,
+                hist: stats.hist.to_vec(),
+            })
+            .collect();
         Trace {
             target: ending.target,
             started_unix_ms: ending.started_unix_ms,
@@ -138,6 +327,10 @@ impl Recorder {
             threads: self.threads.into_values().collect(),
             syscalls: ending.syscalls,
             blocking: self.blocking,
+            loops,
+            stalls: self.stalls,
+            samples: self.samples,
+            profile_hz: ending.profile_hz,
             stacks: self.stacks.symbolize(symbolizer),
             drops: ending.drops,
         }

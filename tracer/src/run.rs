@@ -29,11 +29,15 @@ use crate::{
     trace::{TargetInfo, Trace},
 };
 
+/// How often, and how long, a started command is checked for a runtime.
+const RUNTIME_WATCH_PERIOD: Duration = Duration::from_millis(5);
+const RUNTIME_WATCH_TIME: Duration = Duration::from_secs(5);
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let spec = cli.validate()?;
     let outputs = Outputs::prepare(cli.json.clone(), cli.output.clone())?;
     privileges::check()?;
-    let session = Session::start(&spec, cli.threshold)?;
+    let session = Session::start(&spec, cli.threshold, cli.rate)?;
     if !cli.quiet {
         let until = match cli.duration {
             Some(d) => format!("for {}", crate::duration::format_ns(d.as_nanos() as u64)),
@@ -67,12 +71,13 @@ struct Session {
     probes: Probes,
     recorder: Recorder,
     threshold_ns: u64,
+    profile_hz: u64,
     start_ns: u64,
     started_unix_ms: u64,
 }
 
 impl Session {
-    fn start(spec: &TargetSpec, threshold: Duration) -> anyhow::Result<Self> {
+    fn start(spec: &TargetSpec, threshold: Duration, profile_hz: u64) -> anyhow::Result<Self> {
         let (target, launched) = match spec {
             TargetSpec::Pid(pid) => (target::inspect(*pid)?, None),
             TargetSpec::Command(argv) => {
@@ -95,15 +100,18 @@ impl Session {
         };
         let pidfd = target::open_pidfd(target.pid)?;
         let threshold_ns = threshold.as_nanos() as u64;
-        let mut probes = Probes::load(&ProbeSettings { threshold_ns })?;
+        let mut probes = Probes::load(&ProbeSettings {
+            threshold_ns,
+            profile_hz,
+        })?;
         let start_ns = monotonic_ns();
         let started_unix_ms = unix_ms();
         let mut recorder = Recorder::new(start_ns);
-        probes.trace_process(target.pid)?;
+        recorder.add_process(target.pid);
+        apply_updates(&mut recorder, &mut probes)?;
         let launched_pid = launched.as_ref().map(|l| l.pid);
-        match launched {
-            Some(launched) => release(launched, &target)?,
-            None => recorder.add_process(target.pid),
+        if let Some(launched) = launched {
+            release(launched, &target)?;
         }
         Ok(Self {
             target,
@@ -112,6 +120,7 @@ impl Session {
             probes,
             recorder,
             threshold_ns,
+            profile_hz,
             start_ns,
             started_unix_ms,
         })
@@ -134,19 +143,31 @@ impl Session {
         let started = Instant::now();
         let deadline = duration.map(|d| started + d);
         let mut ticks = interval(Duration::from_secs(1));
+        // A started command is watched until its runtime is known, so that
+        // its first events already carry Python frames.
+        let mut runtime_checks = interval(RUNTIME_WATCH_PERIOD);
+        let watch_until = self.launched_pid.map(|_| started + RUNTIME_WATCH_TIME);
         let mut progress = Progress::new(quiet);
         let ended_by = loop {
             tokio::select! {
                 guard = ring.readable_mut() => {
                     let mut guard = guard.context("polling the ring buffer")?;
-                    drain(guard.get_inner_mut(), &mut self.recorder);
+                    drain(guard.get_inner_mut(), &mut self.recorder, &self.probes);
                     guard.clear_ready();
+                    apply_updates(&mut self.recorder, &mut self.probes)?;
                 }
                 _ = exited.readable() => break self.exit_reason(),
                 _ = interrupt.recv() => break "interrupted (Ctrl-C)".to_string(),
                 _ = terminate.recv() => break "terminated (SIGTERM)".to_string(),
                 _ = sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
                     break "duration elapsed".to_string();
+                }
+                _ = runtime_checks.tick(), if watch_until.is_some_and(|t| Instant::now() < t) => {
+                    let pid = self.target.pid;
+                    if !self.recorder.is_python(pid) {
+                        self.recorder.watch_runtime(pid);
+                        apply_updates(&mut self.recorder, &mut self.probes)?;
+                    }
                 }
                 _ = ticks.tick() => {
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
@@ -156,14 +177,16 @@ impl Session {
         };
         progress.finish();
         drop(exited);
-        drain(ring.get_mut(), &mut self.recorder);
+        drain(ring.get_mut(), &mut self.recorder, &self.probes);
         let ending = Ending {
             target: self.target,
             started_unix_ms: self.started_unix_ms,
             duration_ns: monotonic_ns().saturating_sub(self.start_ns),
             threshold_ns: self.threshold_ns,
+            profile_hz: self.profile_hz,
             ended_by,
             syscalls: self.probes.syscall_totals()?,
+            loops: self.probes.loop_stats()?,
             drops: self.probes.drops()?,
         };
         Ok(self.recorder.finish(ending, &Symbolizer::new()))
@@ -182,8 +205,19 @@ fn release(launched: Launched, target: &TargetInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn drain(ring: &mut RingBuf<MapData>, recorder: &mut Recorder) {
+/// Tells the probes what the recorder learnt about the traced processes.
+fn apply_updates(recorder: &mut Recorder, probes: &mut Probes) -> anyhow::Result<()> {
+    for update in recorder.take_updates() {
+        probes.trace_process(update.pid, update.flags)?;
+        if let Some(python) = &update.python {
+            probes.trace_python(update.pid, python)?;
+        }
+    }
+    Ok(())
+}
+
+fn drain(ring: &mut RingBuf<MapData>, recorder: &mut Recorder, probes: &Probes) {
     while let Some(record) = ring.next() {
-        recorder.handle(&record);
+        recorder.handle(&record, probes);
     }
 }

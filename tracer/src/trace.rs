@@ -68,6 +68,58 @@ pub struct BlockingCall {
     pub fd: Option<i32>,
     /// What the fd referred to, e.g. `tcp:127.0.0.1:5000->127.0.0.1:80`.
     pub target: Option<String>,
+    /// Part of the call the thread slept (off CPU, not runnable).
+    pub blocked_ns: u64,
+    pub stack: StackId,
+}
+
+/// A thread seen running an event loop (waiting in a poll-family call).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopThread {
+    pub pid: u32,
+    pub tid: u32,
+    pub iterations: u64,
+    pub busy_ns: u64,
+    pub idle_ns: u64,
+    pub max_busy_ns: u64,
+    /// Histogram of iteration busy time, see `tracer_common::hist`.
+    pub hist: Vec<u64>,
+}
+
+/// A syscall as the kernel summarised it inside a stall (no stack).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyscallSummary {
+    pub nr: u32,
+    pub duration_ns: u64,
+    pub fd: Option<i32>,
+    pub target: Option<String>,
+}
+
+/// A loop iteration that ran for at least the threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallRecord {
+    pub pid: u32,
+    pub tid: u32,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub oncpu_ns: u64,
+    pub runqueue_ns: u64,
+    pub blocked_ns: u64,
+    /// The longest syscall of the iteration.
+    pub longest: Option<SyscallSummary>,
+    /// The longest syscall was a poll-family wait on another key than the
+    /// loop's own: a nested event loop.
+    pub nested_loop: bool,
+}
+
+/// An on-CPU sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    pub pid: u32,
+    pub tid: u32,
+    pub time_ns: u64,
+    /// Taken because a loop iteration ran long, not for the profile.
+    pub for_stall: bool,
     pub stack: StackId,
 }
 
@@ -102,6 +154,33 @@ pub struct Trace {
     pub threads: Vec<ThreadInfo>,
     pub syscalls: Vec<SyscallTotals>,
     pub blocking: Vec<BlockingCall>,
+    pub loops: Vec<LoopThread>,
+    pub stalls: Vec<StallRecord>,
+    pub samples: Vec<SampleRecord>,
+    /// CPU profile sampling frequency (0: no profile).
+    pub profile_hz: u64,
     pub stacks: Vec<Stack>,
     pub drops: Drops,
+}
+
+impl Trace {
+    /// A trace of `target` with nothing recorded yet.
+    pub fn empty(target: TargetInfo) -> Self {
+        Self {
+            target,
+            started_unix_ms: 0,
+            duration_ns: 0,
+            threshold_ns: 0,
+            ended_by: String::new(),
+            threads: Vec::new(),
+            syscalls: Vec::new(),
+            blocking: Vec::new(),
+            loops: Vec::new(),
+            stalls: Vec::new(),
+            samples: Vec::new(),
+            profile_hz: 0,
+            stacks: Vec::new(),
+            drops: Drops::default(),
+        }
+    }
 }

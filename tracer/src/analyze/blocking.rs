@@ -69,7 +69,7 @@ pub fn groups(trace: &Trace) -> Vec<BlockingGroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{BlockingCall, Drops, Frame, FrameKind, TargetInfo};
+    use crate::trace::{BlockingCall, Frame, FrameKind, TargetInfo};
 
     fn frame(name: &str) -> Frame {
         Frame {
@@ -91,6 +91,7 @@ mod tests {
             ret: 0,
             fd: target.map(|_| 3),
             target: target.map(str::to_string),
+            blocked_ns: duration_ns,
             stack,
         }
     }
@@ -98,17 +99,6 @@ mod tests {
     #[test]
     fn groups_by_syscall_stack_and_target() {
         let trace = Trace {
-            target: TargetInfo {
-                pid: 1,
-                comm: "t".into(),
-                cmdline: vec![],
-            },
-            started_unix_ms: 0,
-            duration_ns: 1,
-            threshold_ns: 1,
-            ended_by: String::new(),
-            threads: vec![],
-            syscalls: vec![],
             blocking: vec![
                 call(0, 0, Some("pipe"), 20),
                 call(0, 0, Some("pipe"), 30),
@@ -116,7 +106,11 @@ mod tests {
                 call(230, 0, None, 40),
             ],
             stacks: vec![vec![frame("a")], vec![frame("b")]],
-            drops: Drops::default(),
+            ..Trace::empty(TargetInfo {
+                pid: 1,
+                comm: "t".into(),
+                cmdline: vec![],
+            })
         };
         let groups = groups(&trace);
         assert_eq!(groups.len(), 3);

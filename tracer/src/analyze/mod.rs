@@ -2,6 +2,7 @@
 //! runs the same on a live trace and on a recording, and in unit tests.
 
 mod blocking;
+pub mod loops;
 pub mod percentile;
 mod syscalls;
 
@@ -13,6 +14,7 @@ use crate::{
 pub const REPORT_VERSION: u32 = 1;
 
 pub fn analyze(trace: &Trace) -> Report {
+    let stalls = loops::stalls(trace);
     Report {
         version: REPORT_VERSION,
         target: ReportTarget {
@@ -34,6 +36,9 @@ pub fn analyze(trace: &Trace) -> Report {
                 comm: t.comm.clone(),
             })
             .collect(),
+        loops: loops::loop_rows(trace),
+        stall_groups: loops::groups(&stalls),
+        stalls,
         syscalls: syscalls::table(&trace.syscalls),
         blocking_groups: blocking::groups(trace),
         blocking: blocking::calls(trace),

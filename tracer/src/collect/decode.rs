@@ -5,7 +5,8 @@
 use std::mem::{offset_of, size_of};
 
 use tracer_common::{
-    EventHeader, PyFrame, PyStack, SlowSyscall, StackCapture, TaskExit, UserRegs, kind,
+    CpuSample, EventHeader, FdInfo, PyFrame, PyStack, SAMPLE_STALL, SlowSyscall, StackCapture,
+    Stall, TaskExit, UserRegs, kind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -36,6 +37,19 @@ pub struct SlowSyscallEvent {
     pub arg0: u64,
     pub start_ns: u64,
     pub duration_ns: u64,
+    pub blocked_ns: u64,
+    pub fd: FdInfo,
+    pub comm: String,
+    pub stack: CapturedStack,
+}
+
+#[derive(Debug, Clone)]
+pub struct SampleEvent {
+    pub pid: u32,
+    pub tid: u32,
+    pub time_ns: u64,
+    /// Taken because a loop iteration ran long (else: for the CPU profile).
+    pub for_stall: bool,
     pub comm: String,
     pub stack: CapturedStack,
 }
@@ -44,6 +58,8 @@ pub struct SlowSyscallEvent {
 pub enum RawEvent {
     SlowSyscall(Box<SlowSyscallEvent>),
     TaskExit { pid: u32, tid: u32, comm: String },
+    Stall(Stall),
+    Sample(Box<SampleEvent>),
 }
 
 /// Reads a `T` at `offset`; `T` must be plain old data (all bit patterns valid).
@@ -79,8 +95,25 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
                 comm: comm(exit.comm),
             })
         }
+        kind::STALL => read::<Stall>(bytes, 0).map(RawEvent::Stall).ok_or(short),
+        kind::CPU_SAMPLE => decode_sample(bytes, &header).ok_or(short),
         other => Err(DecodeError::UnknownKind(other)),
     }
+}
+
+fn decode_sample(bytes: &[u8], header: &EventHeader) -> Option<RawEvent> {
+    if bytes.len() < size_of::<CpuSample>() {
+        return None;
+    }
+    let reason: u32 = read(bytes, offset_of!(CpuSample, reason))?;
+    Some(RawEvent::Sample(Box::new(SampleEvent {
+        pid: header.pid,
+        tid: header.tid,
+        time_ns: header.ts_ns,
+        for_stall: reason == SAMPLE_STALL,
+        comm: comm(read(bytes, offset_of!(CpuSample, comm))?),
+        stack: decode_stack(bytes, offset_of!(CpuSample, stack))?,
+    })))
 }
 
 fn decode_slow_syscall(bytes: &[u8], header: &EventHeader) -> Option<RawEvent> {
@@ -96,6 +129,8 @@ fn decode_slow_syscall(bytes: &[u8], header: &EventHeader) -> Option<RawEvent> {
         arg0: read(bytes, offset_of!(SlowSyscall, arg0))?,
         start_ns: read(bytes, offset_of!(SlowSyscall, start_ns))?,
         duration_ns: read(bytes, offset_of!(SlowSyscall, duration_ns))?,
+        blocked_ns: read(bytes, offset_of!(SlowSyscall, blocked_ns))?,
+        fd: read(bytes, offset_of!(SlowSyscall, fd))?,
         comm: comm(read(bytes, offset_of!(SlowSyscall, comm))?),
         stack,
     })))

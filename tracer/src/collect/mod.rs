@@ -2,4 +2,4 @@
 
 pub mod decode;
 
-pub use decode::{CapturedStack, DecodeError, RawEvent, SlowSyscallEvent};
+pub use decode::{CapturedStack, DecodeError, RawEvent, SampleEvent, SlowSyscallEvent};

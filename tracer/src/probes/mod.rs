@@ -1,13 +1,27 @@
 //! Loading and attaching the kernel programs, and reading their maps.
 
+pub mod btf;
+mod kernel_offsets;
+
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    programs::{
+        PerfEvent, RawTracePoint,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
+    util::online_cpus,
 };
-use tracer_common::{SyscallStats, counter, globals, maps};
+use tracer_common::{LoopStats, PyProcess, SyscallStats, counter, globals, maps};
 
-use crate::trace::{Drops, SyscallTotals};
+use crate::{
+    recorder::KernelStacks,
+    trace::{Drops, SyscallTotals},
+};
+
+/// Period of the stall sampler: 1 ms, enough samples to name the hot code
+/// of a 20 ms stall.
+const STALL_SAMPLE_PERIOD_NS: u64 = 1_000_000;
 
 /// The kernel object, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probes"));
@@ -34,10 +48,16 @@ pub enum ProbeError {
     MissingMap(&'static str),
     #[error("eBPF program {0} is missing from the object (a build problem)")]
     MissingProgram(&'static str),
+    #[error("{0}")]
+    Btf(#[from] btf::BtfError),
+    #[error("cannot list the online CPUs: {0}")]
+    Cpus(#[source] std::io::Error),
 }
 
 pub struct ProbeSettings {
     pub threshold_ns: u64,
+    /// CPU profile sampling frequency; 0 disables it.
+    pub profile_hz: u64,
 }
 
 pub struct Probes {
@@ -48,18 +68,40 @@ impl Probes {
     /// Loads and attaches everything. Tracing starts for a process only once
     /// it is added with [`Probes::trace_process`].
     pub fn load(settings: &ProbeSettings) -> Result<Self, ProbeError> {
+        let kernel = kernel_offsets::from_running_kernel()?;
+        let stall_sample_after = settings.threshold_ns / 2;
         let mut ebpf = EbpfLoader::new()
             .override_global(globals::THRESHOLD_NS, &settings.threshold_ns, true)
+            .override_global(globals::STALL_SAMPLE_AFTER_NS, &stall_sample_after, true)
+            .override_global(globals::KERNEL, &kernel, true)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
-        attach_raw_tracepoint(&mut ebpf, "sys_enter")?;
-        attach_raw_tracepoint(&mut ebpf, "sys_exit")?;
-        attach_tracepoint(&mut ebpf, "sched", "sched_process_exit")?;
+        for name in [
+            "sys_enter",
+            "sys_exit",
+            "sched_switch",
+            "sched_process_exit",
+        ] {
+            attach_raw_tracepoint(&mut ebpf, name)?;
+        }
+        attach_sampler(
+            &mut ebpf,
+            "stall_sample",
+            SamplePolicy::Period(STALL_SAMPLE_PERIOD_NS),
+        )?;
+        if settings.profile_hz > 0 {
+            attach_sampler(
+                &mut ebpf,
+                "profile_sample",
+                SamplePolicy::Frequency(settings.profile_hz),
+            )?;
+        }
         Ok(Self { ebpf })
     }
 
-    /// Starts tracing every thread of process `pid`.
-    pub fn trace_process(&mut self, pid: u32) -> Result<(), ProbeError> {
+    /// Starts tracing every thread of process `pid` (or updates its
+    /// `tracer_common::traced` flags).
+    pub fn trace_process(&mut self, pid: u32, flags: u32) -> Result<(), ProbeError> {
         let map = self
             .ebpf
             .map_mut(maps::TRACED)
@@ -69,10 +111,44 @@ impl Probes {
                 name: maps::TRACED,
                 source,
             })?;
-        traced.insert(pid, 1, 0).map_err(|source| ProbeError::Map {
-            name: maps::TRACED,
+        traced
+            .insert(pid, flags, 0)
+            .map_err(|source| ProbeError::Map {
+                name: maps::TRACED,
+                source,
+            })
+    }
+
+    /// Lets the probes read the Python frames of process `pid`.
+    pub fn trace_python(&mut self, pid: u32, process: &PyProcess) -> Result<(), ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            name: maps::PY_PROCS,
             source,
-        })
+        };
+        let map = self
+            .ebpf
+            .map_mut(maps::PY_PROCS)
+            .ok_or(ProbeError::MissingMap(maps::PY_PROCS))?;
+        let mut procs: BpfHashMap<_, u32, PyProcess> =
+            BpfHashMap::try_from(map).map_err(map_error)?;
+        procs.insert(pid, process, 0).map_err(map_error)
+    }
+
+    /// Statistics of every event-loop thread seen, by tid.
+    pub fn loop_stats(&self) -> Result<Vec<(u32, LoopStats)>, ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            name: maps::LOOP_STATS,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map(maps::LOOP_STATS)
+            .ok_or(ProbeError::MissingMap(maps::LOOP_STATS))?;
+        let stats: BpfHashMap<_, u32, LoopStats> = BpfHashMap::try_from(map).map_err(map_error)?;
+        stats
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_error)
     }
 
     /// The ring buffer of events; can be taken once.
@@ -148,6 +224,24 @@ impl Probes {
     }
 }
 
+impl KernelStacks for Probes {
+    fn kernel_stack(&self, id: u32) -> Option<Vec<u64>> {
+        let map = self.ebpf.map(maps::KERNEL_STACKS)?;
+        let stacks = StackTraceMap::try_from(map).ok()?;
+        let trace = stacks.get(&id, 0).ok()?;
+        // Return addresses point after the call: step back into it, except
+        // for the interrupted instruction itself.
+        Some(
+            trace
+                .frames()
+                .iter()
+                .enumerate()
+                .map(|(i, frame)| if i == 0 { frame.ip } else { frame.ip - 1 })
+                .collect(),
+        )
+    }
+}
+
 /// Loads program `name` and attaches it to the raw tracepoint of that name.
 fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
     let program: &mut RawTracePoint = ebpf
@@ -160,18 +254,29 @@ fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Prob
     Ok(())
 }
 
-/// Loads program `name` and attaches it to tracepoint `category:name`.
-fn attach_tracepoint(
+/// Loads perf-event program `name` and attaches it to a CPU clock on every
+/// online CPU (the program picks the traced threads).
+fn attach_sampler(
     ebpf: &mut Ebpf,
-    category: &str,
     name: &'static str,
+    policy: SamplePolicy,
 ) -> Result<(), ProbeError> {
-    let program: &mut TracePoint = ebpf
+    let program: &mut PerfEvent = ebpf
         .program_mut(name)
         .and_then(|p| p.try_into().ok())
         .ok_or(ProbeError::MissingProgram(name))?;
     let error = |source| ProbeError::Attach { what: name, source };
     program.load().map_err(error)?;
-    program.attach(category, name).map_err(error)?;
+    let cpus = online_cpus().map_err(|(_, e)| ProbeError::Cpus(e))?;
+    for cpu in cpus {
+        program
+            .attach(
+                PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                PerfEventScope::AllProcessesOneCpu { cpu },
+                policy,
+                false,
+            )
+            .map_err(error)?;
+    }
     Ok(())
 }

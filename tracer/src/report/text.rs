@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{BlockingGroup, Report, SyscallRow};
+use super::model::{BlockingGroup, LoopRow, Report, StallGroup, SyscallRow};
 use crate::{
     duration::format_ns,
     trace::{Frame, FrameKind},
@@ -19,6 +19,8 @@ const SYSCALLS_SHOWN: usize = 25;
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
     header(&mut out, report);
+    event_loops(&mut out, report);
+    stalls(&mut out, report);
     blocking(&mut out, report);
     syscalls(&mut out, report);
     out
@@ -41,9 +43,10 @@ fn header(out: &mut String, r: &Report) {
     );
     let _ = writeln!(
         out,
-        "threads: {}   blocking calls (>= {}): {}   dropped events: {}",
+        "threads: {}   event loops: {}   stalls: {}   blocking calls: {}   dropped events: {}",
         r.threads.len(),
-        format_ns(r.threshold_ns),
+        r.loops.len(),
+        r.stalls.len(),
         r.blocking.len(),
         r.dropped_events
     );
@@ -56,6 +59,67 @@ fn header(out: &mut String, r: &Report) {
             d.ringbuf_full, d.thread_map_full, d.kernel_stacks, d.process_map_full
         );
     }
+}
+
+fn event_loops(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "\nEVENT LOOPS (threads that wait in epoll/poll/select/io_uring)"
+    );
+    if r.loops.is_empty() {
+        let _ = writeln!(out, "  none seen");
+        return;
+    }
+    for row in &r.loops {
+        loop_row(out, row);
+    }
+}
+
+fn loop_row(out: &mut String, l: &LoopRow) {
+    let _ = writeln!(
+        out,
+        "  thread {} ({}): {} iterations, busy {:.0}% of the time; \
+         iteration p50 {}, p99 {}, max {}",
+        l.tid,
+        l.comm,
+        l.iterations,
+        l.utilization * 100.0,
+        format_ns(l.lag_p50_ns),
+        format_ns(l.lag_p99_ns),
+        format_ns(l.lag_max_ns)
+    );
+}
+
+fn stalls(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "\nSTALLS (loop iterations of {} or more, by cause, most total time first)",
+        format_ns(r.threshold_ns)
+    );
+    if r.stall_groups.is_empty() {
+        let _ = writeln!(out, "  none");
+        return;
+    }
+    for (i, group) in r.stall_groups.iter().take(GROUPS_SHOWN).enumerate() {
+        stall_group(out, i + 1, group);
+    }
+    let hidden = r.stall_groups.len().saturating_sub(GROUPS_SHOWN);
+    if hidden > 0 {
+        let _ = writeln!(out, "  ... {hidden} more causes in the JSON report");
+    }
+}
+
+fn stall_group(out: &mut String, rank: usize, g: &StallGroup) {
+    let stalls = if g.count == 1 { "stall" } else { "stalls" };
+    let _ = writeln!(
+        out,
+        "  {rank}. {} {stalls}, total {}, max {}: {}",
+        g.count,
+        format_ns(g.total_ns),
+        format_ns(g.max_ns),
+        g.cause.description
+    );
+    stack(out, &g.cause.stack, "       ");
 }
 
 fn blocking(out: &mut String, r: &Report) {
@@ -97,21 +161,32 @@ fn blocking_group(out: &mut String, rank: usize, g: &BlockingGroup) {
     stack(out, &g.stack, "       ");
 }
 
-/// Prints a stack innermost first, cut at [`STACK_LINES`].
+/// Prints a stack innermost first, cut at [`STACK_LINES`]. Where there are
+/// Python frames, those are the code location people want: the native
+/// frames (the interpreter's own) are only counted.
 pub fn stack(out: &mut String, frames: &[Frame], indent: &str) {
     if frames.is_empty() {
         let _ = writeln!(out, "{indent}(no stack)");
         return;
     }
-    for frame in frames.iter().take(STACK_LINES) {
+    let python = frames.iter().any(|f| f.kind == FrameKind::Python);
+    let shown: Vec<&Frame> = frames
+        .iter()
+        .filter(|f| !python || f.kind != FrameKind::Native)
+        .collect();
+    for frame in shown.iter().take(STACK_LINES) {
         let _ = writeln!(out, "{indent}{}", format_frame(frame));
     }
-    if frames.len() > STACK_LINES {
-        let _ = writeln!(
-            out,
-            "{indent}... {} more frames",
-            frames.len() - STACK_LINES
-        );
+    let cut = shown.len().saturating_sub(STACK_LINES);
+    let native = frames.len() - shown.len();
+    match (cut, native) {
+        (0, 0) => {}
+        (0, native) => {
+            let _ = writeln!(out, "{indent}(+{native} native frames in the JSON report)");
+        }
+        (cut, _) => {
+            let _ = writeln!(out, "{indent}... {} more frames", cut + native);
+        }
     }
 }
 
@@ -185,7 +260,7 @@ fn syscall_row(out: &mut String, s: &SyscallRow) {
 mod tests {
     use super::*;
     use crate::{
-        report::model::{ReportTarget, ThreadRow},
+        report::model::{Cause, CauseKind, ReportTarget, ThreadRow},
         trace::Drops,
     };
 
@@ -216,6 +291,45 @@ mod tests {
                 pid: 4242,
                 tid: 4242,
                 comm: "python3".into(),
+            }],
+            loops: vec![LoopRow {
+                pid: 4242,
+                tid: 4242,
+                comm: "python3".into(),
+                iterations: 1200,
+                busy_ns: 1_000_000_000,
+                idle_ns: 4_000_000_000,
+                utilization: 0.2,
+                lag_p50_ns: 52_000,
+                lag_p99_ns: 150_300_000,
+                lag_max_ns: 150_300_000,
+            }],
+            stalls: vec![],
+            stall_groups: vec![StallGroup {
+                count: 2,
+                total_ns: 300_400_000,
+                max_ns: 150_300_000,
+                tids: vec![4242],
+                cause: Cause {
+                    description: "blocked 150 ms in clock_nanosleep".into(),
+                    syscall: Some("clock_nanosleep".into()),
+                    stack: vec![
+                        frame(
+                            "clock_nanosleep",
+                            Some("/build/glibc/sysdeps/unix/clock_nanosleep.c"),
+                            Some(48),
+                            FrameKind::Native,
+                        ),
+                        frame(
+                            "leaf_block",
+                            Some("/srv/app.py"),
+                            Some(21),
+                            FrameKind::Python,
+                        ),
+                        frame("handler", Some("/srv/app.py"), Some(30), FrameKind::Python),
+                    ],
+                    ..Cause::empty(CauseKind::Syscall)
+                },
             }],
             syscalls: vec![SyscallRow {
                 name: "clock_nanosleep".into(),
@@ -254,10 +368,18 @@ mod tests {
         }
     }
 
+    /// Compares with testdata/report.txt; `UPDATE_GOLDEN=1` rewrites it.
     #[test]
     fn golden() {
-        let expected = include_str!("testdata/report.txt");
-        assert_eq!(render(&sample()), expected);
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/report/testdata/report.txt"
+        );
+        let actual = render(&sample());
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(path, &actual).unwrap();
+        }
+        assert_eq!(actual, std::fs::read_to_string(path).unwrap());
     }
 
     #[test]

@@ -82,6 +82,18 @@ pub fn takes_fd(nr: u32) -> bool {
         .is_some_and(|name| FD_FIRST.contains(name))
 }
 
+/// The key of a poll-family wait (as the kernel computes it, see
+/// tracer-ebpf/src/loops.rs), to tell a loop's own wait from a nested one.
+/// poll and select count as one key (their fds are not known here).
+pub fn wait_key(nr: u32, arg0: u64) -> Option<u64> {
+    match name(nr).as_str() {
+        "epoll_wait" | "epoll_pwait" | "epoll_pwait2" => Some(1 << 32 | (arg0 & 0xffff_ffff)),
+        "poll" | "ppoll" | "select" | "pselect6" => Some(2 << 32),
+        "io_uring_enter" => Some(3 << 32 | (arg0 & 0xffff_ffff)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

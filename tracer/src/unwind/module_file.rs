@@ -11,7 +11,7 @@ use std::{
     sync::Arc,
 };
 
-use object::{Object, ObjectSection, ObjectSegment, read::ReadCache};
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, read::ReadCache};
 
 /// Bytes of one section, shared by the unwinder and the module.
 #[derive(Clone, Default)]
@@ -121,6 +121,17 @@ impl ModuleFile {
     /// A path under which the (still open) file can be read by this process.
     pub fn readable_path(&self) -> PathBuf {
         PathBuf::from(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
+    }
+
+    /// The address range (ELF virtual addresses) of function `name`, from
+    /// the symbol table or, in stripped files, the dynamic one.
+    pub fn symbol_range(&self, name: &str) -> Option<std::ops::Range<u64>> {
+        let cache = ReadCache::new(&self.file);
+        let elf = object::File::parse(&cache).ok()?;
+        elf.symbols()
+            .chain(elf.dynamic_symbols())
+            .find(|s| s.name() == Ok(name) && s.size() > 0)
+            .map(|s| s.address()..s.address() + s.size())
     }
 
     /// The file name, for `module` in frames.

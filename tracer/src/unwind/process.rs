@@ -110,6 +110,14 @@ impl ProcessModules {
         self.cache = CacheX86_64::new();
     }
 
+    /// The module mapped from `path`, if any.
+    pub fn file_at_path(&self, path: &str) -> Option<Arc<ModuleFile>> {
+        self.modules
+            .iter()
+            .find(|m| m.file.path == path)
+            .map(|m| m.file.clone())
+    }
+
     fn module_at(&self, addr: u64) -> Option<&LoadedModule> {
         let index = self.modules.partition_point(|m| m.start <= addr);
         let module = self.modules.get(index.checked_sub(1)?)?;

@@ -1,0 +1,40 @@
+//! Kernel struct offsets, set by userspace from the kernel's BTF.
+
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
+use tracer_common::KernelOffsets;
+
+#[unsafe(no_mangle)]
+static KERNEL: Global<KernelOffsets> = Global::new(KernelOffsets {
+    task_pid: 0,
+    task_stack: 0,
+    task_fsbase: 0,
+    task_files: 0,
+    files_fdt: 0,
+    fdtable_max_fds: 0,
+    fdtable_fd: 0,
+    file_inode: 0,
+    file_private_data: 0,
+    inode_mode: 0,
+    inode_ino: 0,
+    socket_sk: 0,
+    sock_family: 0,
+    sock_daddr: 0,
+    sock_rcv_saddr: 0,
+    sock_dport: 0,
+    sock_num: 0,
+    sock_v6_daddr: 0,
+    sock_v6_rcv_saddr: 0,
+    sock_protocol: 0,
+});
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    KERNEL.load()
+}
+
+/// Reads a `T` at `base + offset` in kernel memory.
+#[inline(always)]
+pub fn read<T>(base: u64, offset: u32) -> Option<T> {
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+}

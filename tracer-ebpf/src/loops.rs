@@ -1,0 +1,218 @@
+//! Event-loop iterations. A thread's "idle wait" is the poll-family call it
+//! makes most on one key (its own epoll fd): a Boyer-Moore majority vote, so
+//! a wait on another epoll fd (a nested loop, e.g. Node's execSync) counts
+//! as blocking, not idle. An iteration runs from the return of the idle wait
+//! to the next entry into it; one that runs at least the threshold is a
+//! stall, streamed with its on-CPU / run-queue / blocked split (the
+//! scheduler programs accumulate those while the iteration runs).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap},
+};
+use tracer_common::{EventHeader, LoopStats, MAX_LOOPS, Stall, ThreadState, counter, hist, kind};
+
+use crate::{
+    counters::bump,
+    helpers::cpu_id,
+    maps::EVENTS,
+    stack::{PT_REGS_DI, PT_REGS_DX, PT_REGS_R10, PT_REGS_SI, pt_reg},
+};
+
+#[map]
+pub static LOOP_STATS: HashMap<u32, LoopStats> = HashMap::with_max_entries(MAX_LOOPS, 0);
+
+/// One zeroed `LoopStats`: the initial value for new loop threads (too big
+/// for the 512-byte BPF stack).
+#[map]
+static ZERO_LOOP_STATS: Array<LoopStats> = Array::with_max_entries(1, 0);
+
+// x86-64 syscall numbers of the waits an event loop idles in.
+const SYS_POLL: u64 = 7;
+const SYS_SELECT: u64 = 23;
+const SYS_EPOLL_WAIT: u64 = 232;
+const SYS_PSELECT6: u64 = 270;
+const SYS_PPOLL: u64 = 271;
+const SYS_EPOLL_PWAIT: u64 = 281;
+const SYS_IO_URING_ENTER: u64 = 426;
+const SYS_EPOLL_PWAIT2: u64 = 441;
+
+const SYS_FUTEX: u64 = 202;
+
+const IORING_ENTER_GETEVENTS: u64 = 1;
+const FUTEX_WAIT: u64 = 0;
+const FUTEX_WAIT_BITSET: u64 = 9;
+/// Masks FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME off the op.
+const FUTEX_CMD_MASK: u64 = 0x7f;
+
+/// Votes a key needs to lose its majority: bounded, so that a loop that
+/// moves to a new epoll fd is learnt again quickly.
+const MAX_VOTES: u64 = 64;
+
+/// The wait's key if `nr` is a poll-family call that waits for events:
+/// class in the high bits, fd (where there is one) in the low bits.
+#[inline(always)]
+pub fn wait_key(nr: u64, regs: *const u8) -> Option<u64> {
+    match nr {
+        SYS_EPOLL_WAIT | SYS_EPOLL_PWAIT | SYS_EPOLL_PWAIT2 => {
+            Some(1 << 32 | (pt_reg(regs, PT_REGS_DI) & 0xffff_ffff))
+        }
+        // Without descriptors these are sleeps (CPython < 3.11's time.sleep
+        // is a select), not waits for events.
+        SYS_SELECT | SYS_PSELECT6 => (pt_reg(regs, PT_REGS_DI) > 0).then_some(2 << 32),
+        SYS_POLL | SYS_PPOLL => (pt_reg(regs, PT_REGS_SI) > 0).then_some(2 << 32),
+        SYS_IO_URING_ENTER => {
+            let flags = pt_reg(regs, PT_REGS_R10);
+            let min_complete = pt_reg(regs, PT_REGS_DX);
+            (flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0)
+                .then(|| 3 << 32 | (pt_reg(regs, PT_REGS_DI) & 0xffff_ffff))
+        }
+        _ => None,
+    }
+}
+
+/// The futex address if `nr` is a futex wait.
+#[inline(always)]
+pub fn futex_wait_key(nr: u64, regs: *const u8) -> Option<u64> {
+    if nr != SYS_FUTEX {
+        return None;
+    }
+    let op = pt_reg(regs, PT_REGS_SI) & FUTEX_CMD_MASK;
+    (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET).then(|| pt_reg(regs, PT_REGS_DI))
+}
+
+/// One Boyer-Moore majority vote; returns whether `key` is the majority.
+#[inline(always)]
+fn vote(candidate: &mut u64, votes: &mut u64, key: u64) -> bool {
+    if *votes == 0 {
+        *candidate = key;
+        *votes = 1;
+    } else if *candidate == key {
+        *votes = (*votes + 1).min(MAX_VOTES);
+    } else {
+        *votes -= 1;
+    }
+    *candidate == key
+}
+
+/// A poll-family wait begins. If it is the thread's idle wait, the
+/// iteration in progress ends here.
+#[inline(always)]
+pub fn wait_enter(
+    state: &mut ThreadState,
+    key: u64,
+    tgid: u32,
+    tid: u32,
+    now: u64,
+    threshold: u64,
+) {
+    if vote(&mut state.loop_key, &mut state.loop_votes, key) {
+        idle_wait_enter(state, tgid, tid, now, threshold);
+    }
+}
+
+/// A futex wait of a loop thread in a process whose runtime parks idle
+/// workers on a futex: its usual futex is an idle wait too.
+#[inline(always)]
+pub fn park_enter(
+    state: &mut ThreadState,
+    key: u64,
+    tgid: u32,
+    tid: u32,
+    now: u64,
+    threshold: u64,
+) {
+    if state.loop_votes > 0 && vote(&mut state.park_key, &mut state.park_votes, key) {
+        idle_wait_enter(state, tgid, tid, now, threshold);
+    }
+}
+
+#[inline(always)]
+fn idle_wait_enter(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, threshold: u64) {
+    if state.iter_start_ns != 0 {
+        end_iteration(state, tgid, tid, now, threshold);
+    }
+    state.in_idle_wait = 1;
+}
+
+/// The idle wait returned after `waited` ns: a new iteration starts.
+#[inline(always)]
+pub fn idle_wait_exit(state: &mut ThreadState, tid: u32, now: u64, waited: u64) {
+    state.in_idle_wait = 0;
+    state.iter_start_ns = now;
+    state.iter_oncpu_ns = 0;
+    state.iter_runqueue_ns = 0;
+    state.iter_blocked_ns = 0;
+    state.iter_worst_nr = 0;
+    state.iter_worst_ns = 0;
+    state.iter_worst_arg0 = 0;
+    if let Some(stats) = loop_stats(tid) {
+        // SAFETY: only this thread updates its entry.
+        unsafe { (*stats).idle_ns += waited };
+    }
+}
+
+/// A syscall other than the idle wait returned inside an iteration.
+#[inline(always)]
+pub fn syscall_in_iteration(state: &mut ThreadState, nr: u64, duration: u64, regs: *const u8) {
+    if state.iter_start_ns != 0 && duration > state.iter_worst_ns {
+        state.iter_worst_nr = nr;
+        state.iter_worst_ns = duration;
+        state.iter_worst_arg0 = pt_reg(regs, PT_REGS_DI);
+    }
+}
+
+fn loop_stats(tid: u32) -> Option<*mut LoopStats> {
+    if let Some(stats) = LOOP_STATS.get_ptr_mut(tid) {
+        return Some(stats);
+    }
+    let zero = ZERO_LOOP_STATS.get(0)?;
+    LOOP_STATS.insert(tid, zero, 0).ok()?;
+    LOOP_STATS.get_ptr_mut(tid)
+}
+
+fn end_iteration(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, threshold: u64) {
+    let start = state.iter_start_ns;
+    state.iter_start_ns = 0;
+    let busy = now.saturating_sub(start);
+    let oncpu = state.iter_oncpu_ns + now.saturating_sub(state.oncpu_since_ns.max(start));
+    if let Some(stats) = loop_stats(tid) {
+        let bucket = hist::bucket(busy) & (hist::HIST_BUCKETS - 1);
+        // SAFETY: only this thread updates its entry.
+        unsafe {
+            (*stats).iterations += 1;
+            (*stats).busy_ns += busy;
+            if busy > (*stats).max_busy_ns {
+                (*stats).max_busy_ns = busy;
+            }
+            (*stats).hist[bucket] += 1;
+        }
+    }
+    if busy < threshold {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Stall>(0) else {
+        bump(counter::DROP_RINGBUF_FULL);
+        return;
+    };
+    entry.write(Stall {
+        header: EventHeader {
+            kind: kind::STALL,
+            cpu: cpu_id(),
+            pid: tgid,
+            tid,
+            ts_ns: now,
+        },
+        start_ns: start,
+        duration_ns: busy,
+        oncpu_ns: oncpu.min(busy),
+        runqueue_ns: state.iter_runqueue_ns,
+        blocked_ns: state.iter_blocked_ns,
+        worst_nr: state.iter_worst_nr,
+        worst_ns: state.iter_worst_ns,
+        worst_arg0: state.iter_worst_arg0,
+        loop_key: state.loop_key,
+    });
+    entry.submit(0);
+    bump(counter::EVENTS_SENT);
+}

@@ -1,0 +1,101 @@
+//! On-CPU samples of traced threads from perf events: the CPU profile
+//! (`--rate` Hz), and fast samples of loop threads whose iteration is running
+//! long, which name the hot code of a CPU-bound stall.
+
+use core::ptr::addr_of_mut;
+
+use aya_ebpf::{
+    Global,
+    helpers::bpf_get_current_comm,
+    macros::perf_event,
+    programs::{PerfEventContext, tracing::StackIdContext},
+};
+use tracer_common::{
+    CpuSample, EventHeader, SAMPLE_PROFILE, SAMPLE_STALL, UserRegs, counter, kind,
+};
+
+use crate::{
+    counters::bump,
+    helpers::{cpu_id, now_ns},
+    kernel,
+    maps::{EVENTS, KERNEL_STACKS, THREADS},
+    stack::{capture_user, current_user_regs},
+    target::current_traced,
+};
+
+/// A loop iteration is sampled once it has run this long (half the threshold).
+#[unsafe(no_mangle)]
+static STALL_SAMPLE_AFTER_NS: Global<u64> = Global::new(5_000_000);
+
+#[perf_event]
+pub fn profile_sample(ctx: PerfEventContext) -> u32 {
+    if let Some((tgid, tid)) = current_traced() {
+        emit(&ctx, tgid, tid, SAMPLE_PROFILE);
+    }
+    0
+}
+
+#[perf_event]
+pub fn stall_sample(ctx: PerfEventContext) -> u32 {
+    let Some((tgid, tid)) = current_traced() else {
+        return 0;
+    };
+    // SAFETY: read-only look at the thread's state.
+    let Some(state) = (unsafe { THREADS.get(tid) }) else {
+        return 0;
+    };
+    let start = state.iter_start_ns;
+    if start != 0 && now_ns().saturating_sub(start) >= STALL_SAMPLE_AFTER_NS.load() {
+        emit(&ctx, tgid, tid, SAMPLE_STALL);
+    }
+    0
+}
+
+fn emit(ctx: &PerfEventContext, tgid: u32, tid: u32, reason: u32) {
+    let Some(mut entry) = EVENTS.reserve::<CpuSample>(0) else {
+        bump(counter::DROP_RINGBUF_FULL);
+        return;
+    };
+    // Direct loads from the context: the verifier rewrites them to go
+    // through the kernel's pointer to the sampled registers (a probe read
+    // of the context would read that pointer instead).
+    // SAFETY: `ctx.ctx` is the program's context.
+    let sampled = unsafe { &(*ctx.ctx).regs };
+    let in_user = sampled.cs & 3 == 3;
+    let user_regs = if in_user {
+        UserRegs {
+            ip: sampled.rip,
+            sp: sampled.rsp,
+            bp: sampled.rbp,
+        }
+    } else {
+        current_user_regs(kernel::offsets().task_stack).unwrap_or_default()
+    };
+    let kernel_stack = if in_user {
+        -1
+    } else {
+        ctx.get_stackid(&KERNEL_STACKS, 0).unwrap_or_else(|_| {
+            bump(counter::DROP_KERNEL_STACK);
+            -1
+        })
+    };
+    let e = entry.as_mut_ptr();
+    // SAFETY: `e` is a ring buffer reservation of the right size; every field
+    // is written before submit.
+    unsafe {
+        (*e).header = EventHeader {
+            kind: kind::CPU_SAMPLE,
+            cpu: cpu_id(),
+            pid: tgid,
+            tid,
+            ts_ns: now_ns(),
+        };
+        (*e).reason = reason;
+        (*e)._pad = 0;
+        (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        capture_user(user_regs, tgid, tid, addr_of_mut!((*e).stack));
+        (*e).stack.kernel_stack_id = kernel_stack;
+    }
+    entry.submit(0);
+    bump(counter::EVENTS_SENT);
+}

@@ -1,0 +1,169 @@
+//! Python frames merged into native stacks where the interpreter stands, as
+//! `py-spy --native` shows them: each native call of the C eval loop
+//! (`_PyEval_EvalFrameDefault`) is replaced by the Python frames it was
+//! running. The kernel marks the outermost Python frame of each eval call
+//! (`PY_FRAME_ENTRY`), which is how the frames are split between the calls.
+
+use std::ops::Range;
+
+use tracer_common::{PY_FRAME_ENTRY, PyFrame};
+
+use crate::{
+    python::{CodeReader, PythonProcess},
+    stacks::RawFrame,
+    trace::{Frame, FrameKind},
+    unwind::{NativeAddr, ProcessModules},
+};
+
+/// The function of CPython's C eval loop.
+const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
+
+/// A traced CPython process: how to read its frames, and where its eval
+/// loop is in native stacks.
+pub struct PythonTarget {
+    pub process: PythonProcess,
+    eval: Option<(String, Range<u64>)>,
+}
+
+impl PythonTarget {
+    pub fn new(process: PythonProcess, modules: &ProcessModules) -> Self {
+        let eval = modules
+            .file_at_path(&process.image_path)
+            .and_then(|file| file.symbol_range(EVAL_FUNCTION))
+            .map(|range| (process.image_path.clone(), range));
+        if eval.is_none() {
+            log::info!(
+                "{} has no {EVAL_FUNCTION} symbol: Python frames go above the native ones",
+                process.image_path
+            );
+        }
+        Self { process, eval }
+    }
+
+    /// Whether a native frame is a call of the eval loop.
+    pub fn is_eval(&self, addr: &NativeAddr) -> bool {
+        match (addr, &self.eval) {
+            (NativeAddr::Module { file, svma }, Some((path, range))) => {
+                file.path == *path && range.contains(svma)
+            }
+            _ => false,
+        }
+    }
+
+    /// Names the kernel's frames: (frame, ends an eval call).
+    pub fn frames(&self, code: &mut CodeReader, raw: &[PyFrame]) -> Vec<(Frame, bool)> {
+        raw.iter()
+            .map(|py| {
+                let frame = match code.frame(&self.process, py) {
+                    Some(info) => Frame {
+                        function: info.function,
+                        file: Some(info.file),
+                        line: info.line,
+                        module: None,
+                        kind: FrameKind::Python,
+                    },
+                    None => Frame {
+                        function: "[unreadable Python frame]".to_string(),
+                        file: None,
+                        line: None,
+                        module: None,
+                        kind: FrameKind::Python,
+                    },
+                };
+                (frame, py.flags & PY_FRAME_ENTRY != 0)
+            })
+            .collect()
+    }
+}
+
+/// Replaces each eval-loop frame of `native` (innermost first) with the
+/// Python frames of that call. Python frames left over (native unwinding
+/// stopped early, or no eval symbol) go after the native frames.
+pub fn merge(native: Vec<(RawFrame, bool)>, python: Vec<(Frame, bool)>) -> Vec<RawFrame> {
+    let mut groups: Vec<Vec<Frame>> = Vec::new();
+    let mut current = Vec::new();
+    for (frame, entry) in python {
+        current.push(frame);
+        if entry {
+            groups.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    let mut groups = groups.into_iter();
+    let mut merged = Vec::new();
+    for (frame, is_eval) in native {
+        match is_eval.then(|| groups.next()).flatten() {
+            Some(group) => merged.extend(group.into_iter().map(RawFrame::Python)),
+            None => merged.push(frame),
+        }
+    }
+    merged.extend(groups.flatten().map(RawFrame::Python));
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn py(name: &str) -> Frame {
+        Frame {
+            function: name.to_string(),
+            file: Some("app.py".to_string()),
+            line: Some(1),
+            module: None,
+            kind: FrameKind::Python,
+        }
+    }
+
+    fn native(addr: u64) -> RawFrame {
+        RawFrame::Unknown { addr, region: None }
+    }
+
+    fn names(frames: &[RawFrame]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|f| match f {
+                RawFrame::Python(frame) => frame.function.clone(),
+                RawFrame::Unknown { addr, .. } => format!("{addr}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_eval_call_gets_its_frames() {
+        // 3.11+: one eval call runs leaf and middle; an outer one runs main.
+        let native_frames = vec![
+            (native(1), false), // libc
+            (native(2), false), // C function of the time module
+            (native(3), true),  // eval: leaf, middle
+            (native(4), false), // C function calling back into Python
+            (native(5), true),  // eval: main
+            (native(6), false), // Py_RunMain
+        ];
+        let python = vec![
+            (py("leaf"), false),
+            (py("middle"), true),
+            (py("main"), true),
+        ];
+        assert_eq!(
+            names(&merge(native_frames, python)),
+            ["1", "2", "leaf", "middle", "4", "main", "6"]
+        );
+    }
+
+    #[test]
+    fn leftovers_go_outermost() {
+        let native_frames = vec![(native(1), false), (native(2), true)];
+        let python = vec![(py("a"), true), (py("b"), true), (py("c"), false)];
+        assert_eq!(names(&merge(native_frames, python)), ["1", "a", "b", "c"]);
+        // More eval frames than Python calls: the native frame stays.
+        let native_frames = vec![(native(1), true), (native(2), true)];
+        assert_eq!(
+            names(&merge(native_frames, vec![(py("a"), true)])),
+            ["a", "2"]
+        );
+    }
+}

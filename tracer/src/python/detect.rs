@@ -1,0 +1,85 @@
+//! Is a process running CPython 3.8–3.13, and if so, where is its runtime
+//! and how are its structs laid out.
+
+use std::ops::RangeInclusive;
+
+use tracer_common::PyProcess;
+
+use super::{
+    PythonError,
+    debug_offsets::read_debug_offsets,
+    image::find_image,
+    memory::ProcessMemory,
+    offsets::{VersionLayout, known_layout},
+};
+
+/// Minor versions of CPython 3 whose frames can be read.
+const SUPPORTED_MINORS: RangeInclusive<u32> = 8..=13;
+
+/// A process running a CPython the tracer can read.
+#[derive(Debug)]
+pub struct PythonProcess {
+    pub pid: u32,
+    /// The ELF file holding the runtime: libpython3.X.so, or the executable.
+    pub image_path: String,
+    /// Address of `_PyRuntime`.
+    pub runtime: u64,
+    /// Address of `PyCode_Type`: the type of every code object.
+    pub code_type: u64,
+    pub(super) layout: VersionLayout,
+    pub(super) memory: ProcessMemory,
+}
+
+impl PythonProcess {
+    /// X in 3.X.
+    pub fn minor(&self) -> u32 {
+        self.layout.frames.minor
+    }
+
+    /// The `PY_PROCS` value: what the kernel needs to walk this process's
+    /// Python frames.
+    pub fn kernel_info(&self) -> PyProcess {
+        PyProcess {
+            runtime: self.runtime,
+            offsets: self.layout.frames,
+        }
+    }
+}
+
+/// Finds the CPython runtime of process `pid`. `Ok(None)` when the process
+/// runs no CPython, or a version other than 3.8–3.13 (said in a debug log).
+pub fn detect(pid: u32) -> Result<Option<PythonProcess>, PythonError> {
+    let Some(image) = find_image(pid)? else {
+        log::debug!(
+            "pid {pid} runs no CPython: no libpython3.X is mapped, and its executable exports no _PyRuntime"
+        );
+        return Ok(None);
+    };
+    let Some(minor) = image.minor else {
+        log::debug!(
+            "pid {pid}: cannot tell the CPython version of {} (no Py_Version, no version in its name)",
+            image.path
+        );
+        return Ok(None);
+    };
+    if !SUPPORTED_MINORS.contains(&minor) {
+        log::debug!(
+            "pid {pid} runs CPython 3.{minor} ({}); Python frames are read for 3.8 to 3.13 only",
+            image.path
+        );
+        return Ok(None);
+    }
+    let memory = ProcessMemory::open(pid)?;
+    let layout = match known_layout(minor) {
+        Some(layout) => layout,
+        None => read_debug_offsets(&memory, pid, image.runtime, minor)?,
+    };
+    Ok(Some(PythonProcess {
+        pid,
+        image_path: image.path,
+        runtime: image.runtime,
+        code_type: image.code_type,
+        layout,
+        memory,
+    }))
+}
