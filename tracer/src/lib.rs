@@ -11,6 +11,7 @@ pub mod collect;
 pub mod duration;
 pub mod error;
 pub mod fdinfo;
+pub mod loop_series;
 pub mod output;
 pub mod privileges;
 pub mod probes;

@@ -70,21 +70,18 @@ impl Outputs {
         Ok(Self { json, dir })
     }
 
-    /// The files to write: (path, contents).
-    pub fn write(&self, files: &[(&str, &str)], json: &str) -> Result<Vec<PathBuf>, OutputError> {
-        let mut written = Vec::new();
+    /// Writes the JSON report to `--json` and `files` (name, contents) into
+    /// `--output DIR`, as requested.
+    pub fn write(&self, files: &[(&str, &str)], json: &str) -> Result<(), OutputError> {
         if let Some(path) = &self.json {
             write_file(path, json)?;
-            written.push(path.clone());
         }
         if let Some(dir) = &self.dir {
             for (name, contents) in files {
-                let path = dir.join(name);
-                write_file(&path, contents)?;
-                written.push(path);
+                write_file(&dir.join(name), contents)?;
             }
         }
-        Ok(written)
+        Ok(())
     }
 }
 

@@ -21,8 +21,8 @@ use crate::{
     symbolize::Symbolizer,
     syscalls,
     trace::{
-        BlockingCall, Drops, LoopThread, SampleRecord, StallRecord, SyscallSummary, SyscallTotals,
-        TargetInfo, ThreadInfo, Trace,
+        BlockingCall, Drops, LoopThread, LoopWindow, SampleRecord, StallRecord, SyscallSummary,
+        SyscallTotals, TargetInfo, ThreadInfo, Trace,
     },
     unwind::{ModuleFiles, ProcessModules},
 };
@@ -85,6 +85,7 @@ pub struct Ending {
     pub syscalls: Vec<SyscallTotals>,
     /// The kernel's per-loop-thread statistics, by tid.
     pub loops: Vec<(u32, LoopStats)>,
+    pub loop_windows: Vec<LoopWindow>,
     pub drops: Drops,
 }
 
@@ -328,6 +329,7 @@ impl Recorder {
             syscalls: ending.syscalls,
             blocking: self.blocking,
             loops,
+            loop_windows: ending.loop_windows,
             stalls: self.stalls,
             samples: self.samples,
             profile_hz: ending.profile_hz,

@@ -15,19 +15,22 @@ use tokio::{
 };
 
 use crate::{
-    analyze::analyze,
     cli::{Cli, TargetSpec},
     clock::{monotonic_ns, unix_ms},
+    loop_series::LoopSeries,
     output::Outputs,
     privileges,
     probes::{ProbeSettings, Probes},
     progress::Progress,
     recorder::{Ending, Recorder},
-    report::{self, text},
+    report::publish::publish,
     symbolize::Symbolizer,
     target::{self, Launched},
     trace::{TargetInfo, Trace},
 };
+
+/// How often the event loops' statistics are read for their time series.
+const LOOP_SERIES_PERIOD: Duration = Duration::from_millis(100);
 
 /// How often, and how long, a started command is checked for a runtime.
 const RUNTIME_WATCH_PERIOD: Duration = Duration::from_millis(5);
@@ -49,16 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let trace = session.record(cli.duration, cli.quiet).await?;
-    let report = analyze(&trace);
-    let text = text::render(&report);
-    let json = report::to_json(&report);
-    let written = outputs.write(&[("report.txt", &text), ("report.json", &json)], &json)?;
-    if !cli.quiet {
-        print!("{text}");
-        for path in written {
-            println!("wrote {}", path.display());
-        }
-    }
+    publish(&trace, &outputs, cli.quiet)?;
     Ok(())
 }
 
@@ -143,6 +137,8 @@ impl Session {
         let started = Instant::now();
         let deadline = duration.map(|d| started + d);
         let mut ticks = interval(Duration::from_secs(1));
+        let mut loop_reads = interval(LOOP_SERIES_PERIOD);
+        let mut series = LoopSeries::default();
         // A started command is watched until its runtime is known, so that
         // its first events already carry Python frames.
         let mut runtime_checks = interval(RUNTIME_WATCH_PERIOD);
@@ -169,6 +165,10 @@ impl Session {
                         apply_updates(&mut self.recorder, &mut self.probes)?;
                     }
                 }
+                _ = loop_reads.tick() => {
+                    let now = monotonic_ns().saturating_sub(self.start_ns);
+                    series.read(now, &self.probes.loop_stats()?);
+                }
                 _ = ticks.tick() => {
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
                     progress.update(self.target.pid, started.elapsed().as_secs(), self.recorder.events, dropped);
@@ -178,15 +178,21 @@ impl Session {
         progress.finish();
         drop(exited);
         drain(ring.get_mut(), &mut self.recorder, &self.probes);
+        let duration_ns = monotonic_ns().saturating_sub(self.start_ns);
+        let loop_stats = self.probes.loop_stats()?;
         let ending = Ending {
             target: self.target,
             started_unix_ms: self.started_unix_ms,
-            duration_ns: monotonic_ns().saturating_sub(self.start_ns),
+            duration_ns,
             threshold_ns: self.threshold_ns,
             profile_hz: self.profile_hz,
             ended_by,
             syscalls: self.probes.syscall_totals()?,
-            loops: self.probes.loop_stats()?,
+            loops: loop_stats.clone(),
+            loop_windows: {
+                series.read(duration_ns, &loop_stats);
+                series.windows
+            },
             drops: self.probes.drops()?,
         };
         Ok(self.recorder.finish(ending, &Symbolizer::new()))

@@ -86,6 +86,20 @@ pub struct LoopThread {
     pub hist: Vec<u64>,
 }
 
+/// What one loop thread did during one window of time (the session reads
+/// the kernel's loop statistics every 100 ms): how iterations add up in a
+/// timeline without one slice per iteration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoopWindow {
+    pub tid: u32,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    /// Iterations that ended in the window.
+    pub iterations: u64,
+    /// Busy time of those iterations.
+    pub busy_ns: u64,
+}
+
 /// A syscall as the kernel summarised it inside a stall (no stack).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyscallSummary {
@@ -155,6 +169,7 @@ pub struct Trace {
     pub syscalls: Vec<SyscallTotals>,
     pub blocking: Vec<BlockingCall>,
     pub loops: Vec<LoopThread>,
+    pub loop_windows: Vec<LoopWindow>,
     pub stalls: Vec<StallRecord>,
     pub samples: Vec<SampleRecord>,
     /// CPU profile sampling frequency (0: no profile).
@@ -176,6 +191,7 @@ impl Trace {
             syscalls: Vec::new(),
             blocking: Vec::new(),
             loops: Vec::new(),
+            loop_windows: Vec::new(),
             stalls: Vec::new(),
             samples: Vec::new(),
             profile_hz: 0,

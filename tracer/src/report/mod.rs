@@ -1,6 +1,7 @@
 //! Rendering a [`model::Report`]: text for people, JSON for programs.
 
 pub mod model;
+pub mod publish;
 pub mod text;
 
 /// The JSON report, pretty-printed.

@@ -1,0 +1,86 @@
+//! Everything a finished trace turns into: the text report on the terminal,
+//! and the files of `--json` and `--output DIR`. Used alike by a live trace
+//! and by `tracer report` on a recording.
+
+use std::{fmt::Write, path::PathBuf};
+
+use crate::{
+    analyze::analyze,
+    output::{OutputError, Outputs},
+    report::{model::Report, text, to_json},
+    trace::Trace,
+};
+
+/// One file of `--output DIR`.
+pub struct OutputFile {
+    pub name: &'static str,
+    pub contents: String,
+    /// What it is and how to open it, for the report's list of files.
+    pub about: &'static str,
+}
+
+/// The files of `--output DIR` besides report.txt (which lists them).
+fn files(_trace: &Trace, report: &Report) -> Vec<OutputFile> {
+    vec![OutputFile {
+        name: "report.json",
+        contents: to_json(report),
+        about: "the report for programs (format: docs/json.md)",
+    }]
+}
+
+/// Renders and writes everything; prints the text report unless `quiet`.
+pub fn publish(trace: &Trace, outputs: &Outputs, quiet: bool) -> Result<(), OutputError> {
+    let report = analyze(trace);
+    let json = to_json(&report);
+    let mut files = if outputs.dir.is_some() {
+        files(trace, &report)
+    } else {
+        Vec::new()
+    };
+    let mut text = text::render(&report);
+    let listed = file_list(outputs, &files);
+    text.push_str(&listed);
+    files.push(OutputFile {
+        name: "report.txt",
+        contents: text.clone(),
+        about: "this report",
+    });
+    let named: Vec<(&str, &str)> = files
+        .iter()
+        .map(|f| (f.name, f.contents.as_str()))
+        .collect();
+    outputs.write(&named, &json)?;
+    if !quiet {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+/// The "FILES" section: where each output went and how to open it.
+fn file_list(outputs: &Outputs, files: &[OutputFile]) -> String {
+    let mut entries: Vec<(PathBuf, &str)> = Vec::new();
+    if let Some(json) = &outputs.json {
+        entries.push((
+            json.clone(),
+            "the report for programs (format: docs/json.md)",
+        ));
+    }
+    if let Some(dir) = &outputs.dir {
+        entries.push((dir.join("report.txt"), "this report"));
+        entries.extend(files.iter().map(|f| (dir.join(f.name), f.about)));
+    }
+    let mut out = String::new();
+    if entries.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "\nFILES");
+    let width = entries
+        .iter()
+        .map(|(p, _)| p.display().to_string().len())
+        .max()
+        .unwrap_or(0);
+    for (path, about) in entries {
+        let _ = writeln!(out, "  {:<width$}  {about}", path.display().to_string());
+    }
+    out
+}
