@@ -9,14 +9,17 @@ event loop (the mistakes tracer exists to find):
   convert_image   subprocess.run(["sleep", "0.2"])
 between normal `await asyncio.sleep()` work.
 
-Usage: blocking_service.py [--rounds N] [--wait]
+Usage: blocking_service.py [--rounds N] [--wait] [--uvloop]
   --rounds N  run each blocker N times, idle 2 s (`await asyncio.sleep(2)`,
               which is not a stall), then exit; default: run until killed
   --wait      after printing "ready PID", wait for a line on stdin before
               starting (lets a tracer attach first)
+  --uvloop    run on uvloop instead of asyncio's default selector loop
+It prints "upstream PORT" (the slow upstream's port), then "ready PID".
 """
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -87,10 +90,16 @@ def main():
         rounds = int(sys.argv[sys.argv.index("--rounds") + 1])
     server = socket.create_server(("127.0.0.1", 0))
     threading.Thread(target=slow_upstream, args=(server,), daemon=True).start()
-    print(f"ready {__import__('os').getpid()}", flush=True)
+    port = server.getsockname()[1]
+    print(f"upstream {port}", flush=True)
+    print(f"ready {os.getpid()}", flush=True)
     if "--wait" in sys.argv:
         sys.stdin.readline()
-    asyncio.run(serve(rounds, server.getsockname()[1]))
+    if "--uvloop" in sys.argv:
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve(rounds, port))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 
 use std::{env, path::PathBuf, process::Command};
 
-const C_TARGETS: &[&str] = &["syscall_counts"];
+const C_TARGETS: &[&str] = &["syscall_counts", "cpu_split", "many_threads", "load"];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -15,6 +15,7 @@ fn main() {
             .args(["-O2", "-fomit-frame-pointer", "-g", "-o"])
             .arg(&binary)
             .arg(&source)
+            .args(["-lm", "-pthread"])
             .status()
             .expect("gcc is needed to build the C test targets");
         assert!(status.success(), "gcc failed on {source}");

@@ -146,6 +146,12 @@ impl Target {
         stdin.flush().expect("flush target stdin");
     }
 
+    /// The pid of the process started (the printed pid may differ: e.g.
+    /// inside a PID namespace).
+    pub fn child_pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the target to exit by itself.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         wait_with_deadline(&mut self.child, timeout)
@@ -222,11 +228,30 @@ impl Tracer {
         Self::start(&all)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGINT (as Ctrl-C does) and waits for the report.
     pub fn interrupt(self) -> Finished {
+        self.signal(libc::SIGINT)
+    }
+
+    /// Sends SIGTERM and waits for the report.
+    pub fn terminate(self) -> Finished {
+        self.signal(libc::SIGTERM)
+    }
+
+    fn signal(self, signal: i32) -> Finished {
         // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        unsafe { libc::kill(self.child.id() as i32, signal) };
         self.finish()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits for the tracer to end by itself (target exit, --duration).

@@ -14,6 +14,13 @@ pub mod kind {
     pub const STALL: u32 = 3;
     /// [`super::CpuSample`]: an on-CPU sample.
     pub const CPU_SAMPLE: u32 = 4;
+    /// [`super::SlowSyscall`] sent as a futex wait *begins* on a loop thread
+    /// whose runtime's park is not known yet: its stack lets userspace
+    /// recognise a worker parking while it still waits.
+    pub const WAIT_PROBE: u32 = 5;
+    /// [`super::ProcessFork`]: a traced process started a child process,
+    /// which is traced from now on.
+    pub const PROCESS_FORK: u32 = 6;
 }
 
 #[repr(C)]
@@ -98,7 +105,8 @@ pub struct StackCapture {
 pub struct SlowSyscall {
     pub header: EventHeader,
     pub nr: u32,
-    pub _pad: u32,
+    /// `SYSCALL_*` flags.
+    pub flags: u32,
     pub ret: i64,
     /// First argument (the fd, for syscalls that take one first).
     pub arg0: u64,
@@ -112,12 +120,53 @@ pub struct SlowSyscall {
     pub stack: StackCapture,
 }
 
+/// [`SlowSyscall::flags`]: the thread slept uninterruptibly (D state: disk
+/// and other kernel I/O) during the call.
+pub const SYSCALL_UNINTERRUPTIBLE: u32 = 1;
+/// [`SlowSyscall::flags`]: the call was made inside an event-loop iteration.
+pub const SYSCALL_IN_ITERATION: u32 = 2;
+
 /// A traced thread exited; its kernel-side state has been freed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TaskExit {
     pub header: EventHeader,
     pub comm: [u8; TASK_COMM_LEN],
+    /// Its on-CPU and run-queue time while traced.
+    pub oncpu_ns: u64,
+    pub runqueue_ns: u64,
+}
+
+/// A traced process forked a new process (not a thread), now traced too.
+/// `header.pid` is the parent, `child` the new process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessFork {
+    pub header: EventHeader,
+    pub child: u32,
+    pub _pad: u32,
+}
+
+/// Off-CPU time shorter than the streaming minimum, summed in the kernel
+/// (`OFFCPU_SHORT`, indexed by syscall number; `MAX_SYSCALL_NR`: outside
+/// any syscall, e.g. a page fault).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OffCpuTotals {
+    pub count: u64,
+    pub total_ns: u64,
+}
+
+/// A latency histogram (`RUNQUEUE`: how long woken or preempted threads
+/// waited for a CPU).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct LatencyHist {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub _pad: u64,
+    pub hist: [u64; HIST_BUCKETS],
 }
 
 /// Per-syscall statistics, one per CPU, summed by userspace.
@@ -146,17 +195,19 @@ pub struct ThreadState {
     pub oncpu_since_ns: u64,
     /// When the thread last went off CPU; 0 while it runs.
     pub offcpu_since_ns: u64,
-    /// 1 if it went off CPU still runnable (preempted), else 0 (it slept).
-    pub offcpu_runnable: u64,
-    /// The key (epoll fd, ...) of the thread's own idle wait: a
-    /// Boyer-Moore majority vote over its poll-family waits.
+    /// How it went off CPU: `OFFCPU_*`.
+    pub offcpu_state: u64,
+    /// When it was last woken (0: not since it went off CPU).
+    pub wakeup_ns: u64,
+    /// Totals while traced.
+    pub oncpu_total_ns: u64,
+    pub runqueue_total_ns: u64,
+    /// `SYSCALL_*` flags of the syscall in progress.
+    pub syscall_flags: u64,
+    /// The key (epoll fd, ...) of the thread's own idle wait, and the user
+    /// stack pointer it is called with (0: the thread is not a loop yet).
     pub loop_key: u64,
-    pub loop_votes: u64,
-    /// The futex a loop thread parks on when idle (tokio workers park on a
-    /// condvar between polls), by the same vote over its futex waits; only
-    /// for processes flagged `FUTEX_IDLE`.
-    pub park_key: u64,
-    pub park_votes: u64,
+    pub loop_sp: u64,
     /// 1 while the thread is in its loop's idle wait.
     pub in_idle_wait: u64,
     /// Start of the loop iteration in progress (0: none).
@@ -171,9 +222,19 @@ pub struct ThreadState {
     pub iter_worst_nr: u64,
     pub iter_worst_ns: u64,
     pub iter_worst_arg0: u64,
-    /// First argument of the syscall in progress.
-    pub syscall_arg0: u64,
+    /// The futex of the futex wait in progress.
+    pub syscall_futex: u64,
+    /// Wait probes sent so far (see `kind::WAIT_PROBE`).
+    pub park_probes: u64,
 }
+
+/// [`ThreadState::offcpu_state`]: asleep, interruptibly (waiting for an
+/// event, a lock, a timer).
+pub const OFFCPU_SLEEPING: u64 = 0;
+/// Preempted: still runnable, waiting for a CPU.
+pub const OFFCPU_RUNNABLE: u64 = 1;
+/// Asleep uninterruptibly (D state: disk and other kernel I/O).
+pub const OFFCPU_UNINTERRUPTIBLE: u64 = 2;
 
 /// Per event-loop thread statistics (`LOOP_STATS`, keyed by tid).
 #[repr(C)]
@@ -234,9 +295,11 @@ const _: () = {
         core::mem::size_of::<SlowSyscall>()
             == 24 + 48 + 56 + 16 + core::mem::size_of::<StackCapture>()
     );
-    assert!(core::mem::size_of::<TaskExit>() == 40);
+    assert!(core::mem::size_of::<TaskExit>() == 56);
+    assert!(core::mem::size_of::<ProcessFork>() == 32);
+    assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 19 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 22 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(
@@ -253,4 +316,8 @@ mod pod {
     unsafe impl aya::Pod for super::ThreadState {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LoopStats {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::OffCpuTotals {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::LatencyHist {}
 }

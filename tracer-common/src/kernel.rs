@@ -10,6 +10,8 @@ pub struct KernelOffsets {
     pub task_pid: u32,
     /// `task_struct.stack`: the kernel stack, user registers at its top.
     pub task_stack: u32,
+    /// `task_struct.flags` (`PF_EXITING`).
+    pub task_flags: u32,
     /// `task_struct.thread.fsbase`: `pthread_self()` of a thread.
     pub task_fsbase: u32,
     pub task_files: u32,
@@ -65,7 +67,7 @@ pub const FD_PIPE: u32 = 5;
 pub const FD_OTHER: u32 = 6;
 
 const _: () = {
-    assert!(core::mem::size_of::<KernelOffsets>() == 20 * 4);
+    assert!(core::mem::size_of::<KernelOffsets>() == 21 * 4);
     assert!(core::mem::size_of::<FdInfo>() == 56);
 };
 

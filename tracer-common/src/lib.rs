@@ -23,15 +23,18 @@ pub mod maps {
     pub const PY_PROCS: &str = "PY_PROCS";
     pub const PY_THREADS: &str = "PY_THREADS";
     pub const LOOP_STATS: &str = "LOOP_STATS";
+    pub const PARK_FUTEXES: &str = "PARK_FUTEXES";
+    pub const OFFCPU_SHORT: &str = "OFFCPU_SHORT";
+    pub const RUNQUEUE: &str = "RUNQUEUE";
 }
 
 /// Names of the settings (`Global` statics) userspace overrides at load time.
 pub mod globals {
     pub const THRESHOLD_NS: &str = "THRESHOLD_NS";
-    pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
-    pub const TASK_TGID_OFFSET: &str = "TASK_TGID_OFFSET";
     pub const KERNEL: &str = "KERNEL";
     pub const STALL_SAMPLE_AFTER_NS: &str = "STALL_SAMPLE_AFTER_NS";
+    pub const OFFCPU_MIN_NS: &str = "OFFCPU_MIN_NS";
+    pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
 }
 
 /// Syscall numbers below this have per-syscall statistics (x86-64 has < 470).
@@ -51,14 +54,6 @@ pub const MAX_PROCESSES: u32 = 1024;
 pub const MAX_LOOPS: u32 = 1024;
 /// Depth of kernel stacks in the stack map.
 pub const KERNEL_STACK_DEPTH: usize = 127;
-
-/// Flags in a `TRACED` map value.
-pub mod traced {
-    /// A loop thread's most frequent futex wait is idle (its park), not
-    /// blocking. Off for runtimes whose futex waits are real blocking (the
-    /// CPython GIL, V8's GC helpers).
-    pub const FUTEX_IDLE: u32 = 1;
-}
 
 /// Indices into the per-CPU `COUNTERS` array. Every event the kernel side could
 /// not deliver is counted here, so the report can say what it missed.

@@ -7,6 +7,7 @@ use tracer_common::KernelOffsets;
 static KERNEL: Global<KernelOffsets> = Global::new(KernelOffsets {
     task_pid: 0,
     task_stack: 0,
+    task_flags: 0,
     task_fsbase: 0,
     task_files: 0,
     files_fdt: 0,
@@ -37,4 +38,21 @@ pub fn offsets() -> KernelOffsets {
 pub fn read<T>(base: u64, offset: u32) -> Option<T> {
     // SAFETY: bpf_probe_read_kernel checks the address.
     unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+}
+
+/// `PF_EXITING` in `task_struct.flags`.
+const PF_EXITING: u32 = 0x4;
+
+/// Whether `task` (a `task_struct *`) is exiting: its state may have been
+/// freed already and must not be created again.
+#[inline(always)]
+pub fn exiting(task: u64) -> bool {
+    read::<u32>(task, offsets().task_flags).is_some_and(|flags| flags & PF_EXITING != 0)
+}
+
+/// Whether the current task is exiting.
+#[inline(always)]
+pub fn current_exiting() -> bool {
+    // SAFETY: the current task is valid while the program runs.
+    exiting(unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() })
 }

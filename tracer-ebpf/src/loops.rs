@@ -22,6 +22,11 @@ use crate::{
 #[map]
 pub static LOOP_STATS: HashMap<u32, LoopStats> = HashMap::with_max_entries(MAX_LOOPS, 0);
 
+/// Thread id → the futex its runtime parks it on when idle, set by
+/// userspace once it recognised the park in a stack.
+#[map]
+static PARK_FUTEXES: HashMap<u32, u64> = HashMap::with_max_entries(MAX_LOOPS, 0);
+
 /// One zeroed `LoopStats`: the initial value for new loop threads (too big
 /// for the 512-byte BPF stack).
 #[map]
@@ -45,9 +50,9 @@ const FUTEX_WAIT_BITSET: u64 = 9;
 /// Masks FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME off the op.
 const FUTEX_CMD_MASK: u64 = 0x7f;
 
-/// Votes a key needs to lose its majority: bounded, so that a loop that
-/// moves to a new epoll fd is learnt again quickly.
-const MAX_VOTES: u64 = 64;
+/// Wait probes a thread may send (its park is usually recognised by the
+/// first).
+const MAX_PARK_PROBES: u64 = 8;
 
 /// The wait's key if `nr` is a poll-family call that waits for events:
 /// class in the high bits, fd (where there is one) in the low bits.
@@ -81,54 +86,74 @@ pub fn futex_wait_key(nr: u64, regs: *const u8) -> Option<u64> {
     (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET).then(|| pt_reg(regs, PT_REGS_DI))
 }
 
-/// One Boyer-Moore majority vote; returns whether `key` is the majority.
-#[inline(always)]
-fn vote(candidate: &mut u64, votes: &mut u64, key: u64) -> bool {
-    if *votes == 0 {
-        *candidate = key;
-        *votes = 1;
-    } else if *candidate == key {
-        *votes = (*votes + 1).min(MAX_VOTES);
-    } else {
-        *votes -= 1;
-    }
-    *candidate == key
-}
-
-/// A poll-family wait begins. If it is the thread's idle wait, the
-/// iteration in progress ends here.
+/// A poll-family wait with `key` called with user stack pointer `sp`
+/// begins. The loop's own wait keeps its key; a wait on another key from
+/// deeper in the stack is a nested loop run from inside a callback (Node's
+/// execSync, a selector in a handler): blocking. One on another key from as
+/// high up or higher means the loop itself moved (a new epoll fd).
 #[inline(always)]
 pub fn wait_enter(
     state: &mut ThreadState,
     key: u64,
+    sp: u64,
     tgid: u32,
     tid: u32,
     now: u64,
     threshold: u64,
 ) {
-    if vote(&mut state.loop_key, &mut state.loop_votes, key) {
-        idle_wait_enter(state, tgid, tid, now, threshold);
+    let nested = state.loop_sp != 0 && key != state.loop_key && sp < state.loop_sp;
+    if nested {
+        return;
     }
+    state.loop_key = key;
+    state.loop_sp = sp;
+    idle_wait_enter(state, tgid, tid, now, threshold);
 }
 
-/// A futex wait of a loop thread in a process whose runtime parks idle
-/// workers on a futex: its usual futex is an idle wait too.
+/// Whether `futex` is the one userspace saw thread `tid`'s runtime park its
+/// idle worker on (tokio workers park on a condvar between polls; some never
+/// poll at all).
 #[inline(always)]
-pub fn park_enter(
+pub fn is_park(tid: u32, futex: u64) -> bool {
+    // SAFETY: read-only look at the value.
+    (unsafe { PARK_FUTEXES.get(tid) }) == Some(&futex)
+}
+
+/// Whether a futex wait now beginning should send a wait probe: the thread
+/// runs a loop iteration, its park is not known yet, and few were sent.
+#[inline(always)]
+pub fn wants_park_probe(state: &mut ThreadState, tid: u32) -> bool {
+    if state.iter_start_ns == 0 || state.park_probes >= MAX_PARK_PROBES {
+        return false;
+    }
+    // SAFETY: read-only look at the value.
+    if unsafe { PARK_FUTEXES.get(tid) }.is_some() {
+        return false;
+    }
+    state.park_probes += 1;
+    true
+}
+
+/// A futex wait that turned out, while it waited, to be the thread's park:
+/// the iteration ended when the wait began, and a new one starts now.
+#[inline(always)]
+pub fn late_park_exit(
     state: &mut ThreadState,
-    key: u64,
     tgid: u32,
     tid: u32,
+    began: u64,
     now: u64,
     threshold: u64,
 ) {
-    if state.loop_votes > 0 && vote(&mut state.park_key, &mut state.park_votes, key) {
-        idle_wait_enter(state, tgid, tid, now, threshold);
-    }
+    state.iter_blocked_ns = state
+        .iter_blocked_ns
+        .saturating_sub(state.syscall_blocked_ns);
+    end_iteration(state, tgid, tid, began, threshold);
+    idle_wait_exit(state, tid, now, now.saturating_sub(began));
 }
 
 #[inline(always)]
-fn idle_wait_enter(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, threshold: u64) {
+pub fn idle_wait_enter(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, threshold: u64) {
     if state.iter_start_ns != 0 {
         end_iteration(state, tgid, tid, now, threshold);
     }

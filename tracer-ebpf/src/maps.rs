@@ -33,3 +33,14 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// Kernel stacks, referenced by id from events.
 #[map]
 pub static KERNEL_STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);
+
+/// The thread's state, created when first needed.
+#[inline(always)]
+pub fn thread_state(tid: u32) -> Option<&'static mut ThreadState> {
+    if THREADS.get_ptr_mut(tid).is_none() {
+        THREADS.insert(tid, ThreadState::default(), 0).ok()?;
+    }
+    // SAFETY: map values live as long as their entry; only this thread's
+    // own events write it, and they do not run at once.
+    THREADS.get_ptr_mut(tid).map(|state| unsafe { &mut *state })
+}

@@ -1,15 +1,16 @@
 //! Thread and process lifecycle: free a thread's state when it exits and tell
-//! userspace (which keeps its name for the report).
+//! userspace (which keeps its name for the report); follow child processes.
 
 use aya_ebpf::{
-    helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
+    Global, helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use tracer_common::{EventHeader, TaskExit, counter, kind};
+use tracer_common::{EventHeader, ProcessFork, TaskExit, counter, kind};
 
 use crate::{
     counters::bump,
     helpers::{cpu_id, now_ns},
-    maps::{EVENTS, THREADS},
+    kernel,
+    maps::{EVENTS, THREADS, TRACED},
     python,
     target::current_traced,
 };
@@ -25,8 +26,24 @@ fn try_sched_process_exit() {
     let Some((tgid, tid)) = current_traced() else {
         return;
     };
+    // SAFETY: read before the entry is removed.
+    let (oncpu_ns, runqueue_ns) = unsafe { THREADS.get(tid) }.map_or((0, 0), |s| {
+        // It is running now: add the stint since it last went on CPU.
+        let stint = if s.oncpu_since_ns != 0 {
+            now_ns().saturating_sub(s.oncpu_since_ns)
+        } else {
+            0
+        };
+        (s.oncpu_total_ns + stint, s.runqueue_total_ns)
+    });
     let _ = THREADS.remove(tid);
     python::forget_thread(tid);
+    // The process is gone when its leader exits: untrace its pid, which
+    // the kernel will hand out again.
+    if tid == tgid {
+        let _ = TRACED.remove(tgid);
+        python::forget_process(tgid);
+    }
     let Some(mut entry) = EVENTS.reserve::<TaskExit>(0) else {
         bump(counter::DROP_RINGBUF_FULL);
         return;
@@ -40,6 +57,60 @@ fn try_sched_process_exit() {
             ts_ns: now_ns(),
         },
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        oncpu_ns,
+        runqueue_ns,
+    });
+    entry.submit(0);
+    bump(counter::EVENTS_SENT);
+}
+
+/// Child processes of traced processes are traced too (set at load).
+#[unsafe(no_mangle)]
+static FOLLOW_CHILDREN: Global<u32> = Global::new(0);
+
+/// `sched_process_fork(task_struct *parent, task_struct *child)`: runs for
+/// new threads and new processes alike; a new process is one whose thread
+/// id is its process id.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
+    if FOLLOW_CHILDREN.load() != 0 {
+        let child: *const u8 = ctx.arg(1);
+        try_follow_child(child);
+    }
+    0
+}
+
+fn try_follow_child(child: *const u8) {
+    let Some((tgid, tid)) = current_traced() else {
+        return;
+    };
+    // `pid` and `tgid` are neighbours in task_struct.
+    let Some([child_tid, child_tgid]) =
+        kernel::read::<[u32; 2]>(child as u64, kernel::offsets().task_pid)
+    else {
+        return;
+    };
+    if child_tid != child_tgid {
+        return;
+    }
+    if TRACED.insert(child_tgid, 1, 0).is_err() {
+        bump(counter::DROP_PROCESS_MAP_FULL);
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<ProcessFork>(0) else {
+        bump(counter::DROP_RINGBUF_FULL);
+        return;
+    };
+    entry.write(ProcessFork {
+        header: EventHeader {
+            kind: kind::PROCESS_FORK,
+            cpu: cpu_id(),
+            pid: tgid,
+            tid,
+            ts_ns: now_ns(),
+        },
+        child: child_tgid,
+        _pad: 0,
     });
     entry.submit(0);
     bump(counter::EVENTS_SENT);

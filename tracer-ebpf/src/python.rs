@@ -48,6 +48,11 @@ pub fn forget_thread(tid: u32) {
     let _ = PY_THREADS.remove(tid);
 }
 
+/// Forgets a process (it exited; its pid will be reused).
+pub fn forget_process(tgid: u32) {
+    let _ = PY_PROCS.remove(tgid);
+}
+
 /// Fills `out` with the current thread's Python frames, innermost first.
 ///
 /// # Safety
@@ -134,18 +139,18 @@ extern "C" fn next_thread(_index: u64, ctx: *mut c_void) -> i64 {
 
 /// Whether `tstate` belongs to the current thread (`tid`).
 fn is_thread(o: &PyOffsets, tstate: u64, tid: u32) -> bool {
-    if o.tstate_native_thread_id != PyOffsets::ABSENT {
-        return read::<u64>(tstate + o.tstate_native_thread_id as u64) == Some(tid as u64);
-    }
-    // Before 3.11: thread_id is pthread_self(), the thread's fs base.
+    // thread_id is pthread_self(): the thread's fs base (glibc and musl on
+    // x86-64). Unlike native_thread_id (3.11+) it is the same seen from
+    // inside a PID namespace (a container) and from the host.
     let offset = kernel::offsets().task_fsbase;
-    if offset == KernelOffsets::MISSING {
-        return false;
+    if offset != KernelOffsets::MISSING {
+        // SAFETY: the current task is valid while the program runs.
+        let task = unsafe { bpf_get_current_task() };
+        let fsbase = kernel::read::<u64>(task, offset);
+        return fsbase.is_some() && read::<u64>(tstate + o.tstate_thread_id as u64) == fsbase;
     }
-    // SAFETY: the current task is valid while the program runs.
-    let task = unsafe { bpf_get_current_task() };
-    let fsbase = kernel::read::<u64>(task, offset);
-    fsbase.is_some() && read::<u64>(tstate + o.tstate_thread_id as u64) == fsbase
+    o.tstate_native_thread_id != PyOffsets::ABSENT
+        && read::<u64>(tstate + o.tstate_native_thread_id as u64) == Some(tid as u64)
 }
 
 /// The frame the thread is running, or 0 when it runs no Python code.

@@ -18,10 +18,12 @@ use crate::{
     counters::bump,
     helpers::{cpu_id, now_ns},
     kernel,
-    maps::{EVENTS, KERNEL_STACKS, THREADS},
+    maps::{EVENTS, KERNEL_STACKS, THREADS, thread_state},
     stack::{capture_user, current_user_regs},
     target::current_traced,
 };
+
+const BPF_F_REUSE_STACKID: u64 = 1 << 10;
 
 /// A loop iteration is sampled once it has run this long (half the threshold).
 #[unsafe(no_mangle)]
@@ -29,9 +31,20 @@ static STALL_SAMPLE_AFTER_NS: Global<u64> = Global::new(5_000_000);
 
 #[perf_event]
 pub fn profile_sample(ctx: PerfEventContext) -> u32 {
-    if let Some((tgid, tid)) = current_traced() {
-        emit(&ctx, tgid, tid, SAMPLE_PROFILE);
+    let Some((tgid, tid)) = current_traced() else {
+        return 0;
+    };
+    // A thread running since before tracing began has no switch-in time
+    // yet: it has been on CPU at least since now. (An exiting thread's
+    // state is gone and must stay gone.)
+    if !kernel::current_exiting()
+        && let Some(state) = thread_state(tid)
+        && state.oncpu_since_ns == 0
+        && state.offcpu_since_ns == 0
+    {
+        state.oncpu_since_ns = now_ns();
     }
+    emit(&ctx, tgid, tid, SAMPLE_PROFILE);
     0
 }
 
@@ -74,10 +87,13 @@ fn emit(ctx: &PerfEventContext, tgid: u32, tid: u32, reason: u32) {
     let kernel_stack = if in_user {
         -1
     } else {
-        ctx.get_stackid(&KERNEL_STACKS, 0).unwrap_or_else(|_| {
-            bump(counter::DROP_KERNEL_STACK);
-            -1
-        })
+        // Userspace reads a stack as soon as its event arrives, so a bucket
+        // may be reused for a newer stack (no -EEXIST misses).
+        ctx.get_stackid(&KERNEL_STACKS, BPF_F_REUSE_STACKID)
+            .unwrap_or_else(|_| {
+                bump(counter::DROP_KERNEL_STACK);
+                -1
+            })
     };
     let e = entry.as_mut_ptr();
     // SAFETY: `e` is a ring buffer reservation of the right size; every field

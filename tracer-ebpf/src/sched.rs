@@ -1,15 +1,36 @@
-//! Context switches of traced threads: how long each was on CPU, waited to
-//! run (preempted, still runnable) or slept. The loop iteration and the
-//! syscall in progress get these times.
+//! Context switches and wake-ups of traced threads: how long each was on
+//! CPU, asleep, and runnable but waiting for a CPU. The loop iteration and
+//! the syscall in progress get these times; short sleeps outside syscalls
+//! and the run-queue latency are summed here.
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    macros::{map, raw_tracepoint},
+    maps::PerCpuArray,
+    programs::RawTracePointContext,
+};
+use tracer_common::{
+    LatencyHist, MAX_SYSCALL_NR, OFFCPU_RUNNABLE, OFFCPU_SLEEPING, OFFCPU_UNINTERRUPTIBLE,
+    OffCpuTotals, SYSCALL_UNINTERRUPTIBLE, hist,
+};
 
 use crate::{
     helpers::now_ns,
     kernel,
-    maps::{THREADS, TRACED},
+    maps::{THREADS, TRACED, thread_state},
     target::current_traced,
 };
+
+/// Off-CPU time below the streaming minimum, by syscall number; the last
+/// slot is time asleep outside any syscall (page faults).
+#[map]
+pub static OFFCPU_SHORT: PerCpuArray<OffCpuTotals> =
+    PerCpuArray::with_max_entries(MAX_SYSCALL_NR + 1, 0);
+
+/// How long traced threads waited for a CPU once runnable.
+#[map]
+static RUNQUEUE: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(1, 0);
+
+const TASK_UNINTERRUPTIBLE: u64 = 2;
 
 /// `sched_switch(bool preempt, task_struct *prev, task_struct *next,
 /// unsigned int prev_state)`; the current task is `prev`.
@@ -19,57 +40,134 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     let preempt: u64 = ctx.arg(0);
     let next: *const u8 = ctx.arg(2);
     let prev_state: u64 = ctx.arg(3);
-    switch_out(now, preempt != 0 || prev_state & 0xff == 0);
+    let off_state = if preempt != 0 || prev_state & 0xff == 0 {
+        OFFCPU_RUNNABLE
+    } else if prev_state & TASK_UNINTERRUPTIBLE != 0 {
+        OFFCPU_UNINTERRUPTIBLE
+    } else {
+        OFFCPU_SLEEPING
+    };
+    switch_out(now, off_state);
     switch_in(now, next);
     0
 }
 
-fn switch_out(now: u64, runnable: bool) {
+/// `sched_wakeup(task_struct *p)`: from now on `p` waits for a CPU.
+#[raw_tracepoint(tracepoint = "sched_wakeup")]
+pub fn sched_wakeup(ctx: RawTracePointContext) -> i32 {
+    let task: *const u8 = ctx.arg(0);
+    if let Some(tid) = traced_tid(task)
+        && let Some(state) = THREADS.get_ptr_mut(tid)
+    {
+        // SAFETY: map values live as long as their entry; the thread's own
+        // events do not run while it sleeps.
+        let state = unsafe { &mut *state };
+        if state.offcpu_since_ns != 0 {
+            state.wakeup_ns = now_ns();
+        }
+    }
+    0
+}
+
+/// The id of a traced task given by pointer (not the current task).
+fn traced_tid(task: *const u8) -> Option<u32> {
+    // `pid` and `tgid` are neighbours in task_struct.
+    let [tid, tgid] = kernel::read::<[u32; 2]>(task as u64, kernel::offsets().task_pid)?;
+    // SAFETY: the value is only tested for presence.
+    unsafe { TRACED.get(tgid) }?;
+    Some(tid)
+}
+
+fn switch_out(now: u64, off_state: u64) {
     let Some((_, tid)) = current_traced() else {
         return;
     };
+    // Never created here: an exiting thread switches out one last time
+    // after its state was freed.
     let Some(state) = THREADS.get_ptr_mut(tid) else {
         return;
     };
-    // SAFETY: the map value is only written by the thread's own events.
+    // SAFETY: map values live as long as their entry; only this thread's
+    // own events write it, and they do not run at once.
     let state = unsafe { &mut *state };
+    if state.oncpu_since_ns != 0 {
+        state.oncpu_total_ns += now.saturating_sub(state.oncpu_since_ns);
+    }
     if state.iter_start_ns != 0 {
         let from = state.oncpu_since_ns.max(state.iter_start_ns);
         state.iter_oncpu_ns += now.saturating_sub(from);
     }
     state.offcpu_since_ns = now;
-    state.offcpu_runnable = runnable as u64;
+    state.offcpu_state = off_state;
+    state.wakeup_ns = 0;
 }
 
 fn switch_in(now: u64, next: *const u8) {
-    // `pid` and `tgid` are neighbours in task_struct.
-    let Some([tid, tgid]) = kernel::read::<[u32; 2]>(next as u64, kernel::offsets().task_pid)
-    else {
+    let Some(tid) = traced_tid(next) else {
         return;
     };
-    // SAFETY: the value is only tested for presence.
-    if unsafe { TRACED.get(tgid) }.is_none() {
+    if kernel::exiting(next as u64) {
         return;
     }
-    let Some(state) = THREADS.get_ptr_mut(tid) else {
+    let Some(state) = thread_state(tid) else {
         return;
     };
-    // SAFETY: as in switch_out.
-    let state = unsafe { &mut *state };
     if state.offcpu_since_ns != 0 {
-        let off = now.saturating_sub(state.offcpu_since_ns);
-        let runnable = state.offcpu_runnable != 0;
+        let since = state.offcpu_since_ns;
+        // Preempted: all of it was waiting for a CPU. Asleep: until the
+        // wake-up it slept, after it waited.
+        let woke = if state.offcpu_state == OFFCPU_RUNNABLE {
+            since
+        } else if state.wakeup_ns >= since && state.wakeup_ns <= now {
+            state.wakeup_ns
+        } else {
+            now
+        };
+        let asleep = woke - since;
+        let waited = now.saturating_sub(woke);
         if state.iter_start_ns != 0 {
-            if runnable {
-                state.iter_runqueue_ns += off;
-            } else {
-                state.iter_blocked_ns += off;
+            state.iter_blocked_ns += asleep;
+            state.iter_runqueue_ns += waited;
+        }
+        if state.syscall_start_ns != 0 {
+            state.syscall_blocked_ns += asleep;
+            if state.offcpu_state == OFFCPU_UNINTERRUPTIBLE {
+                state.syscall_flags |= SYSCALL_UNINTERRUPTIBLE as u64;
             }
+        } else if asleep > 0 {
+            add_short_offcpu(MAX_SYSCALL_NR, asleep);
         }
-        if !runnable && state.syscall_start_ns != 0 {
-            state.syscall_blocked_ns += off;
-        }
+        state.runqueue_total_ns += waited;
+        add_runqueue(waited);
     }
     state.offcpu_since_ns = 0;
     state.oncpu_since_ns = now;
+}
+
+/// Counts an off-CPU span too short to stream, under syscall `index`.
+#[inline(always)]
+pub fn add_short_offcpu(index: u32, ns: u64) {
+    if let Some(totals) = OFFCPU_SHORT.get_ptr_mut(index) {
+        // SAFETY: per-CPU value: no other CPU writes it.
+        unsafe {
+            (*totals).count += 1;
+            (*totals).total_ns += ns;
+        }
+    }
+}
+
+fn add_runqueue(ns: u64) {
+    let Some(latency) = RUNQUEUE.get_ptr_mut(0) else {
+        return;
+    };
+    let bucket = hist::bucket(ns) & (hist::HIST_BUCKETS - 1);
+    // SAFETY: per-CPU value: no other CPU writes it.
+    unsafe {
+        (*latency).count += 1;
+        (*latency).total_ns += ns;
+        if ns > (*latency).max_ns {
+            (*latency).max_ns = ns;
+        }
+        (*latency).hist[bucket] += 1;
+    }
 }

@@ -8,7 +8,8 @@ use aya_ebpf::{
     Global, helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use tracer_common::{
-    EventHeader, MAX_SYSCALL_NR, SlowSyscall, ThreadState, counter, hist, kind, traced,
+    EventHeader, MAX_SYSCALL_NR, SYSCALL_IN_ITERATION, SlowSyscall, ThreadState, counter, hist,
+    kind,
 };
 
 use crate::{
@@ -16,17 +17,24 @@ use crate::{
     fds,
     helpers::{cpu_id, now_ns},
     loops,
-    maps::{EVENTS, SYSCALL_STATS, THREADS},
+    maps::{EVENTS, SYSCALL_STATS, THREADS, thread_state},
+    sched::add_short_offcpu,
     stack::{capture_user, first_arg, user_regs_at},
-    target::{self, current_traced},
+    target::current_traced,
 };
 
 /// Syscalls at least this long are streamed; overridden at load.
 #[unsafe(no_mangle)]
 static THRESHOLD_NS: Global<u64> = Global::new(10_000_000);
 
+/// Syscalls that slept at least this long are streamed for the off-CPU
+/// profile; shorter sleeps are summed in OFFCPU_SHORT.
+#[unsafe(no_mangle)]
+static OFFCPU_MIN_NS: Global<u64> = Global::new(1_000_000);
+
 const SYS_EXIT: u64 = 60;
 const SYS_EXIT_GROUP: u64 = 231;
+const SYS_FUTEX: u64 = 202;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
@@ -47,8 +55,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
     let now = now_ns();
     let regs: *const u8 = ctx.arg(0);
     let wait_key = loops::wait_key(nr, regs);
-    let park_key =
-        loops::futex_wait_key(nr, regs).filter(|_| target::flags(tgid) & traced::FUTEX_IDLE != 0);
+    let futex_key = loops::futex_wait_key(nr, regs);
     let Some(state) = thread_state(tid) else {
         bump(counter::DROP_THREAD_MAP_FULL);
         return;
@@ -56,21 +63,39 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
     state.syscall_start_ns = now;
     state.syscall_nr = nr;
     state.syscall_blocked_ns = 0;
+    state.syscall_flags = 0;
     if let Some(key) = wait_key {
-        loops::wait_enter(state, key, tgid, tid, now, THRESHOLD_NS.load());
-    } else if let Some(key) = park_key {
-        loops::park_enter(state, key, tgid, tid, now, THRESHOLD_NS.load());
+        let sp = user_regs_at(regs).sp;
+        loops::wait_enter(state, key, sp, tgid, tid, now, THRESHOLD_NS.load());
+    } else if let Some(futex) = futex_key {
+        futex_wait_enter(state, regs, futex, tgid, tid, now);
     }
 }
 
-/// The thread's state, created at its first syscall.
-fn thread_state(tid: u32) -> Option<&'static mut ThreadState> {
-    if THREADS.get_ptr_mut(tid).is_none() {
-        THREADS.insert(tid, ThreadState::default(), 0).ok()?;
+/// A futex wait begins: idle if it is the thread's known park; else,
+/// while the park is unknown, its stack goes to userspace to tell.
+fn futex_wait_enter(
+    state: &mut ThreadState,
+    regs: *const u8,
+    futex: u64,
+    tgid: u32,
+    tid: u32,
+    now: u64,
+) {
+    state.syscall_futex = futex;
+    if loops::is_park(tid, futex) {
+        loops::idle_wait_enter(state, tgid, tid, now, THRESHOLD_NS.load());
+    } else if loops::wants_park_probe(state, tid) {
+        let call = Call {
+            nr: SYS_FUTEX as u32,
+            flags: 0,
+            ret: 0,
+            start: now,
+            duration: 0,
+            blocked: 0,
+        };
+        emit(kind::WAIT_PROBE, regs, tgid, tid, &call, now);
     }
-    // SAFETY: map values live as long as their entry; only this thread's
-    // own programs write it.
-    THREADS.get_ptr_mut(tid).map(|state| unsafe { &mut *state })
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
@@ -105,17 +130,35 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
         loops::idle_wait_exit(state, tid, now, duration);
         return;
     }
+    if nr == SYS_FUTEX && state.iter_start_ns != 0 && loops::is_park(tid, state.syscall_futex) {
+        // Recognised as the thread's park while it waited.
+        loops::late_park_exit(state, tgid, tid, start, now, THRESHOLD_NS.load());
+        return;
+    }
     let regs: *const u8 = ctx.arg(0);
     loops::syscall_in_iteration(state, nr, duration, regs);
-    if duration >= THRESHOLD_NS.load() {
+    let blocked = state.syscall_blocked_ns;
+    let offcpu_min = OFFCPU_MIN_NS.load();
+    if blocked > 0 && blocked < offcpu_min {
+        add_short_offcpu(nr as u32 & (MAX_SYSCALL_NR - 1), blocked);
+    }
+    // Streamed: blocking calls, and calls that slept long enough for the
+    // off-CPU profile.
+    if duration >= THRESHOLD_NS.load() || blocked >= offcpu_min {
+        let in_iteration = if state.iter_start_ns != 0 {
+            SYSCALL_IN_ITERATION
+        } else {
+            0
+        };
         let call = Call {
             nr: nr as u32,
+            flags: state.syscall_flags as u32 | in_iteration,
             ret,
             start,
             duration,
-            blocked: state.syscall_blocked_ns,
+            blocked,
         };
-        emit_slow(regs, tgid, tid, &call, now);
+        emit(kind::SLOW_SYSCALL, regs, tgid, tid, &call, now);
     }
 }
 
@@ -151,14 +194,16 @@ fn is_error(ret: i64) -> bool {
 
 struct Call {
     nr: u32,
+    flags: u32,
     ret: i64,
     start: u64,
     duration: u64,
     blocked: u64,
 }
 
+/// Streams a syscall event of `kind` (slow call, wait probe) with its stack.
 #[inline(always)]
-fn emit_slow(regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u64) {
+fn emit(kind: u32, regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u64) {
     let Some(mut entry) = EVENTS.reserve::<SlowSyscall>(0) else {
         bump(counter::DROP_RINGBUF_FULL);
         return;
@@ -168,14 +213,14 @@ fn emit_slow(regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u64) {
     // is written before submit.
     unsafe {
         (*e).header = EventHeader {
-            kind: kind::SLOW_SYSCALL,
+            kind,
             cpu: cpu_id(),
             pid: tgid,
             tid,
             ts_ns: now,
         };
         (*e).nr = call.nr;
-        (*e)._pad = 0;
+        (*e).flags = call.flags;
         (*e).ret = call.ret;
         (*e).arg0 = first_arg(regs);
         (*e).start_ns = call.start;

@@ -13,10 +13,3 @@ pub fn current_traced() -> Option<(u32, u32)> {
     unsafe { TRACED.get(tgid) }?;
     Some((tgid, pid_tgid as u32))
 }
-
-/// The `TRACED` flags of process `tgid` (0 if not traced).
-#[inline(always)]
-pub fn flags(tgid: u32) -> u32 {
-    // SAFETY: read-only look at the value.
-    unsafe { TRACED.get(tgid) }.copied().unwrap_or(0)
-}

@@ -2,26 +2,52 @@
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
 use crate::{duration::parse_duration, error::UsageError};
+
+const USAGE: &str = "\
+sudo tracer [OPTIONS] --pid <PID>
+       sudo tracer [OPTIONS] -- <CMD>...
+       tracer report [OPTIONS] <FILE>";
 
 const EXAMPLES: &str = "\
 Examples:
   sudo tracer --pid 4242                  trace a running service until Ctrl-C
-  sudo tracer -p 4242 -d 30s -o out/      30 seconds; report.txt and report.json in out/
+  sudo tracer -p 4242 -d 30s -o out/      30 seconds; every report (text, JSON, timeline) in out/
   sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
   sudo tracer -- python3 app.py           start a command and trace it from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
+  sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later
+  tracer report api.rec -o out/           the reports of a recording, again (no root, no target)
 
 Exit status: 0 done, 1 could not trace (no such process, no privileges, ...),
+2 the command line is wrong.";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  tracer report api.rec                   the text report of a recording
+  tracer report api.rec -o out/ -q        every report (text, JSON, timeline) in out/
+  tracer report api.rec --json r.json     the machine-readable report
+
+Exit status: 0 done, 1 the file cannot be read or is not a recording,
 2 the command line is wrong.";
 
 /// Find what blocks a service's event loop, and where its time goes — with
 /// eBPF, without restarting it or changing its code.
 #[derive(Parser, Debug)]
-#[command(name = "tracer", version, after_help = EXAMPLES)]
+#[command(
+    name = "tracer",
+    version,
+    override_usage = USAGE,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+
     /// Trace the running process with this pid (all its threads).
     #[arg(short, long, value_name = "PID")]
     pub pid: Option<u32>,
@@ -36,23 +62,21 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10ms", value_parser = parse_duration)]
     pub threshold: Duration,
 
+    /// Off-CPU profile: a syscall that sleeps at least this long is recorded
+    /// with its stack; shorter sleeps are summed by syscall.
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
+    pub offcpu_min: Duration,
+
     /// CPU profile sampling rate in Hz (0 turns the profile off).
     #[arg(long, value_name = "HZ", default_value_t = 99)]
     pub rate: u64,
 
-    /// Also write the report as JSON to this file.
+    #[command(flatten)]
+    pub outputs: OutputArgs,
+
+    /// Also save everything recorded to this file, for `tracer report FILE`.
     #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
-
-    /// Write report.txt and report.json into this directory (created if
-    /// missing).
-    #[arg(short, long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
-
-    /// Print no report and no progress on the terminal (files are still
-    /// written).
-    #[arg(short, long)]
-    pub quiet: bool,
+    pub record: Option<PathBuf>,
 
     /// More diagnostics on stderr (-vv for debug output).
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -61,6 +85,42 @@ pub struct Cli {
     /// The command to start and trace, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<OsString>,
+}
+
+/// Where the reports go: the same for a live trace and a recording.
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Write every report into this directory (created if missing):
+    /// report.txt, report.json, timeline.json (for Perfetto), ...
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Print no report and no progress on the terminal (files are still
+    /// written).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Action {
+    /// Render the reports of a recording (made with --record) again: needs
+    /// no root and no target.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The recording, from `sudo tracer --record FILE ...`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 }
 
 /// What to trace.
@@ -97,6 +157,12 @@ impl Cli {
             return Err(UsageError(
                 "--duration must be above 0 (leave it out to trace until Ctrl-C)".into(),
             ));
+        }
+        if !(MIN_THRESHOLD..=MAX_THRESHOLD).contains(&self.offcpu_min) {
+            return Err(UsageError(format!(
+                "--offcpu-min must be between 1us and 1h, not {:?}",
+                self.offcpu_min
+            )));
         }
         if self.rate > MAX_RATE {
             return Err(UsageError(format!(
@@ -137,6 +203,32 @@ mod tests {
         assert_eq!(
             cli.validate().unwrap(),
             TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()])
+        );
+    }
+
+    #[test]
+    fn report_subcommand() {
+        let cli = parse(&["report", "a.rec", "-o", "out", "-q"]).unwrap();
+        let Some(Action::Report(args)) = cli.action else {
+            panic!("no report subcommand: {cli:?}");
+        };
+        assert_eq!(args.file, PathBuf::from("a.rec"));
+        assert_eq!(args.outputs.output, Some(PathBuf::from("out")));
+        assert!(args.outputs.quiet);
+        assert!(parse(&["report"]).is_err());
+        assert!(parse(&["--pid", "1", "report", "a.rec"]).is_err());
+        let record = parse(&["-p", "1", "--record", "a.rec"]).unwrap();
+        assert_eq!(record.record, Some(PathBuf::from("a.rec")));
+        assert!(record.action.is_none());
+    }
+
+    #[test]
+    fn a_command_named_report_is_traced() {
+        let cli = parse(&["--", "report", "x"]).unwrap();
+        assert!(cli.action.is_none());
+        assert_eq!(
+            cli.validate().unwrap(),
+            TargetSpec::Command(vec!["report".into(), "x".into()])
         );
     }
 

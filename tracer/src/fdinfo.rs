@@ -6,10 +6,24 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tracer_common::{
     FdInfo,
-    kernel::{FD_INET, FD_INET6, FD_PIPE},
+    kernel::{FD_FILE, FD_INET, FD_INET6, FD_OTHER, FD_PIPE, FD_SOCKET},
 };
 
-use crate::procfs::{fd::FdResolver, net::Socket};
+use crate::{
+    procfs::{fd::FdResolver, net::Socket},
+    trace::FdKind,
+};
+
+/// The kind of fd the kernel saw.
+pub fn kind(info: &FdInfo) -> FdKind {
+    match info.kind {
+        FD_INET | FD_INET6 | FD_SOCKET => FdKind::Socket,
+        FD_PIPE => FdKind::Pipe,
+        FD_FILE => FdKind::File,
+        FD_OTHER => FdKind::Other,
+        _ => FdKind::Unknown,
+    }
+}
 
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;

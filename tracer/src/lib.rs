@@ -2,9 +2,12 @@
 //! event loop and where its time goes. The binary (main.rs) is a thin shell
 //! around [`run::run`]. Data flows one way: kernel probes (`probes`) → events
 //! (`collect`) → a resolved [`trace::Trace`] (`recorder`, `unwind`,
-//! `symbolize`) → pure analysis (`analyze`) → reports (`report`).
+//! `symbolize`) → pure analysis (`analyze`) → reports (`report`). A trace
+//! saved by `recording` is rendered again by `tracer report FILE`.
 
+pub mod abort;
 pub mod analyze;
+pub mod call_log;
 pub mod cli;
 pub mod clock;
 pub mod collect;
@@ -20,12 +23,13 @@ pub mod progress;
 pub mod pystack;
 pub mod python;
 pub mod recorder;
+pub mod recording;
 pub mod report;
 pub mod run;
-pub mod runtime;
 pub mod stacks;
 pub mod symbolize;
 pub mod syscalls;
 pub mod target;
 pub mod trace;
 pub mod unwind;
+pub mod worker_park;

@@ -4,7 +4,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracer::{cli::Cli, error::exit_status, run::run};
+use tracer::{
+    cli::{Action, Cli},
+    error::exit_status,
+    recording,
+    run::run,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,6 +23,9 @@ fn main() -> ExitCode {
         .format_target(false)
         .format_timestamp(None)
         .init();
+    if let Some(Action::Report(args)) = &cli.action {
+        return exit(recording::report::report(args));
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -28,11 +36,32 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    exit(runtime.block_on(run(cli)))
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("tracer: error: {error:#}");
+            eprintln!("tracer: error: {}", one_line(&error));
             ExitCode::from(exit_status(&error) as u8)
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause that an
+/// outer message already quotes (`cannot write F: {source}`).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }

@@ -49,23 +49,7 @@ impl Outputs {
             check_writable(dir)?;
         }
         if let Some(json) = &json {
-            if fs::symlink_metadata(json).is_ok_and(|m| m.is_dir()) {
-                return Err(OutputError::Write {
-                    path: json.clone(),
-                    source: io::Error::other("it is a directory"),
-                });
-            }
-            let parent = match json.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            check_writable(parent).map_err(|e| match e {
-                OutputError::Write { source, .. } => OutputError::Write {
-                    path: json.clone(),
-                    source,
-                },
-                other => other,
-            })?;
+            check_file(json)?;
         }
         Ok(Self { json, dir })
     }
@@ -82,6 +66,32 @@ impl Outputs {
             }
         }
         Ok(())
+    }
+}
+
+/// Checks that a file can be written at `path` (not a directory, in a
+/// writable directory), before a recording that would be lost otherwise.
+pub fn check_file(path: &Path) -> Result<(), OutputError> {
+    if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        return Err(OutputError::Write {
+            path: path.to_path_buf(),
+            source: io::Error::other("it is a directory"),
+        });
+    }
+    check_writable(parent_dir(path)).map_err(|e| match e {
+        OutputError::Write { source, .. } => OutputError::Write {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => other,
+    })
+}
+
+/// The directory a file path is in ("." for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
 }
 
@@ -126,17 +136,18 @@ fn temp_file(dir: &Path) -> io::Result<(File, PathBuf)> {
 /// Writes `contents` to `path` atomically: a symlink at `path` is replaced,
 /// never followed.
 pub fn write_file(path: &Path, contents: &str) -> Result<(), OutputError> {
+    write_bytes(path, contents.as_bytes())
+}
+
+/// [`write_file`] for binary contents.
+pub fn write_bytes(path: &Path, contents: &[u8]) -> Result<(), OutputError> {
     let error = |source| OutputError::Write {
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let (mut file, temp) = temp_file(dir).map_err(error)?;
+    let (mut file, temp) = temp_file(parent_dir(path)).map_err(error)?;
     let result = file
-        .write_all(contents.as_bytes())
+        .write_all(contents)
         .and_then(|()| file.sync_all())
         .and_then(|()| fs::rename(&temp, path));
     if let Err(source) = result {

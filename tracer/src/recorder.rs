@@ -11,20 +11,21 @@ use std::{
 use tracer_common::{LoopStats, PY_STATUS_NONE, PyProcess, Stall};
 
 use crate::{
+    call_log::CallLog,
     collect::{CapturedStack, RawEvent, SampleEvent, SlowSyscallEvent, decode::decode},
     fdinfo,
     procfs::{fd::FdResolver, maps::read_maps, status},
     pystack::{self, PythonTarget},
-    python::CodeReader,
-    runtime::Runtime,
+    python::{self, CodeReader},
     stacks::{RawFrame, StackTable},
     symbolize::Symbolizer,
     syscalls,
     trace::{
-        BlockingCall, Drops, LoopThread, LoopWindow, SampleRecord, StallRecord, SyscallSummary,
-        SyscallTotals, TargetInfo, ThreadInfo, Trace,
+        BlockingCall, Drops, LoopThread, LoopWindow, ProcessInfo, RunqueueLatency, SampleRecord,
+        ShortOffCpu, StallRecord, SyscallSummary, SyscallTotals, TargetInfo, ThreadInfo, Trace,
     },
     unwind::{ModuleFiles, ProcessModules},
+    worker_park,
 };
 
 fn mapping_count(pid: u32) -> usize {
@@ -37,14 +38,16 @@ pub trait KernelStacks {
     fn kernel_stack(&self, id: u32) -> Option<Vec<u64>>;
 }
 
-/// What the probes must learn about a traced process (its runtime was
-/// found, or changed with an exec).
-pub struct ProcessUpdate {
-    pub pid: u32,
-    /// `TRACED` flags.
-    pub flags: u32,
-    pub python: Option<PyProcess>,
+/// What the probes must learn from what the recorder found.
+pub enum ProbeUpdate {
+    /// Process `pid` runs CPython: its frames can be read.
+    Python { pid: u32, process: PyProcess },
+    /// Thread `tid` is a runtime worker that parks on `futex` when idle.
+    ParkFutex { tid: u32, futex: u64 },
 }
+
+/// x86-64 futex(2).
+const SYS_FUTEX: u32 = 202;
 
 /// A process that runs no CPython yet is looked at again when its memory
 /// map changed (a started command execs into the interpreter after tracing
@@ -55,16 +58,21 @@ pub struct Recorder {
     /// CLOCK_MONOTONIC at the start of the recording; times are relative to it.
     start_ns: u64,
     files: ModuleFiles,
-    processes: HashMap<u32, ProcessModules>,
+    modules: HashMap<u32, ProcessModules>,
+    /// Child processes started while traced, by pid.
+    children: BTreeMap<u32, ProcessInfo>,
     pythons: HashMap<u32, PythonTarget>,
     /// When processes without CPython were last looked at, and how many
     /// mappings they had then.
     checked: HashMap<u32, (Instant, usize)>,
     code: CodeReader,
-    updates: Vec<ProcessUpdate>,
+    /// Threads found to park on a futex when idle.
+    parked: HashMap<u32, u64>,
+    symbolizer: Symbolizer,
+    updates: Vec<ProbeUpdate>,
     fds: FdResolver,
     stacks: StackTable,
-    blocking: Vec<BlockingCall>,
+    calls: CallLog,
     stalls: Vec<StallRecord>,
     samples: Vec<SampleRecord>,
     threads: BTreeMap<u32, ThreadInfo>,
@@ -80,6 +88,11 @@ pub struct Ending {
     pub started_unix_ms: u64,
     pub duration_ns: u64,
     pub threshold_ns: u64,
+    pub offcpu_min_ns: u64,
+    pub offcpu_short: Vec<ShortOffCpu>,
+    pub runqueue: RunqueueLatency,
+    /// (on-CPU, run-queue) time of the threads still alive, by tid.
+    pub thread_times: HashMap<u32, (u64, u64)>,
     pub profile_hz: u64,
     pub ended_by: String,
     pub syscalls: Vec<SyscallTotals>,
@@ -90,18 +103,22 @@ pub struct Ending {
 }
 
 impl Recorder {
-    pub fn new(start_ns: u64) -> Self {
+    /// `threshold_ns` and `offcpu_min_ns` as the probes were given them.
+    pub fn new(start_ns: u64, threshold_ns: u64, offcpu_min_ns: u64) -> Self {
         Self {
             start_ns,
             files: ModuleFiles::default(),
-            processes: HashMap::new(),
+            modules: HashMap::new(),
+            children: BTreeMap::new(),
             pythons: HashMap::new(),
             checked: HashMap::new(),
             code: CodeReader::default(),
+            parked: HashMap::new(),
+            symbolizer: Symbolizer::new(),
             updates: Vec::new(),
             fds: FdResolver::default(),
             stacks: StackTable::default(),
-            blocking: Vec::new(),
+            calls: CallLog::new(threshold_ns, offcpu_min_ns),
             stalls: Vec::new(),
             samples: Vec::new(),
             threads: BTreeMap::new(),
@@ -113,36 +130,43 @@ impl Recorder {
     /// Reads a process's modules and finds its runtime now, while it surely
     /// lives. What the probes must learn comes out of [`Self::take_updates`].
     pub fn add_process(&mut self, pid: u32) {
-        if self.processes.contains_key(&pid) {
+        if self.modules.contains_key(&pid) {
             return;
         }
-        self.processes
+        self.modules
             .insert(pid, ProcessModules::new(pid, &mut self.files));
-        self.detect_runtime(pid);
+        self.detect_python(pid);
     }
 
-    fn detect_runtime(&mut self, pid: u32) {
+    fn detect_python(&mut self, pid: u32) {
         self.checked
             .insert(pid, (Instant::now(), mapping_count(pid)));
-        let runtime = Runtime::detect(pid);
-        let flags = runtime.traced_flags();
-        let mut python = None;
-        if let Runtime::Python(process) = runtime {
-            let Some(modules) = self.processes.get_mut(&pid) else {
+        let process = match python::detect(pid) {
+            Ok(Some(process)) => process,
+            Ok(None) => return,
+            // A process that is gone simply has nothing to read.
+            Err(error) if status::proc_path(pid, "").exists() => {
+                log::warn!("pid {pid}: no Python frames: {error}");
                 return;
-            };
-            // The interpreter may have been loaded since the modules were read.
-            modules.refresh(&mut self.files);
-            python = Some(process.kernel_info());
-            log::info!("pid {pid} runs CPython 3.{}", process.minor());
-            self.pythons
-                .insert(pid, PythonTarget::new(*process, modules));
-        }
-        self.updates.push(ProcessUpdate { pid, flags, python });
+            }
+            Err(_) => return,
+        };
+        let Some(modules) = self.modules.get_mut(&pid) else {
+            return;
+        };
+        // The interpreter may have been loaded since the modules were read.
+        modules.refresh(&mut self.files);
+        log::info!("pid {pid} runs CPython 3.{}", process.minor());
+        self.updates.push(ProbeUpdate::Python {
+            pid,
+            process: process.kernel_info(),
+        });
+        self.pythons
+            .insert(pid, PythonTarget::new(process, modules));
     }
 
-    /// Runtime findings since the last call, for the probes.
-    pub fn take_updates(&mut self) -> Vec<ProcessUpdate> {
+    /// What the probes must learn, found since the last call.
+    pub fn take_updates(&mut self) -> Vec<ProbeUpdate> {
         std::mem::take(&mut self.updates)
     }
 
@@ -163,11 +187,18 @@ impl Recorder {
         if py_status != PY_STATUS_NONE || self.pythons.contains_key(&pid) {
             return;
         }
-        let due = self.checked.get(&pid).is_none_or(|(at, mappings)| {
-            at.elapsed() >= PYTHON_RECHECK && mapping_count(pid) != *mappings
-        });
-        if due {
-            self.detect_runtime(pid);
+        let (checked_at, mappings) = match self.checked.get(&pid) {
+            Some(&checked) => checked,
+            None => return self.detect_python(pid),
+        };
+        if checked_at.elapsed() < PYTHON_RECHECK {
+            return;
+        }
+        let now = mapping_count(pid);
+        if now == mappings {
+            self.checked.insert(pid, (Instant::now(), now));
+        } else {
+            self.detect_python(pid);
         }
     }
 
@@ -176,11 +207,28 @@ impl Recorder {
         self.events += 1;
         match decode(record) {
             Ok(RawEvent::SlowSyscall(event)) => self.slow_syscall(*event),
-            Ok(RawEvent::TaskExit { pid, tid, comm }) => {
-                self.threads.insert(tid, ThreadInfo { pid, tid, comm });
+            Ok(RawEvent::WaitProbe(event)) => self.wait_probe(&event),
+            Ok(RawEvent::TaskExit {
+                pid,
+                tid,
+                comm,
+                oncpu_ns,
+                runqueue_ns,
+            }) => {
+                self.threads.insert(
+                    tid,
+                    ThreadInfo {
+                        pid,
+                        tid,
+                        comm,
+                        oncpu_ns: Some(oncpu_ns),
+                        runqueue_ns: Some(runqueue_ns),
+                    },
+                );
             }
             Ok(RawEvent::Stall(stall)) => self.stall(&stall),
             Ok(RawEvent::Sample(sample)) => self.sample(*sample, kernel),
+            Ok(RawEvent::ProcessFork { parent, child }) => self.child(parent, child),
             Err(error) => {
                 self.undecodable += 1;
                 log::warn!("undecodable record: {error}");
@@ -197,18 +245,58 @@ impl Recorder {
         let fd = syscalls::takes_fd(event.nr).then_some(event.arg0 as i32);
         let target = fd.and_then(|fd| fdinfo::describe(&event.fd, event.pid, fd, &mut self.fds));
         let frames = self.user_frames(event.pid, &event.stack);
-        self.blocking.push(BlockingCall {
+        if event.nr == SYS_FUTEX && !self.parked.contains_key(&event.tid) {
+            self.recognise_park(event.tid, event.arg0, &frames);
+        }
+        let call = BlockingCall {
             pid: event.pid,
             tid: event.tid,
             nr: event.nr,
             start_ns: self.relative(event.start_ns),
             duration_ns: event.duration_ns,
             ret: event.ret,
+            arg0: event.arg0,
             fd,
             target,
+            fd_kind: fdinfo::kind(&event.fd),
             blocked_ns: event.blocked_ns,
+            uninterruptible: event.uninterruptible,
             stack: self.stacks.intern(frames),
-        });
+        };
+        self.calls.add(call, event.in_iteration);
+    }
+
+    fn wait_probe(&mut self, event: &SlowSyscallEvent) {
+        if !self.parked.contains_key(&event.tid) {
+            let frames = self.user_frames(event.pid, &event.stack);
+            self.recognise_park(event.tid, event.arg0, &frames);
+        }
+    }
+
+    /// A futex wait: if it is a runtime worker parking, the kernel is told
+    /// that this futex is the thread's idle wait from now on.
+    fn recognise_park(&mut self, tid: u32, futex: u64, frames: &[RawFrame]) {
+        let names = self.stacks.function_names(frames, &self.symbolizer);
+        if worker_park::is_worker_park(names.iter().map(String::as_str)) {
+            log::info!("thread {tid} is a runtime worker that parks on futex {futex:#x}");
+            self.parked.insert(tid, futex);
+            self.updates.push(ProbeUpdate::ParkFutex { tid, futex });
+        }
+    }
+
+    /// A traced process started another: traced too, from now on.
+    fn child(&mut self, parent: u32, child: u32) {
+        log::info!("following process {child}, started by {parent}");
+        self.children.insert(
+            child,
+            ProcessInfo {
+                pid: child,
+                parent: Some(parent),
+                comm: String::new(),
+                cmdline: Vec::new(),
+            },
+        );
+        self.add_process(child);
     }
 
     fn stall(&mut self, stall: &Stall) {
@@ -264,6 +352,8 @@ impl Recorder {
             pid,
             tid,
             comm: comm.to_string(),
+            oncpu_ns: None,
+            runqueue_ns: None,
         });
     }
 
@@ -272,7 +362,7 @@ impl Recorder {
     fn user_frames(&mut self, pid: u32, captured: &CapturedStack) -> Vec<RawFrame> {
         self.add_process(pid);
         self.recheck_python(pid, captured.py_status);
-        let Some(process) = self.processes.get_mut(&pid) else {
+        let Some(process) = self.modules.get_mut(&pid) else {
             return Vec::new();
         };
         let python = self.pythons.get(&pid);
@@ -296,16 +386,49 @@ impl Recorder {
         }
     }
 
+    /// The target, then its children, each named as it ended up (after an
+    /// exec): from /proc if it lives, else from its exit.
+    fn process_list(&self, target: &TargetInfo) -> Vec<ProcessInfo> {
+        let root = ProcessInfo {
+            pid: target.pid,
+            parent: None,
+            comm: target.comm.clone(),
+            cmdline: target.cmdline.clone(),
+        };
+        let children = self.children.values().map(|child| {
+            let cmdline = status::read_cmdline(child.pid).unwrap_or_default();
+            let comm = status::read_stat(&status::proc_path(child.pid, "stat"))
+                .map(|stat| stat.comm)
+                .ok()
+                .or_else(|| self.threads.get(&child.pid).map(|t| t.comm.clone()))
+                .unwrap_or_default();
+            ProcessInfo {
+                comm,
+                cmdline,
+                ..child.clone()
+            }
+        });
+        std::iter::once(root).chain(children).collect()
+    }
+
     /// Adds the threads still alive, symbolizes, and assembles the trace.
-    pub fn finish(mut self, ending: Ending, symbolizer: &Symbolizer) -> Trace {
-        let pids: Vec<u32> = self.processes.keys().copied().collect();
+    pub fn finish(mut self, ending: Ending) -> Trace {
+        let pids: Vec<u32> = self.modules.keys().copied().collect();
         for pid in pids {
             for tid in status::list_threads(pid).unwrap_or_default() {
                 let comm = status::read_thread_comm(pid, tid);
                 self.note_thread(pid, tid, &comm);
             }
         }
+        for (tid, (oncpu, runqueue)) in &ending.thread_times {
+            if let Some(thread) = self.threads.get_mut(tid) {
+                thread.oncpu_ns = Some(*oncpu);
+                thread.runqueue_ns = Some(*runqueue);
+            }
+        }
         let target_pid = ending.target.pid;
+        let processes = self.process_list(&ending.target);
+        let (blocking, call_groups) = self.calls.finish();
         let loops = ending
             .loops
             .iter()
@@ -324,16 +447,21 @@ impl Recorder {
             started_unix_ms: ending.started_unix_ms,
             duration_ns: ending.duration_ns,
             threshold_ns: ending.threshold_ns,
+            offcpu_min_ns: ending.offcpu_min_ns,
             ended_by: ending.ended_by,
+            processes,
             threads: self.threads.into_values().collect(),
             syscalls: ending.syscalls,
-            blocking: self.blocking,
+            blocking,
+            call_groups,
             loops,
             loop_windows: ending.loop_windows,
             stalls: self.stalls,
             samples: self.samples,
             profile_hz: ending.profile_hz,
-            stacks: self.stacks.symbolize(symbolizer),
+            offcpu_short: ending.offcpu_short,
+            runqueue: ending.runqueue,
+            stacks: self.stacks.symbolize(&self.symbolizer),
             drops: ending.drops,
         }
     }

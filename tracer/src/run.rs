@@ -15,16 +15,17 @@ use tokio::{
 };
 
 use crate::{
+    abort,
     cli::{Cli, TargetSpec},
     clock::{monotonic_ns, unix_ms},
     loop_series::LoopSeries,
-    output::Outputs,
+    output::{self, Outputs},
     privileges,
     probes::{ProbeSettings, Probes},
     progress::Progress,
-    recorder::{Ending, Recorder},
+    recorder::{Ending, ProbeUpdate, Recorder},
+    recording,
     report::publish::publish,
-    symbolize::Symbolizer,
     target::{self, Launched},
     trace::{TargetInfo, Trace},
 };
@@ -38,10 +39,22 @@ const RUNTIME_WATCH_TIME: Duration = Duration::from_secs(5);
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let spec = cli.validate()?;
-    let outputs = Outputs::prepare(cli.json.clone(), cli.output.clone())?;
+    let outputs = Outputs::prepare(cli.outputs.json.clone(), cli.outputs.output.clone())?;
+    if let Some(path) = &cli.record {
+        output::check_file(path)?;
+    }
     privileges::check()?;
-    let session = Session::start(&spec, cli.threshold, cli.rate)?;
-    if !cli.quiet {
+    let settings = ProbeSettings {
+        threshold_ns: cli.threshold.as_nanos() as u64,
+        offcpu_min_ns: cli.offcpu_min.as_nanos() as u64,
+        profile_hz: cli.rate,
+        // A started command's children are its work (a shell script, a
+        // server forking workers).
+        follow_children: matches!(spec, TargetSpec::Command(_)),
+    };
+    let session = Session::start(&spec, settings)?;
+    let quiet = cli.outputs.quiet;
+    if !quiet {
         let until = match cli.duration {
             Some(d) => format!("for {}", crate::duration::format_ns(d.as_nanos() as u64)),
             None => "until Ctrl-C or its exit".to_string(),
@@ -51,8 +64,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             session.target.pid, session.target.comm
         );
     }
-    let trace = session.record(cli.duration, cli.quiet).await?;
-    publish(&trace, &outputs, cli.quiet)?;
+    let trace = session.record(cli.duration, quiet).await?;
+    // Either output is written even if the other fails.
+    let saved = cli
+        .record
+        .as_ref()
+        .map(|path| recording::save(path, &trace));
+    publish(&trace, &outputs, quiet)?;
+    saved.transpose()?;
     Ok(())
 }
 
@@ -64,14 +83,13 @@ struct Session {
     pidfd: OwnedFd,
     probes: Probes,
     recorder: Recorder,
-    threshold_ns: u64,
-    profile_hz: u64,
+    settings: ProbeSettings,
     start_ns: u64,
     started_unix_ms: u64,
 }
 
 impl Session {
-    fn start(spec: &TargetSpec, threshold: Duration, profile_hz: u64) -> anyhow::Result<Self> {
+    fn start(spec: &TargetSpec, settings: ProbeSettings) -> anyhow::Result<Self> {
         let (target, launched) = match spec {
             TargetSpec::Pid(pid) => (target::inspect(*pid)?, None),
             TargetSpec::Command(argv) => {
@@ -93,14 +111,11 @@ impl Session {
             }
         };
         let pidfd = target::open_pidfd(target.pid)?;
-        let threshold_ns = threshold.as_nanos() as u64;
-        let mut probes = Probes::load(&ProbeSettings {
-            threshold_ns,
-            profile_hz,
-        })?;
+        let mut probes = Probes::load(&settings)?;
         let start_ns = monotonic_ns();
         let started_unix_ms = unix_ms();
-        let mut recorder = Recorder::new(start_ns);
+        let mut recorder = Recorder::new(start_ns, settings.threshold_ns, settings.offcpu_min_ns);
+        probes.trace_process(target.pid)?;
         recorder.add_process(target.pid);
         apply_updates(&mut recorder, &mut probes)?;
         let launched_pid = launched.as_ref().map(|l| l.pid);
@@ -113,8 +128,7 @@ impl Session {
             pidfd,
             probes,
             recorder,
-            threshold_ns,
-            profile_hz,
+            settings,
             start_ns,
             started_unix_ms,
         })
@@ -176,16 +190,22 @@ impl Session {
             }
         };
         progress.finish();
+        abort::second_interrupt_aborts(quiet);
         drop(exited);
         drain(ring.get_mut(), &mut self.recorder, &self.probes);
-        let duration_ns = monotonic_ns().saturating_sub(self.start_ns);
+        let end_ns = monotonic_ns();
+        let duration_ns = end_ns.saturating_sub(self.start_ns);
         let loop_stats = self.probes.loop_stats()?;
         let ending = Ending {
             target: self.target,
             started_unix_ms: self.started_unix_ms,
             duration_ns,
-            threshold_ns: self.threshold_ns,
-            profile_hz: self.profile_hz,
+            threshold_ns: self.settings.threshold_ns,
+            offcpu_min_ns: self.settings.offcpu_min_ns,
+            offcpu_short: self.probes.offcpu_short()?,
+            runqueue: self.probes.runqueue()?,
+            thread_times: self.probes.thread_times(end_ns)?,
+            profile_hz: self.settings.profile_hz,
             ended_by,
             syscalls: self.probes.syscall_totals()?,
             loops: loop_stats.clone(),
@@ -195,7 +215,7 @@ impl Session {
             },
             drops: self.probes.drops()?,
         };
-        Ok(self.recorder.finish(ending, &Symbolizer::new()))
+        Ok(self.recorder.finish(ending))
     }
 
     fn exit_reason(&self) -> String {
@@ -211,12 +231,12 @@ fn release(launched: Launched, target: &TargetInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Tells the probes what the recorder learnt about the traced processes.
+/// Tells the probes what the recorder learnt.
 fn apply_updates(recorder: &mut Recorder, probes: &mut Probes) -> anyhow::Result<()> {
     for update in recorder.take_updates() {
-        probes.trace_process(update.pid, update.flags)?;
-        if let Some(python) = &update.python {
-            probes.trace_python(update.pid, python)?;
+        match update {
+            ProbeUpdate::Python { pid, process } => probes.trace_python(pid, &process)?,
+            ProbeUpdate::ParkFutex { tid, futex } => probes.set_park_futex(tid, futex)?,
         }
     }
     Ok(())

@@ -50,6 +50,24 @@ impl StackTable {
         }
     }
 
+    /// The names of the native functions of `frames`, symbolized now (for
+    /// decisions that cannot wait for the end of the trace).
+    pub fn function_names(&self, frames: &[RawFrame], symbolizer: &Symbolizer) -> Vec<String> {
+        frames
+            .iter()
+            .filter_map(|frame| match frame {
+                RawFrame::Native { module, svma } => {
+                    let file = self.modules.get(*module as usize)?;
+                    Some(symbolizer.module_frames(file, &[*svma]))
+                }
+                _ => None,
+            })
+            .flatten()
+            .flatten()
+            .map(|frame| frame.function)
+            .collect()
+    }
+
     pub fn intern(&mut self, frames: Vec<RawFrame>) -> StackId {
         if let Some(&id) = self.ids.get(&frames) {
             return id;

@@ -11,11 +11,25 @@ pub struct TargetInfo {
     pub cmdline: Vec<String>,
 }
 
+/// A traced process: the target, or a child it started while traced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    /// The traced process that started it (None for the target).
+    pub parent: Option<u32>,
+    pub comm: String,
+    pub cmdline: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadInfo {
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
+    /// On-CPU time while traced, from the scheduler (None: not known).
+    pub oncpu_ns: Option<u64>,
+    /// Time runnable but waiting for a CPU, from the scheduler.
+    pub runqueue_ns: Option<u64>,
 }
 
 /// One frame of a stack, innermost first in a [`Stack`].
@@ -56,7 +70,19 @@ pub struct SyscallTotals {
     pub hist: Vec<u64>,
 }
 
-/// A syscall that took at least the threshold.
+/// What kind of thing a file descriptor was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FdKind {
+    Socket,
+    Pipe,
+    File,
+    Other,
+    Unknown,
+}
+
+/// A streamed syscall: one that took at least the threshold (a blocking
+/// call), or slept at least the off-CPU minimum (for the off-CPU profile).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockingCall {
     pub pid: u32,
@@ -65,12 +91,51 @@ pub struct BlockingCall {
     pub start_ns: u64,
     pub duration_ns: u64,
     pub ret: i64,
+    /// The first argument, as is.
+    pub arg0: u64,
     pub fd: Option<i32>,
     /// What the fd referred to, e.g. `tcp:127.0.0.1:5000->127.0.0.1:80`.
     pub target: Option<String>,
+    pub fd_kind: FdKind,
     /// Part of the call the thread slept (off CPU, not runnable).
     pub blocked_ns: u64,
+    /// It slept uninterruptibly (D state: disk and other kernel I/O).
+    pub uninterruptible: bool,
     pub stack: StackId,
+}
+
+/// Streamed calls beyond the number kept one by one, summed per (thread,
+/// syscall, stack, target): a long trace of a busy target stays small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallGroup {
+    /// The first call of the group (its duration and times are the first's).
+    pub first: BlockingCall,
+    pub count: u64,
+    /// Calls of at least the threshold (blocking calls), their total and max.
+    pub blocking_count: u64,
+    pub blocking_ns: u64,
+    pub blocking_max_ns: u64,
+    /// Calls that slept at least the off-CPU minimum, and that sleep.
+    pub offcpu_count: u64,
+    pub offcpu_ns: u64,
+}
+
+/// Off-CPU time in spans below the streaming minimum, summed by syscall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShortOffCpu {
+    /// None: asleep outside any syscall (e.g. a page fault).
+    pub nr: Option<u32>,
+    pub count: u64,
+    pub total_ns: u64,
+}
+
+/// How long runnable threads waited for a CPU (run-queue latency).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunqueueLatency {
+    pub count: u64,
+    pub total_ns: u64,
+    pub max_ns: u64,
+    pub hist: Vec<u64>,
 }
 
 /// A thread seen running an event loop (waiting in a poll-family call).
@@ -144,15 +209,17 @@ pub struct Drops {
     pub ringbuf_full: u64,
     /// Syscalls not tracked because the per-thread map was full.
     pub thread_map_full: u64,
-    /// Kernel stacks lost (stack map full).
+    /// Samples whose kernel stack could not be recorded.
     pub kernel_stacks: u64,
     /// Child processes not followed because the process map was full.
     pub process_map_full: u64,
 }
 
 impl Drops {
+    /// Events lost. (A missing kernel stack loses part of an event, not an
+    /// event: it is counted apart.)
     pub fn total(&self) -> u64 {
-        self.ringbuf_full + self.thread_map_full + self.kernel_stacks + self.process_map_full
+        self.ringbuf_full + self.thread_map_full + self.process_map_full
     }
 }
 
@@ -163,22 +230,48 @@ pub struct Trace {
     pub started_unix_ms: u64,
     pub duration_ns: u64,
     pub threshold_ns: u64,
+    /// Syscalls that slept at least this long were streamed.
+    pub offcpu_min_ns: u64,
     /// How the recording ended, e.g. "duration elapsed", "target exited".
     pub ended_by: String,
+    /// Every traced process, the target first.
+    pub processes: Vec<ProcessInfo>,
     pub threads: Vec<ThreadInfo>,
     pub syscalls: Vec<SyscallTotals>,
     pub blocking: Vec<BlockingCall>,
+    /// Streamed calls not kept one by one (see [`CallGroup`]).
+    pub call_groups: Vec<CallGroup>,
     pub loops: Vec<LoopThread>,
     pub loop_windows: Vec<LoopWindow>,
     pub stalls: Vec<StallRecord>,
     pub samples: Vec<SampleRecord>,
     /// CPU profile sampling frequency (0: no profile).
     pub profile_hz: u64,
+    pub offcpu_short: Vec<ShortOffCpu>,
+    pub runqueue: RunqueueLatency,
     pub stacks: Vec<Stack>,
     pub drops: Drops,
 }
 
 impl Trace {
+    /// The frames of stack `id` (empty if there is no such stack).
+    pub fn stack(&self, id: StackId) -> Stack {
+        self.stacks.get(id as usize).cloned().unwrap_or_default()
+    }
+
+    /// The streamed calls that took at least the threshold: the blocking
+    /// calls (the others were streamed for the off-CPU profile only).
+    pub fn blocking_calls(&self) -> impl Iterator<Item = &BlockingCall> {
+        self.blocking
+            .iter()
+            .filter(|call| call.duration_ns >= self.threshold_ns)
+    }
+
+    /// Whether thread `tid` ran an event loop.
+    pub fn is_loop_thread(&self, tid: u32) -> bool {
+        self.loops.iter().any(|l| l.tid == tid && l.iterations > 0)
+    }
+
     /// A trace of `target` with nothing recorded yet.
     pub fn empty(target: TargetInfo) -> Self {
         Self {
@@ -186,15 +279,20 @@ impl Trace {
             started_unix_ms: 0,
             duration_ns: 0,
             threshold_ns: 0,
+            offcpu_min_ns: 0,
             ended_by: String::new(),
+            processes: Vec::new(),
             threads: Vec::new(),
             syscalls: Vec::new(),
             blocking: Vec::new(),
+            call_groups: Vec::new(),
             loops: Vec::new(),
             loop_windows: Vec::new(),
             stalls: Vec::new(),
             samples: Vec::new(),
             profile_hz: 0,
+            offcpu_short: Vec::new(),
+            runqueue: RunqueueLatency::default(),
             stacks: Vec::new(),
             drops: Drops::default(),
         }

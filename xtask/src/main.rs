@@ -1,11 +1,14 @@
-//! Project tasks: `cargo xtask setup | build | demo | test | lint`.
+//! Project tasks: `cargo xtask setup | build | demo | test | lint | bench`.
 //! Every task first runs `setup`, which makes a fresh machine able to build
 //! the eBPF programs and is quick when everything is already there.
 
+mod bench;
 mod command;
 mod demo;
 mod setup;
 mod test;
+
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +36,19 @@ enum Task {
     },
     /// rustfmt and clippy, as CI runs them.
     Lint,
+    /// Measure what tracing costs, beside strace and perf trace (as root):
+    /// prints a table and writes target/bench/bench.{txt,json}.
+    Bench {
+        /// Runs of each configuration, interleaved; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Seconds of each wrk run against the aiohttp service.
+        #[arg(long, default_value_t = 5)]
+        duration: u64,
+        /// Measure this tracer binary instead of building target/release/tracer.
+        #[arg(long)]
+        tracer: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -43,6 +59,15 @@ fn main() {
         Task::Demo => demo::demo(),
         Task::Test { filter } => test::test(filter.as_deref()),
         Task::Lint => test::lint(),
+        Task::Bench {
+            repeats,
+            duration,
+            tracer,
+        } => bench::bench(bench::Options {
+            repeats,
+            duration: Duration::from_secs(duration),
+            tracer,
+        }),
     });
     if let Err(error) = result {
         eprintln!("xtask: error: {error:#}");

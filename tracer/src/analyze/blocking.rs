@@ -10,8 +10,7 @@ use crate::{
 
 pub fn calls(trace: &Trace) -> Vec<BlockingRow> {
     trace
-        .blocking
-        .iter()
+        .blocking_calls()
         .map(|call| BlockingRow {
             syscall: syscalls::name(call.nr),
             pid: call.pid,
@@ -21,19 +20,26 @@ pub fn calls(trace: &Trace) -> Vec<BlockingRow> {
             ret: call.ret,
             fd: call.fd,
             target: call.target.clone(),
-            stack: trace
-                .stacks
-                .get(call.stack as usize)
-                .cloned()
-                .unwrap_or_default(),
+            stack: trace.stack(call.stack),
         })
         .collect()
 }
 
-/// Groups with the most total time first.
+/// Groups, those of event-loop threads first (they stall the loop), then
+/// the most total time first.
 pub fn groups(trace: &Trace) -> Vec<BlockingGroup> {
     let mut groups: HashMap<(u32, u32, Option<&str>), BlockingGroup> = HashMap::new();
-    for call in &trace.blocking {
+    // Each kept call, and each sum of calls not kept one by one, as
+    // (call, count, total, max).
+    let kept = trace
+        .blocking_calls()
+        .map(|call| (call, 1, call.duration_ns, call.duration_ns));
+    let summed = trace
+        .call_groups
+        .iter()
+        .filter(|g| g.blocking_count > 0)
+        .map(|g| (&g.first, g.blocking_count, g.blocking_ns, g.blocking_max_ns));
+    for (call, count, total, max) in kept.chain(summed) {
         let group = groups
             .entry((call.nr, call.stack, call.target.as_deref()))
             .or_insert_with(|| BlockingGroup {
@@ -43,23 +49,22 @@ pub fn groups(trace: &Trace) -> Vec<BlockingGroup> {
                 total_ns: 0,
                 max_ns: 0,
                 tids: Vec::new(),
-                stack: trace
-                    .stacks
-                    .get(call.stack as usize)
-                    .cloned()
-                    .unwrap_or_default(),
+                on_loop_thread: false,
+                stack: trace.stack(call.stack),
             });
-        group.count += 1;
-        group.total_ns += call.duration_ns;
-        group.max_ns = group.max_ns.max(call.duration_ns);
+        group.count += count;
+        group.total_ns += total;
+        group.max_ns = group.max_ns.max(max);
         if !group.tids.contains(&call.tid) {
             group.tids.push(call.tid);
         }
+        group.on_loop_thread |= trace.is_loop_thread(call.tid);
     }
     let mut groups: Vec<BlockingGroup> = groups.into_values().collect();
     groups.sort_by(|a, b| {
-        b.total_ns
-            .cmp(&a.total_ns)
+        b.on_loop_thread
+            .cmp(&a.on_loop_thread)
+            .then_with(|| b.total_ns.cmp(&a.total_ns))
             .then_with(|| a.syscall.cmp(&b.syscall))
             .then_with(|| a.target.cmp(&b.target))
     });
@@ -69,7 +74,7 @@ pub fn groups(trace: &Trace) -> Vec<BlockingGroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trace::{BlockingCall, Frame, FrameKind, TargetInfo};
+    use crate::trace::{BlockingCall, FdKind, Frame, FrameKind, TargetInfo};
 
     fn frame(name: &str) -> Frame {
         Frame {
@@ -89,9 +94,12 @@ mod tests {
             start_ns: 0,
             duration_ns,
             ret: 0,
+            arg0: 3,
             fd: target.map(|_| 3),
             target: target.map(str::to_string),
+            fd_kind: FdKind::Pipe,
             blocked_ns: duration_ns,
+            uninterruptible: false,
             stack,
         }
     }

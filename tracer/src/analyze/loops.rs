@@ -90,7 +90,9 @@ fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
     let call = trace
         .blocking
         .iter()
-        .filter(|c| c.tid == stall.tid)
+        .filter(|c| {
+            c.tid == stall.tid && c.duration_ns >= trace.threshold_ns.min(stall.duration_ns / 4)
+        })
         .map(|c| (overlap(window, (c.start_ns, c.start_ns + c.duration_ns)), c))
         .filter(|(shared, _)| *shared > 0)
         .max_by_key(|(shared, _)| *shared);
@@ -134,11 +136,7 @@ fn from_call(
         fd: call.fd,
         target: call.target.clone(),
         nested_loop: stall.nested_loop,
-        stack: trace
-            .stacks
-            .get(call.stack as usize)
-            .cloned()
-            .unwrap_or_default(),
+        stack: trace.stack(call.stack),
         description,
     }
 }

@@ -2,7 +2,9 @@
 //! runs the same on a live trace and on a recording, and in unit tests.
 
 mod blocking;
+pub mod cpu;
 pub mod loops;
+pub mod offcpu;
 pub mod percentile;
 mod syscalls;
 
@@ -27,6 +29,7 @@ pub fn analyze(trace: &Trace) -> Report {
         ended_by: trace.ended_by.clone(),
         dropped_events: trace.drops.total(),
         drops: trace.drops.clone(),
+        processes: trace.processes.clone(),
         threads: trace
             .threads
             .iter()
@@ -42,5 +45,9 @@ pub fn analyze(trace: &Trace) -> Report {
         syscalls: syscalls::table(&trace.syscalls),
         blocking_groups: blocking::groups(trace),
         blocking: blocking::calls(trace),
+        blocking_omitted: trace.call_groups.iter().map(|g| g.blocking_count).sum(),
+        cpu: cpu::profile(trace),
+        off_cpu: offcpu::rows(trace),
+        runqueue: offcpu::runqueue(trace),
     }
 }

@@ -5,8 +5,9 @@
 use std::mem::{offset_of, size_of};
 
 use tracer_common::{
-    CpuSample, EventHeader, FdInfo, PyFrame, PyStack, SAMPLE_STALL, SlowSyscall, StackCapture,
-    Stall, TaskExit, UserRegs, kind,
+    CpuSample, EventHeader, FdInfo, ProcessFork, PyFrame, PyStack, SAMPLE_STALL,
+    SYSCALL_IN_ITERATION, SYSCALL_UNINTERRUPTIBLE, SlowSyscall, StackCapture, Stall, TaskExit,
+    UserRegs, kind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -38,6 +39,10 @@ pub struct SlowSyscallEvent {
     pub start_ns: u64,
     pub duration_ns: u64,
     pub blocked_ns: u64,
+    /// It slept uninterruptibly (D state) at some point.
+    pub uninterruptible: bool,
+    /// It was made inside an event-loop iteration.
+    pub in_iteration: bool,
     pub fd: FdInfo,
     pub comm: String,
     pub stack: CapturedStack,
@@ -57,9 +62,22 @@ pub struct SampleEvent {
 #[derive(Debug, Clone)]
 pub enum RawEvent {
     SlowSyscall(Box<SlowSyscallEvent>),
-    TaskExit { pid: u32, tid: u32, comm: String },
+    /// A futex wait beginning on a loop thread whose park is not known.
+    WaitProbe(Box<SlowSyscallEvent>),
+    TaskExit {
+        pid: u32,
+        tid: u32,
+        comm: String,
+        oncpu_ns: u64,
+        runqueue_ns: u64,
+    },
     Stall(Stall),
     Sample(Box<SampleEvent>),
+    /// Process `parent` started process `child` (traced from now on).
+    ProcessFork {
+        parent: u32,
+        child: u32,
+    },
 }
 
 /// Reads a `T` at `offset`; `T` must be plain old data (all bit patterns valid).
@@ -86,16 +104,29 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         len: bytes.len(),
     };
     match header.kind {
-        kind::SLOW_SYSCALL => decode_slow_syscall(bytes, &header).ok_or(short),
+        kind::SLOW_SYSCALL => decode_slow_syscall(bytes, &header)
+            .map(RawEvent::SlowSyscall)
+            .ok_or(short),
+        kind::WAIT_PROBE => decode_slow_syscall(bytes, &header)
+            .map(RawEvent::WaitProbe)
+            .ok_or(short),
         kind::TASK_EXIT => {
             let exit: TaskExit = read(bytes, 0).ok_or(short)?;
             Ok(RawEvent::TaskExit {
                 pid: header.pid,
                 tid: header.tid,
                 comm: comm(exit.comm),
+                oncpu_ns: exit.oncpu_ns,
+                runqueue_ns: exit.runqueue_ns,
             })
         }
         kind::STALL => read::<Stall>(bytes, 0).map(RawEvent::Stall).ok_or(short),
+        kind::PROCESS_FORK => read::<ProcessFork>(bytes, 0)
+            .map(|fork| RawEvent::ProcessFork {
+                parent: header.pid,
+                child: fork.child,
+            })
+            .ok_or(short),
         kind::CPU_SAMPLE => decode_sample(bytes, &header).ok_or(short),
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -116,12 +147,12 @@ fn decode_sample(bytes: &[u8], header: &EventHeader) -> Option<RawEvent> {
     })))
 }
 
-fn decode_slow_syscall(bytes: &[u8], header: &EventHeader) -> Option<RawEvent> {
+fn decode_slow_syscall(bytes: &[u8], header: &EventHeader) -> Option<Box<SlowSyscallEvent>> {
     if bytes.len() < size_of::<SlowSyscall>() {
         return None;
     }
     let stack = decode_stack(bytes, offset_of!(SlowSyscall, stack))?;
-    Some(RawEvent::SlowSyscall(Box::new(SlowSyscallEvent {
+    Some(Box::new(SlowSyscallEvent {
         pid: header.pid,
         tid: header.tid,
         nr: read(bytes, offset_of!(SlowSyscall, nr))?,
@@ -130,10 +161,15 @@ fn decode_slow_syscall(bytes: &[u8], header: &EventHeader) -> Option<RawEvent> {
         start_ns: read(bytes, offset_of!(SlowSyscall, start_ns))?,
         duration_ns: read(bytes, offset_of!(SlowSyscall, duration_ns))?,
         blocked_ns: read(bytes, offset_of!(SlowSyscall, blocked_ns))?,
+        uninterruptible: read::<u32>(bytes, offset_of!(SlowSyscall, flags))?
+            & SYSCALL_UNINTERRUPTIBLE
+            != 0,
+        in_iteration: read::<u32>(bytes, offset_of!(SlowSyscall, flags))? & SYSCALL_IN_ITERATION
+            != 0,
         fd: read(bytes, offset_of!(SlowSyscall, fd))?,
         comm: comm(read(bytes, offset_of!(SlowSyscall, comm))?),
         stack,
-    })))
+    }))
 }
 
 /// Decodes a [`StackCapture`] that starts at `base`.
@@ -184,10 +220,19 @@ mod tests {
                 ts_ns: 5,
             },
             comm,
+            oncpu_ns: 7,
+            runqueue_ns: 8,
         };
         match decode(&bytes_of(&exit)).unwrap() {
-            RawEvent::TaskExit { pid, tid, comm } => {
+            RawEvent::TaskExit {
+                pid,
+                tid,
+                comm,
+                oncpu_ns,
+                runqueue_ns,
+            } => {
                 assert_eq!((pid, tid, comm.as_str()), (10, 11, "worker"));
+                assert_eq!((oncpu_ns, runqueue_ns), (7, 8));
             }
             other => panic!("unexpected {other:?}"),
         }

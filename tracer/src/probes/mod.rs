@@ -12,11 +12,16 @@ use aya::{
     },
     util::online_cpus,
 };
-use tracer_common::{LoopStats, PyProcess, SyscallStats, counter, globals, maps};
+use std::collections::HashMap;
+
+use tracer_common::{
+    LatencyHist, LoopStats, MAX_SYSCALL_NR, OffCpuTotals, PyProcess, SyscallStats, ThreadState,
+    counter, globals, hist::HIST_BUCKETS, maps,
+};
 
 use crate::{
     recorder::KernelStacks,
-    trace::{Drops, SyscallTotals},
+    trace::{Drops, RunqueueLatency, ShortOffCpu, SyscallTotals},
 };
 
 /// Period of the stall sampler: 1 ms, enough samples to name the hot code
@@ -54,10 +59,16 @@ pub enum ProbeError {
     Cpus(#[source] std::io::Error),
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct ProbeSettings {
     pub threshold_ns: u64,
+    /// Syscalls that sleep at least this long are streamed for the off-CPU
+    /// profile.
+    pub offcpu_min_ns: u64,
     /// CPU profile sampling frequency; 0 disables it.
     pub profile_hz: u64,
+    /// Trace the child processes of traced processes too.
+    pub follow_children: bool,
 }
 
 pub struct Probes {
@@ -73,6 +84,12 @@ impl Probes {
         let mut ebpf = EbpfLoader::new()
             .override_global(globals::THRESHOLD_NS, &settings.threshold_ns, true)
             .override_global(globals::STALL_SAMPLE_AFTER_NS, &stall_sample_after, true)
+            .override_global(globals::OFFCPU_MIN_NS, &settings.offcpu_min_ns, true)
+            .override_global(
+                globals::FOLLOW_CHILDREN,
+                &u32::from(settings.follow_children),
+                true,
+            )
             .override_global(globals::KERNEL, &kernel, true)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
@@ -80,7 +97,9 @@ impl Probes {
             "sys_enter",
             "sys_exit",
             "sched_switch",
+            "sched_wakeup",
             "sched_process_exit",
+            "sched_process_fork",
         ] {
             attach_raw_tracepoint(&mut ebpf, name)?;
         }
@@ -89,19 +108,16 @@ impl Probes {
             "stall_sample",
             SamplePolicy::Period(STALL_SAMPLE_PERIOD_NS),
         )?;
-        if settings.profile_hz > 0 {
-            attach_sampler(
-                &mut ebpf,
-                "profile_sample",
-                SamplePolicy::Frequency(settings.profile_hz),
-            )?;
+        // A fixed period, not a frequency the kernel adjusts: each sample
+        // then stands for exactly 1/hz of CPU time. Rate 0: no profile.
+        if let Some(period_ns) = 1_000_000_000u64.checked_div(settings.profile_hz) {
+            attach_sampler(&mut ebpf, "profile_sample", SamplePolicy::Period(period_ns))?;
         }
         Ok(Self { ebpf })
     }
 
-    /// Starts tracing every thread of process `pid` (or updates its
-    /// `tracer_common::traced` flags).
-    pub fn trace_process(&mut self, pid: u32, flags: u32) -> Result<(), ProbeError> {
+    /// Starts tracing every thread of process `pid`.
+    pub fn trace_process(&mut self, pid: u32) -> Result<(), ProbeError> {
         let map = self
             .ebpf
             .map_mut(maps::TRACED)
@@ -111,12 +127,10 @@ impl Probes {
                 name: maps::TRACED,
                 source,
             })?;
-        traced
-            .insert(pid, flags, 0)
-            .map_err(|source| ProbeError::Map {
-                name: maps::TRACED,
-                source,
-            })
+        traced.insert(pid, 1, 0).map_err(|source| ProbeError::Map {
+            name: maps::TRACED,
+            source,
+        })
     }
 
     /// Lets the probes read the Python frames of process `pid`.
@@ -132,6 +146,20 @@ impl Probes {
         let mut procs: BpfHashMap<_, u32, PyProcess> =
             BpfHashMap::try_from(map).map_err(map_error)?;
         procs.insert(pid, process, 0).map_err(map_error)
+    }
+
+    /// Thread `tid` parks on `futex` when idle: a wait on it is idle time.
+    pub fn set_park_futex(&mut self, tid: u32, futex: u64) -> Result<(), ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            name: maps::PARK_FUTEXES,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map_mut(maps::PARK_FUTEXES)
+            .ok_or(ProbeError::MissingMap(maps::PARK_FUTEXES))?;
+        let mut parks: BpfHashMap<_, u32, u64> = BpfHashMap::try_from(map).map_err(map_error)?;
+        parks.insert(tid, futex, 0).map_err(map_error)
     }
 
     /// Statistics of every event-loop thread seen, by tid.
@@ -199,6 +227,88 @@ impl Probes {
             }
         }
         Ok(totals)
+    }
+
+    /// Short off-CPU spans summed by syscall (over CPUs).
+    pub fn offcpu_short(&self) -> Result<Vec<ShortOffCpu>, ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            name: maps::OFFCPU_SHORT,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map(maps::OFFCPU_SHORT)
+            .ok_or(ProbeError::MissingMap(maps::OFFCPU_SHORT))?;
+        let totals: PerCpuArray<_, OffCpuTotals> = PerCpuArray::try_from(map).map_err(map_error)?;
+        let mut rows = Vec::new();
+        for index in 0..=MAX_SYSCALL_NR {
+            let per_cpu = totals.get(&index, 0).map_err(map_error)?;
+            let (count, total_ns) = per_cpu
+                .iter()
+                .fold((0, 0), |(c, t), v| (c + v.count, t + v.total_ns));
+            if count > 0 {
+                let nr = (index < MAX_SYSCALL_NR).then_some(index);
+                rows.push(ShortOffCpu {
+                    nr,
+                    count,
+                    total_ns,
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Run-queue latency of the traced threads (over CPUs).
+    pub fn runqueue(&self) -> Result<RunqueueLatency, ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            name: maps::RUNQUEUE,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map(maps::RUNQUEUE)
+            .ok_or(ProbeError::MissingMap(maps::RUNQUEUE))?;
+        let latency: PerCpuArray<_, LatencyHist> = PerCpuArray::try_from(map).map_err(map_error)?;
+        let mut sum = RunqueueLatency {
+            hist: vec![0; HIST_BUCKETS],
+            ..RunqueueLatency::default()
+        };
+        for cpu in latency.get(&0, 0).map_err(map_error)?.iter() {
+            sum.count += cpu.count;
+            sum.total_ns += cpu.total_ns;
+            sum.max_ns = sum.max_ns.max(cpu.max_ns);
+            for (total, n) in sum.hist.iter_mut().zip(cpu.hist.iter()) {
+                *total += n;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// On-CPU and run-queue time of each live traced thread, by tid, as of
+    /// `now_ns` (CLOCK_MONOTONIC).
+    pub fn thread_times(&self, now_ns: u64) -> Result<HashMap<u32, (u64, u64)>, ProbeError> {
+        let map_error = |source| ProbeError::Map {
+            name: maps::THREADS,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map(maps::THREADS)
+            .ok_or(ProbeError::MissingMap(maps::THREADS))?;
+        let threads: BpfHashMap<_, u32, ThreadState> =
+            BpfHashMap::try_from(map).map_err(map_error)?;
+        let mut times = HashMap::new();
+        for entry in threads.iter() {
+            let (tid, state) = entry.map_err(map_error)?;
+            let running = state.offcpu_since_ns == 0 && state.oncpu_since_ns != 0;
+            let stint = if running {
+                now_ns.saturating_sub(state.oncpu_since_ns)
+            } else {
+                0
+            };
+            times.insert(tid, (state.oncpu_total_ns + stint, state.runqueue_total_ns));
+        }
+        Ok(times)
     }
 
     /// The kernel side's drop counters, summed over CPUs.

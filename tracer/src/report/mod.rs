@@ -1,8 +1,10 @@
 //! Rendering a [`model::Report`]: text for people, JSON for programs.
 
+pub mod flamegraph;
 pub mod model;
 pub mod publish;
 pub mod text;
+pub mod timeline;
 
 /// The JSON report, pretty-printed.
 pub fn to_json(report: &model::Report) -> String {

@@ -3,7 +3,10 @@
 
 use serde::Serialize;
 
-use crate::trace::{Drops, Frame};
+use crate::{
+    analyze::offcpu::WaitReason,
+    trace::{Drops, Frame, ProcessInfo},
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -15,13 +18,21 @@ pub struct Report {
     /// Sum of `drops`: events the tracer could not record.
     pub dropped_events: u64,
     pub drops: Drops,
+    /// The target, then the child processes it started while traced.
+    pub processes: Vec<ProcessInfo>,
     pub threads: Vec<ThreadRow>,
     pub loops: Vec<LoopRow>,
     pub stalls: Vec<StallRow>,
     pub stall_groups: Vec<StallGroup>,
     pub syscalls: Vec<SyscallRow>,
     pub blocking: Vec<BlockingRow>,
+    /// Blocking calls not listed in `blocking` one by one (a busy target
+    /// makes too many); `blocking_groups` counts them all.
+    pub blocking_omitted: u64,
     pub blocking_groups: Vec<BlockingGroup>,
+    pub cpu: CpuProfile,
+    pub off_cpu: Vec<OffCpuRow>,
+    pub runqueue: RunqueueRow,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +83,8 @@ pub struct BlockingGroup {
     pub total_ns: u64,
     pub max_ns: u64,
     pub tids: Vec<u32>,
+    /// Some call was made by an event-loop thread (it stalled the loop).
+    pub on_loop_thread: bool,
     pub stack: Vec<Frame>,
 }
 
@@ -156,4 +169,62 @@ pub struct StallGroup {
     pub tids: Vec<u32>,
     /// The cause of the longest stall of the group.
     pub cause: Cause,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuProfile {
+    /// Sampling frequency (0: the profile was off).
+    pub hz: u64,
+    pub samples: u64,
+    pub threads: Vec<CpuThread>,
+    /// Functions with the most samples on top of the stack (`self`), then in
+    /// it (`total`).
+    pub top: Vec<TopFunction>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuThread {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    /// On-CPU time from the scheduler.
+    pub cpu_ns: u64,
+    /// `cpu_ns` as a share of one core over the recording.
+    pub core_percent: f64,
+    pub samples: u64,
+    /// `samples` / hz: the sampler's estimate of `cpu_ns`.
+    pub sampled_cpu_ns: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TopFunction {
+    pub function: String,
+    #[serde(rename = "self")]
+    pub self_samples: u64,
+    #[serde(rename = "total")]
+    pub total_samples: u64,
+}
+
+/// Time asleep for one reason (and thread, stack and target, where known).
+#[derive(Debug, Clone, Serialize)]
+pub struct OffCpuRow {
+    pub reason: WaitReason,
+    /// None for short waits summed over all threads.
+    pub tid: Option<u32>,
+    pub comm: Option<String>,
+    pub syscall: Option<String>,
+    pub target: Option<String>,
+    pub total_ns: u64,
+    pub count: u64,
+    pub stack: Vec<Frame>,
+}
+
+/// Run-queue latency: runnable threads waiting for a CPU.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunqueueRow {
+    pub count: u64,
+    pub total_ns: u64,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
 }

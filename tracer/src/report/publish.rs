@@ -7,7 +7,7 @@ use std::{fmt::Write, path::PathBuf};
 use crate::{
     analyze::analyze,
     output::{OutputError, Outputs},
-    report::{model::Report, text, to_json},
+    report::{flamegraph, model::Report, text, timeline, to_json},
     trace::Trace,
 };
 
@@ -20,12 +20,41 @@ pub struct OutputFile {
 }
 
 /// The files of `--output DIR` besides report.txt (which lists them).
-fn files(_trace: &Trace, report: &Report) -> Vec<OutputFile> {
-    vec![OutputFile {
-        name: "report.json",
-        contents: to_json(report),
-        about: "the report for programs (format: docs/json.md)",
-    }]
+fn files(trace: &Trace, report: &Report) -> Vec<OutputFile> {
+    let cpu = flamegraph::cpu_folded(trace);
+    let offcpu = flamegraph::offcpu_folded(&report.off_cpu);
+    vec![
+        OutputFile {
+            name: "report.json",
+            contents: to_json(report),
+            about: "the report for programs (format: docs/json.md)",
+        },
+        OutputFile {
+            name: "timeline.json",
+            contents: timeline::render(trace, report),
+            about: "the timeline: open in ui.perfetto.dev or chrome://tracing (docs/timeline.md)",
+        },
+        OutputFile {
+            name: "cpu.folded",
+            contents: cpu.clone(),
+            about: "CPU profile as folded stacks (inferno, flamegraph.pl, speedscope)",
+        },
+        OutputFile {
+            name: "cpu.svg",
+            contents: flamegraph::svg(&cpu, "CPU (on-CPU samples)", "samples"),
+            about: "CPU flame graph: open in a browser",
+        },
+        OutputFile {
+            name: "offcpu.folded",
+            contents: offcpu.clone(),
+            about: "off-CPU time (ms) as folded stacks, wait reason first",
+        },
+        OutputFile {
+            name: "offcpu.svg",
+            contents: flamegraph::svg(&offcpu, "Off-CPU time by wait reason", "ms"),
+            about: "off-CPU flame graph: open in a browser",
+        },
+    ]
 }
 
 /// Renders and writes everything; prints the text report unless `quiet`.

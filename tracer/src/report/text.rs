@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::model::{BlockingGroup, LoopRow, Report, StallGroup, SyscallRow};
+use super::model::{BlockingGroup, CpuProfile, LoopRow, Report, StallGroup, SyscallRow};
 use crate::{
     duration::format_ns,
     trace::{Frame, FrameKind},
@@ -22,6 +22,8 @@ pub fn render(report: &Report) -> String {
     event_loops(&mut out, report);
     stalls(&mut out, report);
     blocking(&mut out, report);
+    cpu(&mut out, &report.cpu);
+    off_cpu(&mut out, report);
     syscalls(&mut out, report);
     out
 }
@@ -47,16 +49,23 @@ fn header(out: &mut String, r: &Report) {
         r.threads.len(),
         r.loops.len(),
         r.stalls.len(),
-        r.blocking.len(),
+        r.blocking.len() as u64 + r.blocking_omitted,
         r.dropped_events
     );
+    if r.processes.len() > 1 {
+        let children: Vec<String> = r.processes[1..]
+            .iter()
+            .map(|p| format!("{} {}", p.pid, p.comm))
+            .collect();
+        let _ = writeln!(out, "child processes followed: {}", children.join(", "));
+    }
     if r.dropped_events > 0 {
         let d = &r.drops;
         let _ = writeln!(
             out,
-            "  WARNING: events were lost: ring buffer full {}, thread map full {}, \
-             kernel stacks {}, process map full {}",
-            d.ringbuf_full, d.thread_map_full, d.kernel_stacks, d.process_map_full
+            "  WARNING: events were lost: ring buffer full {} (tracer fell behind), \
+             thread table full {}, process table full {}",
+            d.ringbuf_full, d.thread_map_full, d.process_map_full
         );
     }
 }
@@ -161,6 +170,103 @@ fn blocking_group(out: &mut String, rank: usize, g: &BlockingGroup) {
     stack(out, &g.stack, "       ");
 }
 
+/// Threads and functions shown in the CPU section.
+const CPU_THREADS_SHOWN: usize = 10;
+const TOP_SHOWN: usize = 10;
+/// Off-CPU groups shown with their stack.
+const OFFCPU_SHOWN: usize = 5;
+
+fn cpu(out: &mut String, p: &CpuProfile) {
+    if p.hz == 0 {
+        let _ = writeln!(out, "\nCPU (profile off: --rate 0)");
+    } else {
+        let _ = writeln!(out, "\nCPU ({} Hz sampling: {} samples)", p.hz, p.samples);
+    }
+    if p.threads.is_empty() {
+        let _ = writeln!(out, "  no thread ran");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<24} {:>10} {:>12} {:>10}",
+        "thread", "cpu time", "% of a core", "sampled"
+    );
+    for t in p.threads.iter().take(CPU_THREADS_SHOWN) {
+        let name = format!("{} {}", t.tid, t.comm);
+        let _ = writeln!(
+            out,
+            "  {name:<24} {:>10} {:>11.1}% {:>10}",
+            format_ns(t.cpu_ns),
+            t.core_percent,
+            format_ns(t.sampled_cpu_ns)
+        );
+    }
+    if p.samples == 0 || p.top.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  hottest functions, % of samples (self, total):");
+    for f in p.top.iter().take(TOP_SHOWN) {
+        let share = |n: u64| 100.0 * n as f64 / p.samples as f64;
+        let _ = writeln!(
+            out,
+            "  {:>6.1}% {:>6.1}%  {}",
+            share(f.self_samples),
+            share(f.total_samples),
+            f.function
+        );
+    }
+}
+
+fn off_cpu(out: &mut String, r: &Report) {
+    let _ = writeln!(
+        out,
+        "\nOFF-CPU (time asleep by reason; idle is an event loop waiting for work)"
+    );
+    let totals = crate::analyze::offcpu::by_reason(&r.off_cpu);
+    if totals.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for (reason, total) in &totals {
+        let _ = writeln!(out, "  {:<8} {:>10}", reason.name(), format_ns(*total));
+    }
+    let waits: Vec<_> = r
+        .off_cpu
+        .iter()
+        .filter(|row| !row.stack.is_empty())
+        .take(OFFCPU_SHOWN)
+        .collect();
+    if !waits.is_empty() {
+        let _ = writeln!(out, "  longest waits with their code:");
+    }
+    for row in waits {
+        let on = row
+            .target
+            .as_deref()
+            .map(|t| format!(" on {t}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} {}: {} x {}{on} (thread {})",
+            row.reason.name(),
+            format_ns(row.total_ns),
+            row.count,
+            row.syscall.as_deref().unwrap_or("?"),
+            row.tid.map_or("?".to_string(), |t| t.to_string())
+        );
+        stack(out, &row.stack, "       ");
+    }
+    let q = &r.runqueue;
+    let _ = writeln!(
+        out,
+        "\nRUN QUEUE (runnable, waiting for a CPU): {} waits, total {}; p50 {}, p99 {}, max {}",
+        q.count,
+        format_ns(q.total_ns),
+        format_ns(q.p50_ns),
+        format_ns(q.p99_ns),
+        format_ns(q.max_ns)
+    );
+}
+
 /// Prints a stack innermost first, cut at [`STACK_LINES`]. Where there are
 /// Python frames, those are the code location people want: the native
 /// frames (the interpreter's own) are only counted.
@@ -260,7 +366,11 @@ fn syscall_row(out: &mut String, s: &SyscallRow) {
 mod tests {
     use super::*;
     use crate::{
-        report::model::{Cause, CauseKind, ReportTarget, ThreadRow},
+        analyze::offcpu::WaitReason,
+        report::model::{
+            Cause, CauseKind, CpuThread, OffCpuRow, ReportTarget, RunqueueRow, ThreadRow,
+            TopFunction,
+        },
         trace::Drops,
     };
 
@@ -287,6 +397,7 @@ mod tests {
             ended_by: "duration elapsed".into(),
             dropped_events: 0,
             drops: Drops::default(),
+            processes: vec![],
             threads: vec![ThreadRow {
                 pid: 4242,
                 tid: 4242,
@@ -343,6 +454,7 @@ mod tests {
                 p99_ns: 150_300_000,
             }],
             blocking: vec![],
+            blocking_omitted: 0,
             blocking_groups: vec![BlockingGroup {
                 syscall: "clock_nanosleep".into(),
                 target: None,
@@ -350,6 +462,7 @@ mod tests {
                 total_ns: 300_400_000,
                 max_ns: 150_300_000,
                 tids: vec![4242],
+                on_loop_thread: true,
                 stack: vec![
                     frame(
                         "clock_nanosleep",
@@ -365,6 +478,46 @@ mod tests {
                     ),
                 ],
             }],
+            cpu: CpuProfile {
+                hz: 99,
+                samples: 200,
+                threads: vec![CpuThread {
+                    pid: 4242,
+                    tid: 4242,
+                    comm: "python3".into(),
+                    cpu_ns: 2_000_000_000,
+                    core_percent: 40.0,
+                    samples: 200,
+                    sampled_cpu_ns: 2_020_000_000,
+                }],
+                top: vec![TopFunction {
+                    function: "render_report (/srv/app.py)".into(),
+                    self_samples: 150,
+                    total_samples: 190,
+                }],
+            },
+            off_cpu: vec![OffCpuRow {
+                reason: WaitReason::Sleep,
+                tid: Some(4242),
+                comm: Some("python3".into()),
+                syscall: Some("clock_nanosleep".into()),
+                target: None,
+                total_ns: 300_400_000,
+                count: 2,
+                stack: vec![frame(
+                    "leaf_block",
+                    Some("/srv/app.py"),
+                    Some(21),
+                    FrameKind::Python,
+                )],
+            }],
+            runqueue: RunqueueRow {
+                count: 1000,
+                total_ns: 20_000_000,
+                p50_ns: 9_000,
+                p99_ns: 1_200_000,
+                max_ns: 3_000_000,
+            },
         }
     }
 

@@ -1,6 +1,10 @@
 //! The modules mapped in one traced process, and unwinding its stacks.
 
-use std::sync::Arc;
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use framehop::{
     ExplicitModuleSectionInfo, FrameAddress, Module, Unwinder,
@@ -47,6 +51,17 @@ pub struct ProcessModules {
     others: Vec<Mapping>,
     unwinder: UnwinderX86_64<SectionBytes>,
     cache: CacheX86_64,
+    /// Pages of addresses a refresh did not place in any module (JIT code,
+    /// the garbage end of a stack): they must not cause another refresh.
+    unplaceable: HashSet<u64>,
+    last_refresh: Instant,
+}
+
+/// Reading /proc/PID/maps costs; a process is re-read at most this often.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_millis(100);
+
+fn page(addr: u64) -> u64 {
+    addr >> 12
 }
 
 impl ProcessModules {
@@ -57,6 +72,8 @@ impl ProcessModules {
             others: Vec::new(),
             unwinder: UnwinderX86_64::new(),
             cache: CacheX86_64::new(),
+            unplaceable: HashSet::new(),
+            last_refresh: Instant::now(),
         };
         this.refresh(files);
         this
@@ -65,6 +82,8 @@ impl ProcessModules {
     /// Re-reads /proc/PID/maps. An empty or failed read (the process is gone)
     /// keeps what was known, so late events of an exited process still unwind.
     pub fn refresh(&mut self, files: &mut ModuleFiles) {
+        self.last_refresh = Instant::now();
+        self.unplaceable.clear();
         let maps = match read_maps(self.pid) {
             Ok(maps) if !maps.is_empty() => maps,
             _ => return,
@@ -125,15 +144,30 @@ impl ProcessModules {
     }
 
     /// Unwinds a stack captured in the kernel: `stack` holds the memory from
-    /// `regs.sp` upwards. Refreshes the module list once if the stack runs
-    /// through code that was not mapped when it was last read (dlopen, exec).
+    /// `regs.sp` upwards. Refreshes the module list (at most every
+    /// MIN_REFRESH_INTERVAL) if the stack runs through code that was not
+    /// mapped when it was last read (dlopen, exec).
     pub fn unwind(&mut self, regs: &UserRegs, stack: &[u8], files: &mut ModuleFiles) -> Unwound {
         let (addrs, truncated) = self.unwind_addrs(regs, stack);
-        if addrs.iter().any(|&a| self.module_at(a).is_none()) {
-            self.refresh(files);
-            let (addrs, truncated) = self.unwind_addrs(regs, stack);
+        let unknown: Vec<u64> = addrs
+            .iter()
+            .copied()
+            .filter(|&a| self.module_at(a).is_none() && !self.unplaceable.contains(&page(a)))
+            .collect();
+        // An unknown instruction pointer means new code for sure (an exec,
+        // a dlopen): re-read now. Other unknown frames only now and then.
+        let ip_unknown = unknown.first() == addrs.first() && !unknown.is_empty();
+        if unknown.is_empty() || (!ip_unknown && self.last_refresh.elapsed() < MIN_REFRESH_INTERVAL)
+        {
             return self.resolve(addrs, truncated);
         }
+        self.refresh(files);
+        for addr in unknown {
+            if self.module_at(addr).is_none() {
+                self.unplaceable.insert(page(addr));
+            }
+        }
+        let (addrs, truncated) = self.unwind_addrs(regs, stack);
         self.resolve(addrs, truncated)
     }
 

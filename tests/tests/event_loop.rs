@@ -1,0 +1,156 @@
+//! Event-loop stalls on real services: asyncio (default loop and uvloop),
+//! Node.js and tokio, each with planted blockers. Every planted stall must be
+//! found once, with its duration (within 10 %), cause and code location; an
+//! idle wait must not be a stall.
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use tracer_tests::{Target, Tracer, assert_near, functions, pyenv_python, require_root};
+
+/// Tolerance on stall durations.
+const TOLERANCE: f64 = 0.10;
+
+fn stalls(report: &Value) -> Vec<Value> {
+    report["stalls"].as_array().cloned().unwrap_or_default()
+}
+
+/// The stalls whose cause stack has a frame named `function`.
+fn stalls_in<'a>(stalls: &'a [Value], function: &str) -> Vec<&'a Value> {
+    stalls
+        .iter()
+        .filter(|s| {
+            functions(&s["cause"]["stack"])
+                .iter()
+                .any(|f| f == function)
+        })
+        .collect()
+}
+
+fn check(stalls: &[&Value], count: usize, kind: &str, syscall: Option<&str>, ms: f64) {
+    assert_eq!(stalls.len(), count, "{stalls:#?}");
+    for stall in stalls {
+        assert_eq!(stall["cause"]["kind"], kind, "{stall:#}");
+        assert_eq!(stall["cause"]["syscall"].as_str(), syscall, "{stall:#}");
+        let duration = stall["duration_ns"].as_f64().unwrap();
+        assert_near("stall duration", duration, ms * 1e6, TOLERANCE);
+    }
+}
+
+fn asyncio_blockers(extra: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/blocking_service.py");
+    let mut target = Target::start(
+        Command::new(pyenv_python("3.11"))
+            .arg(script)
+            .args(["--rounds", "2", "--wait"])
+            .args(extra),
+    );
+    let upstream = target
+        .stdout
+        .seen
+        .iter()
+        .find_map(|l| l.strip_prefix("upstream "))
+        .expect("upstream port line")
+        .to_string();
+    let tracer = Tracer::attach(target.pid, &[]);
+    target.go();
+    assert!(target.wait(Duration::from_secs(60)).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    let all = stalls(&done.report);
+    // Two rounds of four blockers; the final `await asyncio.sleep(2)` is idle.
+    assert_eq!(all.len(), 8, "{all:#?}");
+    check(
+        &stalls_in(&all, "fetch_profile"),
+        2,
+        "syscall",
+        Some("clock_nanosleep"),
+        250.0,
+    );
+    check(&stalls_in(&all, "render_report"), 2, "cpu", None, 200.0);
+    check(
+        &stalls_in(&all, "convert_image"),
+        2,
+        "syscall",
+        Some("wait4"),
+        200.0,
+    );
+    let upstream_calls = stalls_in(&all, "query_upstream");
+    check(&upstream_calls, 2, "syscall", Some("recvfrom"), 300.0);
+    for stall in upstream_calls {
+        let target = stall["cause"]["target"].as_str().expect("socket target");
+        assert!(target.starts_with("tcp:127.0.0.1:"), "{target}");
+        assert!(
+            target.ends_with(&format!("->127.0.0.1:{upstream}")),
+            "{target}"
+        );
+    }
+    // The loop itself: one thread, mostly idle, the stalls in its lag.
+    let loops = done.report["loops"].as_array().expect("loops");
+    assert_eq!(loops.len(), 1, "{loops:#?}");
+    assert_eq!(loops[0]["tid"], target.pid);
+    assert!(loops[0]["lag_max_ns"].as_f64().unwrap() >= 0.9 * 300e6);
+}
+
+#[test]
+fn asyncio_default_loop() {
+    require_root!("asyncio_default_loop");
+    asyncio_blockers(&[]);
+}
+
+#[test]
+fn asyncio_uvloop() {
+    require_root!("asyncio_uvloop");
+    asyncio_blockers(&["--uvloop"]);
+}
+
+#[test]
+fn node_exec_sync_and_busy_loop() {
+    require_root!("node_exec_sync_and_busy_loop");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/node_stalls.js");
+    let mut target = Target::start(Command::new("node").arg(script));
+    let tracer = Tracer::attach(target.pid, &[]);
+    target.go();
+    assert!(target.wait(Duration::from_secs(60)).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    let all = stalls(&done.report);
+    assert_eq!(all.len(), 6, "{all:#?}");
+    let nested: Vec<&Value> = all
+        .iter()
+        .filter(|s| s["cause"]["nested_loop"] == true)
+        .collect();
+    // execSync runs a nested loop: 200 ms of sleep plus spawning a shell.
+    check(&nested, 3, "syscall", Some("epoll_pwait"), 210.0);
+    for stall in &nested {
+        let description = stall["cause"]["description"].as_str().unwrap();
+        assert!(description.contains("nested loop"), "{description}");
+        assert!(
+            functions(&stall["cause"]["stack"])
+                .iter()
+                .any(|f| f.contains("SyncProcessRunner"))
+        );
+    }
+    let cpu: Vec<&Value> = all.iter().filter(|s| s["cause"]["kind"] == "cpu").collect();
+    check(&cpu, 3, "cpu", None, 200.0);
+}
+
+#[test]
+fn tokio_blocking_in_async_fn() {
+    require_root!("tokio_blocking_in_async_fn");
+    let mut target = Target::start(&mut Command::new(env!("CARGO_BIN_EXE_tokio_stalls")));
+    let tracer = Tracer::attach(target.pid, &[]);
+    target.go();
+    assert!(target.wait(Duration::from_secs(60)).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    let all = stalls(&done.report);
+    let all: Vec<&Value> = all.iter().collect();
+    check(&all, 3, "syscall", Some("clock_nanosleep"), 200.0);
+    for stall in all {
+        // On a worker thread, not the main (block_on) thread.
+        assert_ne!(stall["tid"], target.pid);
+        let stack = functions(&stall["cause"]["stack"]);
+        assert!(stack.iter().any(|f| f.contains("load_config")), "{stack:?}");
+    }
+}

@@ -1,0 +1,247 @@
+//! The results as a table for people (and the README), and as bench.json.
+
+use std::fmt::Write;
+
+use serde_json::{Value, json};
+
+use super::NICE;
+use super::results::{
+    Relative, Results, Row, added, cpu_added, cpu_percent_of_bare, percent_of_bare, ratio, spread,
+};
+
+/// "median [min–max]" with `decimals` digits.
+fn show(values: &[f64], decimals: usize) -> String {
+    match spread(values) {
+        Some((min, median, max)) => {
+            format!("{median:.decimals$} [{min:.decimals$}–{max:.decimals$}]")
+        }
+        None => "–".into(),
+    }
+}
+
+/// 2000000 → "2,000,000".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Columns of a table: a header and, per row, a (figure, decimals) per
+/// column after the label.
+struct Columns<'a> {
+    header: &'a [&'a str],
+    widths: &'a [usize],
+    figures: &'a [(Relative, usize)],
+}
+
+/// One line: cells left-aligned in `widths` (the last one unpadded).
+fn line(out: &mut String, widths: &[usize], cells: &[String]) {
+    out.push_str("  ");
+    for (cell, width) in cells.iter().zip(widths.iter().chain([&0])) {
+        let _ = write!(out, " {cell:<width$}");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+}
+
+fn section(out: &mut String, rows: &[Row], columns: &Columns) {
+    let header: Vec<String> = columns.header.iter().map(|h| h.to_string()).collect();
+    line(out, columns.widths, &header);
+    let Some(base) = rows.first() else { return };
+    for row in rows {
+        let mut cells = vec![row.label.clone()];
+        match &row.skipped {
+            Some(reason) => cells.push(format!("skipped: {reason}")),
+            None => cells.extend(
+                columns
+                    .figures
+                    .iter()
+                    .map(|(figure, decimals)| show(&figure(row, base), *decimals)),
+            ),
+        }
+        line(out, columns.widths, &cells);
+    }
+}
+
+fn values(row: &Row, _: &Row) -> Vec<f64> {
+    row.values.clone()
+}
+
+fn cpu_values(row: &Row, _: &Row) -> Vec<f64> {
+    row.cpu_values.clone()
+}
+
+pub fn table(results: &Results) -> String {
+    let r = results;
+    let m = &r.machine;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Machine: {}, {} cores, {:.0} GiB, Linux {}",
+        m.cpu, m.cores, m.memory_gib, m.kernel
+    );
+    let tools: Vec<String> = m.tools.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let _ = writeln!(out, "Tools: {}", tools.join(" · "));
+    let busy = |cores: Option<f64>| cores.map_or_else(|| "?".into(), |c| format!("{c:.2}"));
+    let _ = writeln!(
+        out,
+        "Other work on the machine: {} cores busy before the bench, {} after",
+        busy(m.busy_before),
+        busy(m.busy_after)
+    );
+    let _ = writeln!(
+        out,
+        "Tracer: {}\n{} repeats, interleaved, all processes at nice {NICE}; median [min–max]; ratios per repeat against that repeat's bare run; took {:.0} s",
+        r.tracer, r.repeats, r.elapsed_s
+    );
+
+    let _ = writeln!(
+        out,
+        "\n1. Syscall cost: getppid() loop on CPU 0, {} calls ({} under strace and perf trace)",
+        thousands(r.syscall_calls),
+        thousands(r.observed_calls)
+    );
+    let columns = Columns {
+        header: &[
+            "",
+            "ns/call",
+            "added ns/call",
+            "× bare",
+            "added on-CPU ns/call*",
+        ],
+        widths: &[31, 20, 20, 20],
+        figures: &[(values, 0), (added, 0), (ratio, 2), (cpu_added, 0)],
+    };
+    section(&mut out, &r.syscall, &columns);
+    let _ = writeln!(
+        out,
+        "   * from the loop's thread CPU time: not inflated by other processes on CPU 0, but blind to the time strace keeps the loop stopped"
+    );
+
+    let _ = writeln!(
+        out,
+        "\n2. aiohttp hello world on CPU 0 under `{}` on CPU 1",
+        r.wrk
+    );
+    let columns = Columns {
+        header: &[
+            "",
+            "requests/s",
+            "% of bare",
+            "server CPU µs/req",
+            "req per CPU-s, % of bare",
+        ],
+        widths: &[31, 20, 20, 20],
+        figures: &[
+            (values, 0),
+            (percent_of_bare, 1),
+            (cpu_values, 1),
+            (cpu_percent_of_bare, 1),
+        ],
+    };
+    section(&mut out, &r.service, &columns);
+
+    let _ = writeln!(out, "\n3. The tools themselves while tracing (2), unpinned");
+    let header = [
+        "",
+        "CPU, % of a core",
+        "peak RSS, MiB",
+        "attach, ms",
+        "report, ms",
+    ];
+    let widths = [31, 20, 20, 20];
+    line(&mut out, &widths, &header.map(String::from));
+    for row in r.service.iter().skip(1).filter(|row| row.skipped.is_none()) {
+        let c = &row.cost;
+        let cells = [
+            row.label.clone(),
+            show(&c.cpu_percent, 1),
+            show(&c.peak_rss_mib, 1),
+            show(&c.attach_ms, 0),
+            show(&c.report_ms, 0),
+        ];
+        line(&mut out, &widths, &cells);
+    }
+    let _ = writeln!(
+        out,
+        "   CPU: user+system time during the wrk run; attach: start → probes live; report: SIGINT → exit"
+    );
+    out
+}
+
+fn summary(values: &[f64]) -> Value {
+    match spread(values) {
+        Some((min, median, max)) => {
+            json!({ "median": median, "min": min, "max": max, "samples": values })
+        }
+        None => Value::Null,
+    }
+}
+
+fn rows(rows: &[Row], figures: &[(&str, Relative)]) -> Value {
+    let Some(base) = rows.first() else {
+        return json!([]);
+    };
+    let rows = rows.iter().map(|row| {
+        let mut value = json!({ "configuration": row.label, "skipped": row.skipped });
+        for (name, figure) in figures {
+            value[*name] = summary(&figure(row, base));
+        }
+        if !row.cost.attach_ms.is_empty() {
+            value["tool"] = json!({
+                "cpu_percent_of_one_core": summary(&row.cost.cpu_percent),
+                "peak_rss_mib": summary(&row.cost.peak_rss_mib),
+                "attach_ms": summary(&row.cost.attach_ms),
+                "report_ms": summary(&row.cost.report_ms),
+            });
+        }
+        value
+    });
+    Value::Array(rows.collect())
+}
+
+pub fn json(results: &Results) -> Value {
+    let r = results;
+    let m = &r.machine;
+    let tools: serde_json::Map<String, Value> = m
+        .tools
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), json!(v)))
+        .collect();
+    json!({
+        "machine": {
+            "cpu": m.cpu, "cores": m.cores, "memory_gib": m.memory_gib,
+            "kernel": m.kernel, "tools": tools,
+            "busy_cores_before": m.busy_before, "busy_cores_after": m.busy_after,
+        },
+        "tracer": r.tracer,
+        "repeats": r.repeats,
+        "elapsed_s": r.elapsed_s,
+        "syscall": {
+            "calls": r.syscall_calls,
+            "calls_under_strace_and_perf": r.observed_calls,
+            "rows": rows(&r.syscall, &[
+                ("ns_per_call", values),
+                ("added_ns_per_call", added),
+                ("ratio_to_bare", ratio),
+                ("on_cpu_ns_per_call", cpu_values),
+                ("added_on_cpu_ns_per_call", cpu_added),
+            ]),
+        },
+        "service": {
+            "load": r.wrk,
+            "rows": rows(&r.service, &[
+                ("requests_per_s", values),
+                ("percent_of_bare", percent_of_bare),
+                ("server_cpu_us_per_request", cpu_values),
+                ("requests_per_cpu_s_percent_of_bare", cpu_percent_of_bare),
+            ]),
+        },
+    })
+}
