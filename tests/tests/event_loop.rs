@@ -58,6 +58,15 @@ fn asyncio_blockers(extra: &[&str]) {
     let done = tracer.finish();
     assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
     let all = stalls(&done.report);
+    // Shown if an assertion below fails: each stall's cause and stack.
+    for stall in &all {
+        eprintln!(
+            "stall {} ms: {} in {:?}",
+            stall["duration_ns"].as_u64().unwrap_or(0) / 1_000_000,
+            stall["cause"]["description"],
+            functions(&stall["cause"]["stack"])
+        );
+    }
     // Two rounds of four blockers; the final `await asyncio.sleep(2)` is idle.
     assert_eq!(all.len(), 8, "{all:#?}");
     check(

@@ -149,6 +149,42 @@ fn command_children_are_followed_and_labelled() {
     );
 }
 
+/// A running service that starts a worker after the tracer attached.
+const STARTS_A_CHILD: &str = "import os, subprocess, sys
+print('ready', os.getpid(), flush=True)
+sys.stdin.readline()
+subprocess.run([sys.executable, '-c', 'import time; time.sleep(0.2)'])";
+
+/// The processes in a report, and the pids of its 200 ms sleeps.
+fn processes_and_sleepers(children: bool) -> (u32, Vec<Value>, Vec<u64>) {
+    let mut target = Target::start(Command::new(pyenv_python("3.12")).args(["-c", STARTS_A_CHILD]));
+    let flags: &[&str] = if children { &["--children"] } else { &[] };
+    let tracer = Tracer::attach(target.pid, flags);
+    target.go();
+    let report = finish_ok(tracer);
+    let processes = report["processes"].as_array().expect("processes").clone();
+    let sleepers = blocking_calls(&report, "clock_nanosleep")
+        .iter()
+        .filter(|c| (c["duration_ns"].as_f64().unwrap() / 1e6 - 200.0).abs() < 20.0)
+        .map(|c| c["pid"].as_u64().unwrap())
+        .collect();
+    (target.pid, processes, sleepers)
+}
+
+#[test]
+fn pid_with_children_follows_new_processes() {
+    require_root!("pid_with_children_follows_new_processes");
+    let (pid, processes, sleepers) = processes_and_sleepers(true);
+    assert_eq!(processes.len(), 2, "{processes:#?}");
+    assert_eq!(processes[1]["parent"].as_u64(), Some(u64::from(pid)));
+    let child = processes[1]["pid"].as_u64().unwrap();
+    assert_eq!(sleepers, vec![child]);
+    // Without --children only the process itself is traced.
+    let (_, processes, sleepers) = processes_and_sleepers(false);
+    assert_eq!(processes.len(), 1, "{processes:#?}");
+    assert!(sleepers.is_empty(), "{sleepers:?}");
+}
+
 #[test]
 fn target_in_its_own_pid_namespace() {
     require_root!("target_in_its_own_pid_namespace");

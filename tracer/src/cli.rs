@@ -16,7 +16,8 @@ Examples:
   sudo tracer --pid 4242                  trace a running service until Ctrl-C
   sudo tracer -p 4242 -d 30s -o out/      30 seconds; every report (text, JSON, timeline) in out/
   sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
-  sudo tracer -- python3 app.py           start a command and trace it from its first instruction
+  sudo tracer -p 4242 --children          also the worker processes it starts while traced
+  sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
   sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later
   tracer report api.rec -o out/           the reports of a recording, again (no root, no target)
@@ -51,6 +52,11 @@ pub struct Cli {
     /// Trace the running process with this pid (all its threads).
     #[arg(short, long, value_name = "PID")]
     pub pid: Option<u32>,
+
+    /// With --pid: also trace the processes it starts from now on (forked
+    /// workers, exec'd programs). A command after -- is always followed.
+    #[arg(long, requires = "pid")]
+    pub children: bool,
 
     /// Stop after this long (e.g. 10s, 500ms, 2m); default: until Ctrl-C or
     /// the target exits.
@@ -217,6 +223,8 @@ mod tests {
         assert!(args.outputs.quiet);
         assert!(parse(&["report"]).is_err());
         assert!(parse(&["--pid", "1", "report", "a.rec"]).is_err());
+        assert!(parse(&["--children", "--", "ls"]).is_err());
+        assert!(parse(&["-p", "1", "--children"]).unwrap().children);
         let record = parse(&["-p", "1", "--record", "a.rec"]).unwrap();
         assert_eq!(record.record, Some(PathBuf::from("a.rec")));
         assert!(record.action.is_none());

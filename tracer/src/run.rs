@@ -49,8 +49,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         offcpu_min_ns: cli.offcpu_min.as_nanos() as u64,
         profile_hz: cli.rate,
         // A started command's children are its work (a shell script, a
-        // server forking workers).
-        follow_children: matches!(spec, TargetSpec::Command(_)),
+        // server forking workers); a running service's only when asked.
+        follow_children: cli.children || matches!(spec, TargetSpec::Command(_)),
     };
     let session = Session::start(&spec, settings)?;
     let quiet = cli.outputs.quiet;

@@ -17,15 +17,24 @@ pub fn demo() -> anyhow::Result<()> {
         .stdout(Stdio::piped())
         .spawn()
         .context("cannot start python3 demo/blocking_service.py")?;
-    let mut first_line = String::new();
+    // It prints the slow upstream's port, then `ready PID`.
     let stdout = service.stdout.take().context("no stdout")?;
-    BufReader::new(stdout).read_line(&mut first_line)?;
-    let Some(pid) = first_line.strip_prefix("ready ").map(str::trim) else {
-        let _ = service.kill();
-        bail!("the demo service did not start: {first_line:?}");
+    let mut lines = BufReader::new(stdout).lines();
+    let pid = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(pid) = line.strip_prefix("ready ") {
+                    break pid.trim().to_string();
+                }
+            }
+            _ => {
+                let _ = service.kill();
+                bail!("the demo service exited before it was ready");
+            }
+        }
     };
     eprintln!("demo: started demo/blocking_service.py as pid {pid}; tracing it for 6 s\n");
-    let result = run(Command::new(tracer_binary()).args(["--pid", pid, "--duration", "6s"]));
+    let result = run(Command::new(tracer_binary()).args(["--pid", &pid, "--duration", "6s"]));
     let _ = service.kill();
     let _ = service.wait();
     result

@@ -5,6 +5,7 @@
 mod bench;
 mod command;
 mod demo;
+mod python;
 mod setup;
 mod test;
 

@@ -9,6 +9,8 @@ use crate::command::{build_tracer, cargo, run, tracer_binary, workspace_root};
 /// the binary and the eBPF object are built once.
 pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     build_tracer()?;
+    // The asyncio stall tests run the demo service on uvloop too.
+    crate::python::ensure_packages(&["uvloop"])?;
     let mut command = cargo();
     command
         .args(["test", "--release"])

@@ -171,8 +171,8 @@ fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
     }
 }
 
-/// The code that ran during the stall: what all its samples have in common
-/// (the callback that held the CPU), or the one sample.
+/// The code that ran during the stall: the call path most of its samples
+/// share (the callback that held the CPU).
 fn from_samples(trace: &Trace, stall: &StallRecord, kind: CauseKind, window: (u64, u64)) -> Cause {
     let stacks: Vec<&Vec<Frame>> = trace
         .samples
@@ -191,56 +191,71 @@ fn from_samples(trace: &Trace, stall: &StallRecord, kind: CauseKind, window: (u6
     );
     Cause {
         kind,
-        stack: common_callers(&stacks),
+        stack: dominant_path(&stacks),
         description,
         ..Cause::empty(kind)
     }
 }
 
-/// Frames are the same function if name, file and module match (lines
+/// What makes frames the same function: name, file and module (lines
 /// differ between samples of the same function).
-fn same_function(a: &Frame, b: &Frame) -> bool {
-    a.function == b.function && a.file == b.file && a.module == b.module
+type FunctionKey<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
+fn function_key(frame: &Frame) -> FunctionKey<'_> {
+    (
+        &frame.function,
+        frame.file.as_deref(),
+        frame.module.as_deref(),
+    )
 }
 
-/// The outermost frames all stacks share, innermost first (stacks are
-/// innermost first, so this compares from the end): the code that was
-/// running through every sample. Where samples have Python frames, only
-/// those count (samples caught in native code with no Python frame say
-/// nothing about which callback ran).
-pub fn common_callers(stacks: &[&Vec<Frame>]) -> Vec<Frame> {
+/// The call path that most stacks share, innermost first: from the
+/// outermost frame inward, follow the function that more than half of all
+/// stacks run through, as deep as one does. A few samples taken outside the
+/// hot callback (in the loop's own code before it ran) then cannot hide it.
+/// Where samples have Python frames, only those count (samples caught in
+/// native code with no Python frame say nothing about which callback ran).
+pub fn dominant_path(stacks: &[&Vec<Frame>]) -> Vec<Frame> {
     let python = stacks
         .iter()
         .any(|s| s.iter().any(|f| f.kind == FrameKind::Python));
-    let wanted = |f: &Frame| {
-        if python {
-            f.kind == FrameKind::Python
-        } else {
-            f.kind == FrameKind::Native
-        }
+    let wanted = if python {
+        FrameKind::Python
+    } else {
+        FrameKind::Native
     };
-    let mut views = stacks
+    // Outermost first.
+    let views: Vec<Vec<&Frame>> = stacks
         .iter()
         .map(|s| {
             s.iter()
-                .filter(|f| wanted(f))
-                .cloned()
-                .collect::<Vec<Frame>>()
+                .rev()
+                .filter(|f| f.kind == wanted)
+                .collect::<Vec<_>>()
         })
-        .filter(|v| !v.is_empty());
-    let Some(mut common) = views.next() else {
-        return Vec::new();
-    };
-    for other in views {
-        let shared = common
-            .iter()
-            .rev()
-            .zip(other.iter().rev())
-            .take_while(|(a, b)| same_function(a, b))
-            .count();
-        common.drain(..common.len() - shared);
+        .filter(|v| !v.is_empty())
+        .collect();
+    let mut on_path: Vec<&Vec<&Frame>> = views.iter().collect();
+    let mut path: Vec<Frame> = Vec::new();
+    for depth in 0.. {
+        let mut counts: HashMap<FunctionKey, (usize, &Frame)> = HashMap::new();
+        for frame in on_path.iter().filter_map(|v| v.get(depth)) {
+            counts.entry(function_key(frame)).or_insert((0, frame)).0 += 1;
+        }
+        let Some((key, frame)) = counts
+            .into_iter()
+            // A strict majority: at most one function has it.
+            .filter(|(_, (count, _))| 2 * count > views.len())
+            .map(|(key, (_, frame))| (key, frame))
+            .next()
+        else {
+            break;
+        };
+        on_path.retain(|v| v.get(depth).is_some_and(|f| function_key(f) == key));
+        path.push(frame.clone());
     }
-    common
+    path.reverse();
+    path
 }
 
 /// Stalls with the same cause (kind, syscall, code location) as one line.
@@ -287,4 +302,162 @@ fn signature(cause: &Cause) -> String {
         cause.nested_loop,
         frames.join(";")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        recording::sample::{self, LOOP_TID},
+        trace::SampleRecord,
+    };
+
+    fn python(function: &str, line: u32) -> Frame {
+        Frame {
+            function: function.into(),
+            file: Some("/srv/app.py".into()),
+            line: Some(line),
+            module: None,
+            kind: FrameKind::Python,
+        }
+    }
+
+    fn names(stack: &[Frame]) -> Vec<&str> {
+        stack.iter().map(|f| f.function.as_str()).collect()
+    }
+
+    /// The sample trace with its CPU stall sampled `stacks` (id, count).
+    fn cpu_stall_sampled(stacks: Vec<Vec<Frame>>, counts: &[usize]) -> Trace {
+        let mut trace = sample::trace();
+        let stall = trace.stalls[1].clone();
+        trace.samples.clear();
+        for (offset, stack) in stacks.into_iter().enumerate() {
+            let id = trace.stacks.len() as u32;
+            trace.stacks.push(stack);
+            for i in 0..counts[offset] {
+                trace.samples.push(SampleRecord {
+                    pid: LOOP_TID,
+                    tid: LOOP_TID,
+                    time_ns: stall.start_ns + 1_000_000 * (i as u64 + 1),
+                    for_stall: true,
+                    stack: id,
+                });
+            }
+        }
+        trace
+    }
+
+    #[test]
+    fn blocked_stall_names_the_call_its_socket_and_code() {
+        let rows = stalls(&sample::trace());
+        let cause = &rows[0].cause;
+        assert_eq!(cause.kind, CauseKind::Syscall);
+        assert_eq!(cause.syscall.as_deref(), Some("recvfrom"));
+        assert_eq!(
+            cause.description,
+            "blocked 300 ms in recvfrom on tcp:127.0.0.1:53412->127.0.0.1:8081"
+        );
+        assert!(names(&cause.stack).contains(&"query_upstream"));
+    }
+
+    #[test]
+    fn cpu_stall_names_the_function_most_samples_ran_in() {
+        let hot = vec![
+            python("render_report", 56),
+            python("handle", 71),
+            python("_run_once", 1900),
+        ];
+        let hot_other_line = vec![
+            python("render_report", 55),
+            python("handle", 71),
+            python("_run_once", 1900),
+        ];
+        // Taken before the callback began: the loop's own code.
+        let loop_code = vec![python("_run_once", 1880)];
+        let trace = cpu_stall_sampled(vec![hot, hot_other_line, loop_code], &[5, 4, 3]);
+        let cause = &stalls(&trace)[1].cause;
+        assert_eq!(cause.kind, CauseKind::Cpu);
+        assert_eq!(cause.description, "on CPU 198 ms");
+        assert_eq!(
+            names(&cause.stack),
+            ["render_report", "handle", "_run_once"]
+        );
+    }
+
+    #[test]
+    fn an_even_split_stops_at_the_shared_caller() {
+        let a = vec![python("parse", 10), python("handle", 71)];
+        let b = vec![python("render", 20), python("handle", 71)];
+        let trace = cpu_stall_sampled(vec![a, b], &[3, 3]);
+        assert_eq!(names(&stalls(&trace)[1].cause.stack), ["handle"]);
+    }
+
+    #[test]
+    fn native_frames_count_only_without_python_frames() {
+        let frames = |names: &[&str]| -> Vec<Frame> {
+            names
+                .iter()
+                .map(|n| Frame {
+                    kind: FrameKind::Native,
+                    module: Some("busy".into()),
+                    ..python(n, 1)
+                })
+                .collect()
+        };
+        let trace = cpu_stall_sampled(
+            vec![frames(&["spin", "work", "main"]), frames(&["work", "main"])],
+            &[2, 1],
+        );
+        assert_eq!(
+            names(&stalls(&trace)[1].cause.stack),
+            ["spin", "work", "main"]
+        );
+        let mut mixed = frames(&["PyNumber_Add"]);
+        mixed.push(python("crunch", 3));
+        let trace = cpu_stall_sampled(vec![mixed], &[2]);
+        assert_eq!(names(&stalls(&trace)[1].cause.stack), ["crunch"]);
+    }
+
+    #[test]
+    fn kinds_follow_the_largest_share() {
+        let mut trace = sample::trace();
+        let stall = &mut trace.stalls[1];
+        stall.oncpu_ns = 20_000_000;
+        stall.runqueue_ns = 150_000_000;
+        let cause = &stalls(&trace)[1].cause;
+        assert_eq!(cause.kind, CauseKind::Runqueue);
+        assert!(cause.description.starts_with("waiting for a CPU 150 ms"));
+        let stall = &mut trace.stalls[1];
+        stall.oncpu_ns = 90_000_000;
+        stall.runqueue_ns = 20_000_000;
+        stall.blocked_ns = 90_000_000;
+        assert_eq!(stalls(&trace)[1].cause.kind, CauseKind::Mixed);
+    }
+
+    #[test]
+    fn nested_loop_wait_is_named() {
+        let mut trace = sample::trace();
+        trace.stalls[0].nested_loop = true;
+        let cause = &stalls(&trace)[0].cause;
+        assert!(cause.nested_loop);
+        assert_eq!(
+            cause.description,
+            "blocked 300 ms in recvfrom on another epoll fd (nested loop)"
+        );
+    }
+
+    #[test]
+    fn identical_stalls_are_one_group() {
+        let mut trace = sample::trace();
+        let mut again = trace.stalls[0].clone();
+        again.start_ns += 1_000_000;
+        again.duration_ns += 5_000_000;
+        trace.stalls.push(again);
+        let groups = groups(&stalls(&trace));
+        assert_eq!(groups.len(), 2, "{groups:#?}");
+        assert_eq!(groups[0].count, 2);
+        assert_eq!(groups[0].total_ns, 2 * 301_234_567 + 5_000_000);
+        assert_eq!(groups[0].max_ns, 306_234_567);
+        assert_eq!(groups[1].count, 1);
+    }
 }

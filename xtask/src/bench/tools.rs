@@ -10,19 +10,15 @@ use anyhow::{Context, bail};
 
 use crate::command::{output, run, workspace_root};
 
-/// Installs wrk, aiohttp and perf if they are missing; fails if gcc, strace
-/// or taskset are.
+/// Installs wrk, strace, perf and aiohttp if they are missing; fails if gcc
+/// or taskset are (every machine of this kind has them).
 pub fn ensure() -> anyhow::Result<()> {
-    for (tool, package) in [
-        ("gcc", "gcc"),
-        ("strace", "strace"),
-        ("taskset", "util-linux"),
-    ] {
+    for (tool, package) in [("gcc", "gcc"), ("taskset", "util-linux")] {
         if !on_path(tool) {
             bail!("{tool} is missing: install it with `apt-get install -y {package}`");
         }
     }
-    let missing: Vec<&str> = [("wrk", "wrk"), ("perf", "linux-perf")]
+    let missing: Vec<&str> = [("wrk", "wrk"), ("strace", "strace"), ("perf", "linux-perf")]
         .into_iter()
         .filter(|(tool, _)| !on_path(tool))
         .map(|(_, package)| package)
@@ -41,24 +37,12 @@ pub fn ensure() -> anyhow::Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .stdout(Stdio::null()))?;
     }
-    if !python_has_aiohttp() {
-        eprintln!("bench: installing aiohttp (python3 -m pip install aiohttp)");
-        run(Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "aiohttp"])
-            .env("PIP_ROOT_USER_ACTION", "ignore"))?;
-        if !python_has_aiohttp() {
-            bail!("pip installed aiohttp but python3 cannot import it");
-        }
-    }
+    crate::python::ensure_packages(&["aiohttp"])?;
     Ok(())
 }
 
 fn on_path(tool: &str) -> bool {
     output(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_some()
-}
-
-fn python_has_aiohttp() -> bool {
-    output(Command::new("python3").args(["-c", "import aiohttp"])).is_some()
 }
 
 /// Why `perf trace` cannot run here, if it cannot (e.g. no tracefs, or a
