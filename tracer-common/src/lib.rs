@@ -5,6 +5,7 @@
 
 pub mod event;
 pub mod hist;
+pub mod iteration;
 pub mod kernel;
 pub mod python;
 

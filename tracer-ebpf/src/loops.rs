@@ -1,16 +1,16 @@
-//! Event-loop iterations. A thread's "idle wait" is the poll-family call it
-//! makes most on one key (its own epoll fd): a Boyer-Moore majority vote, so
-//! a wait on another epoll fd (a nested loop, e.g. Node's execSync) counts
-//! as blocking, not idle. An iteration runs from the return of the idle wait
-//! to the next entry into it; one that runs at least the threshold is a
-//! stall, streamed with its on-CPU / run-queue / blocked split (the
-//! scheduler programs accumulate those while the iteration runs).
+//! Event-loop iterations: which poll-family waits are a thread's idle wait,
+//! and the map work around the state machine in `tracer_common::iteration`
+//! (per-loop statistics; a stall record for an iteration that ran at least
+//! the threshold, with its on-CPU / run-queue / blocked split).
 
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap},
 };
-use tracer_common::{EventHeader, LoopStats, MAX_LOOPS, Stall, ThreadState, counter, hist, kind};
+use tracer_common::{
+    EventHeader, LoopStats, MAX_LOOPS, Stall, ThreadState, counter, hist, iteration::Iteration,
+    kind,
+};
 
 use crate::{
     counters::bump,
@@ -87,10 +87,7 @@ pub fn futex_wait_key(nr: u64, regs: *const u8) -> Option<u64> {
 }
 
 /// A poll-family wait with `key` called with user stack pointer `sp`
-/// begins. The loop's own wait keeps its key; a wait on another key from
-/// deeper in the stack is a nested loop run from inside a callback (Node's
-/// execSync, a selector in a handler): blocking. One on another key from as
-/// high up or higher means the loop itself moved (a new epoll fd).
+/// begins: the loop's own idle wait, or a nested loop's (blocking).
 #[inline(always)]
 pub fn wait_enter(
     state: &mut ThreadState,
@@ -101,13 +98,9 @@ pub fn wait_enter(
     now: u64,
     threshold: u64,
 ) {
-    let nested = state.loop_sp != 0 && key != state.loop_key && sp < state.loop_sp;
-    if nested {
-        return;
+    if state.claims_idle_wait(key, sp) {
+        idle_wait_enter(state, tgid, tid, now, threshold);
     }
-    state.loop_key = key;
-    state.loop_sp = sp;
-    idle_wait_enter(state, tgid, tid, now, threshold);
 }
 
 /// Whether `futex` is the one userspace saw thread `tid`'s runtime park its
@@ -145,32 +138,23 @@ pub fn late_park_exit(
     now: u64,
     threshold: u64,
 ) {
-    state.iter_blocked_ns = state
-        .iter_blocked_ns
-        .saturating_sub(state.syscall_blocked_ns);
-    end_iteration(state, tgid, tid, began, threshold);
+    if let Some(iteration) = state.end_iteration_at_park(began) {
+        record(&iteration, state.loop_key, tgid, tid, began, threshold);
+    }
     idle_wait_exit(state, tid, now, now.saturating_sub(began));
 }
 
 #[inline(always)]
 pub fn idle_wait_enter(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, threshold: u64) {
-    if state.iter_start_ns != 0 {
-        end_iteration(state, tgid, tid, now, threshold);
+    if let Some(iteration) = state.enter_idle_wait(now) {
+        record(&iteration, state.loop_key, tgid, tid, now, threshold);
     }
-    state.in_idle_wait = 1;
 }
 
 /// The idle wait returned after `waited` ns: a new iteration starts.
 #[inline(always)]
 pub fn idle_wait_exit(state: &mut ThreadState, tid: u32, now: u64, waited: u64) {
-    state.in_idle_wait = 0;
-    state.iter_start_ns = now;
-    state.iter_oncpu_ns = 0;
-    state.iter_runqueue_ns = 0;
-    state.iter_blocked_ns = 0;
-    state.iter_worst_nr = 0;
-    state.iter_worst_ns = 0;
-    state.iter_worst_arg0 = 0;
+    state.exit_idle_wait(now);
     if let Some(stats) = loop_stats(tid) {
         // SAFETY: only this thread updates its entry.
         unsafe { (*stats).idle_ns += waited };
@@ -180,11 +164,7 @@ pub fn idle_wait_exit(state: &mut ThreadState, tid: u32, now: u64, waited: u64) 
 /// A syscall other than the idle wait returned inside an iteration.
 #[inline(always)]
 pub fn syscall_in_iteration(state: &mut ThreadState, nr: u64, duration: u64, regs: *const u8) {
-    if state.iter_start_ns != 0 && duration > state.iter_worst_ns {
-        state.iter_worst_nr = nr;
-        state.iter_worst_ns = duration;
-        state.iter_worst_arg0 = pt_reg(regs, PT_REGS_DI);
-    }
+    state.syscall_returned(nr, duration, || pt_reg(regs, PT_REGS_DI));
 }
 
 fn loop_stats(tid: u32) -> Option<*mut LoopStats> {
@@ -196,11 +176,12 @@ fn loop_stats(tid: u32) -> Option<*mut LoopStats> {
     LOOP_STATS.get_ptr_mut(tid)
 }
 
-fn end_iteration(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, threshold: u64) {
-    let start = state.iter_start_ns;
-    state.iter_start_ns = 0;
-    let busy = now.saturating_sub(start);
-    let oncpu = state.iter_oncpu_ns + now.saturating_sub(state.oncpu_since_ns.max(start));
+/// A finished iteration into the loop's statistics, and streamed as a
+/// stall if it ran at least the threshold. Inlined: a BPF function takes
+/// at most five arguments.
+#[inline(always)]
+fn record(iteration: &Iteration, loop_key: u64, tgid: u32, tid: u32, now: u64, threshold: u64) {
+    let busy = iteration.busy_ns;
     if let Some(stats) = loop_stats(tid) {
         let bucket = hist::bucket(busy) & (hist::HIST_BUCKETS - 1);
         // SAFETY: only this thread updates its entry.
@@ -228,15 +209,15 @@ fn end_iteration(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, thresho
             tid,
             ts_ns: now,
         },
-        start_ns: start,
+        start_ns: iteration.start_ns,
         duration_ns: busy,
-        oncpu_ns: oncpu.min(busy),
-        runqueue_ns: state.iter_runqueue_ns,
-        blocked_ns: state.iter_blocked_ns,
-        worst_nr: state.iter_worst_nr,
-        worst_ns: state.iter_worst_ns,
-        worst_arg0: state.iter_worst_arg0,
-        loop_key: state.loop_key,
+        oncpu_ns: iteration.oncpu_ns,
+        runqueue_ns: iteration.runqueue_ns,
+        blocked_ns: iteration.blocked_ns,
+        worst_nr: iteration.worst_nr,
+        worst_ns: iteration.worst_ns,
+        worst_arg0: iteration.worst_arg0,
+        loop_key,
     });
     entry.submit(0);
     bump(counter::EVENTS_SENT);

@@ -93,10 +93,7 @@ fn switch_out(now: u64, off_state: u64) {
     if state.oncpu_since_ns != 0 {
         state.oncpu_total_ns += now.saturating_sub(state.oncpu_since_ns);
     }
-    if state.iter_start_ns != 0 {
-        let from = state.oncpu_since_ns.max(state.iter_start_ns);
-        state.iter_oncpu_ns += now.saturating_sub(from);
-    }
+    state.iteration_switched_out(now);
     state.offcpu_since_ns = now;
     state.offcpu_state = off_state;
     state.wakeup_ns = 0;
@@ -125,10 +122,7 @@ fn switch_in(now: u64, next: *const u8) {
         };
         let asleep = woke - since;
         let waited = now.saturating_sub(woke);
-        if state.iter_start_ns != 0 {
-            state.iter_blocked_ns += asleep;
-            state.iter_runqueue_ns += waited;
-        }
+        state.iteration_switched_in(asleep, waited);
         if state.syscall_start_ns != 0 {
             state.syscall_blocked_ns += asleep;
             if state.offcpu_state == OFFCPU_UNINTERRUPTIBLE {

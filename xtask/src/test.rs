@@ -18,6 +18,9 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     if let Some(filter) = filter {
         command.arg(filter);
     }
+    // One test at a time: the integration tests time real targets on a
+    // 2-core machine, and two traced targets at once compete for the CPU.
+    command.args(["--", "--test-threads=1"]);
     run(&mut command)
 }
 
