@@ -27,6 +27,16 @@ fn stalls_in<'a>(stalls: &'a [Value], function: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Attaches to `target`, lets it run to its end, and returns the report.
+fn trace_to_end(target: &mut Target) -> Value {
+    let tracer = Tracer::attach(target.pid, &[]);
+    target.go();
+    assert!(target.wait(Duration::from_secs(60)).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    done.report
+}
+
 fn check(stalls: &[&Value], count: usize, kind: &str, syscall: Option<&str>, ms: f64) {
     assert_eq!(stalls.len(), count, "{stalls:#?}");
     for stall in stalls {
@@ -52,12 +62,8 @@ fn asyncio_blockers(extra: &[&str]) {
         .find_map(|l| l.strip_prefix("upstream "))
         .expect("upstream port line")
         .to_string();
-    let tracer = Tracer::attach(target.pid, &[]);
-    target.go();
-    assert!(target.wait(Duration::from_secs(60)).success());
-    let done = tracer.finish();
-    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
-    let all = stalls(&done.report);
+    let report = trace_to_end(&mut target);
+    let all = stalls(&report);
     // Shown if an assertion below fails: each stall's cause and stack.
     for stall in &all {
         eprintln!(
@@ -95,7 +101,7 @@ fn asyncio_blockers(extra: &[&str]) {
         );
     }
     // The loop itself: one thread, mostly idle, the stalls in its lag.
-    let loops = done.report["loops"].as_array().expect("loops");
+    let loops = report["loops"].as_array().expect("loops");
     assert_eq!(loops.len(), 1, "{loops:#?}");
     assert_eq!(loops[0]["tid"], target.pid);
     assert!(loops[0]["lag_max_ns"].as_f64().unwrap() >= 0.9 * 300e6);
@@ -118,12 +124,8 @@ fn node_exec_sync_and_busy_loop() {
     require_root!("node_exec_sync_and_busy_loop");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/node_stalls.js");
     let mut target = Target::start(Command::new("node").arg(script));
-    let tracer = Tracer::attach(target.pid, &[]);
-    target.go();
-    assert!(target.wait(Duration::from_secs(60)).success());
-    let done = tracer.finish();
-    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
-    let all = stalls(&done.report);
+    let report = trace_to_end(&mut target);
+    let all = stalls(&report);
     assert_eq!(all.len(), 6, "{all:#?}");
     let nested: Vec<&Value> = all
         .iter()
@@ -148,12 +150,8 @@ fn node_exec_sync_and_busy_loop() {
 fn tokio_blocking_in_async_fn() {
     require_root!("tokio_blocking_in_async_fn");
     let mut target = Target::start(&mut Command::new(env!("CARGO_BIN_EXE_tokio_stalls")));
-    let tracer = Tracer::attach(target.pid, &[]);
-    target.go();
-    assert!(target.wait(Duration::from_secs(60)).success());
-    let done = tracer.finish();
-    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
-    let all = stalls(&done.report);
+    let report = trace_to_end(&mut target);
+    let all = stalls(&report);
     let all: Vec<&Value> = all.iter().collect();
     check(&all, 3, "syscall", Some("clock_nanosleep"), 200.0);
     for stall in all {
