@@ -181,8 +181,8 @@ pub struct SyscallStats {
 }
 
 /// Per-thread state the kernel keeps: the syscall in progress, scheduling
-/// marks, and the event-loop iteration in progress. Inserted at a thread's
-/// first syscall, updated in place, removed when the thread exits.
+/// marks, and the event-loop iteration in progress. Created at a thread's
+/// first syscall, updated in place, freed when the thread exits.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThreadState {
@@ -226,6 +226,8 @@ pub struct ThreadState {
     pub syscall_futex: u64,
     /// Wait probes sent so far (see `kind::WAIT_PROBE`).
     pub park_probes: u64,
+    /// The thread this state belongs to; 0 marks a free slot of `THREADS`.
+    pub tid: u64,
 }
 
 /// [`ThreadState::offcpu_state`]: asleep, interruptibly (waiting for an
@@ -299,7 +301,7 @@ const _: () = {
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 22 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 23 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(

@@ -17,6 +17,7 @@ pub use python::{PyOffsets, PyProcess};
 pub mod maps {
     pub const TRACED: &str = "TRACED";
     pub const THREADS: &str = "THREADS";
+    pub const THREADS_OVERFLOW: &str = "THREADS_OVERFLOW";
     pub const SYSCALL_STATS: &str = "SYSCALL_STATS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const EVENTS: &str = "EVENTS";
@@ -36,6 +37,7 @@ pub mod globals {
     pub const STALL_SAMPLE_AFTER_NS: &str = "STALL_SAMPLE_AFTER_NS";
     pub const OFFCPU_MIN_NS: &str = "OFFCPU_MIN_NS";
     pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
+    pub const TARGET_TGID: &str = "TARGET_TGID";
 }
 
 /// Syscall numbers below this have per-syscall statistics (x86-64 has < 470).

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use tracer_common::{
     MAX_PROCESSES, MAX_SYSCALL_NR, MAX_THREADS, SyscallStats, ThreadState, counter,
@@ -12,10 +12,15 @@ use tracer_common::{
 #[map]
 pub static TRACED: HashMap<u32, u32> = HashMap::with_max_entries(MAX_PROCESSES, 0);
 
-/// Per-thread state, inserted at a thread's first syscall, updated in place
-/// afterwards and removed when the thread exits.
+/// Per-thread state, in slot `tid % MAX_THREADS`: found with an array
+/// lookup (a few instructions; a hash lookup costs about 45 ns here, and
+/// this runs twice per syscall). A thread whose slot another live thread
+/// holds has its state in `THREADS_OVERFLOW`.
 #[map]
-pub static THREADS: HashMap<u32, ThreadState> = HashMap::with_max_entries(MAX_THREADS, 0);
+pub static THREADS: Array<ThreadState> = Array::with_max_entries(MAX_THREADS, 0);
+
+#[map]
+pub static THREADS_OVERFLOW: HashMap<u32, ThreadState> = HashMap::with_max_entries(MAX_THREADS, 0);
 
 /// Per-syscall statistics indexed by syscall number.
 #[map]
@@ -34,13 +39,63 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 #[map]
 pub static KERNEL_STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);
 
-/// The thread's state, created when first needed.
+#[inline(always)]
+fn slot(tid: u32) -> Option<*mut ThreadState> {
+    THREADS.get_ptr_mut(tid & (MAX_THREADS - 1))
+}
+
+/// The thread's state, if it has one.
+#[inline(always)]
+pub fn existing_thread_state(tid: u32) -> Option<&'static mut ThreadState> {
+    let slot = slot(tid)?;
+    // SAFETY: map values live as long as the map; only this thread's own
+    // events write its state, and they do not run at once.
+    unsafe {
+        if (*slot).tid == u64::from(tid) {
+            return Some(&mut *slot);
+        }
+        THREADS_OVERFLOW.get_ptr_mut(tid).map(|state| &mut *state)
+    }
+}
+
+/// The thread's state, created when first needed. Two new threads claiming
+/// one free slot at the same instant would share it (there is no
+/// compare-and-swap here): it takes threads whose ids differ by a multiple
+/// of MAX_THREADS starting within the same few instructions.
 #[inline(always)]
 pub fn thread_state(tid: u32) -> Option<&'static mut ThreadState> {
-    if THREADS.get_ptr_mut(tid).is_none() {
-        THREADS.insert(tid, ThreadState::default(), 0).ok()?;
+    if let Some(state) = existing_thread_state(tid) {
+        return Some(state);
     }
-    // SAFETY: map values live as long as their entry; only this thread's
-    // own events write it, and they do not run at once.
-    THREADS.get_ptr_mut(tid).map(|state| unsafe { &mut *state })
+    let fresh = ThreadState {
+        tid: u64::from(tid),
+        ..ThreadState::default()
+    };
+    let slot = slot(tid)?;
+    // SAFETY: as in existing_thread_state.
+    unsafe {
+        if (*slot).tid == 0 {
+            *slot = fresh;
+            return Some(&mut *slot);
+        }
+        THREADS_OVERFLOW.insert(tid, fresh, 0).ok()?;
+        THREADS_OVERFLOW.get_ptr_mut(tid).map(|state| &mut *state)
+    }
+}
+
+/// Frees the thread's state; returns what it held.
+#[inline(always)]
+pub fn free_thread_state(tid: u32) -> Option<ThreadState> {
+    let slot = slot(tid)?;
+    // SAFETY: as in existing_thread_state.
+    unsafe {
+        if (*slot).tid == u64::from(tid) {
+            let state = *slot;
+            (*slot).tid = 0;
+            return Some(state);
+        }
+        let state = THREADS_OVERFLOW.get(tid).copied();
+        let _ = THREADS_OVERFLOW.remove(tid);
+        state
+    }
 }

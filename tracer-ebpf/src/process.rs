@@ -2,7 +2,7 @@
 //! userspace (which keeps its name for the report); follow child processes.
 
 use aya_ebpf::{
-    Global, helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
+    helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use tracer_common::{EventHeader, ProcessFork, TaskExit, counter, kind};
 
@@ -10,9 +10,9 @@ use crate::{
     counters::bump,
     helpers::{cpu_id, now_ns},
     kernel,
-    maps::{EVENTS, THREADS, TRACED},
+    maps::{EVENTS, TRACED, free_thread_state},
     python,
-    target::current_traced,
+    target::{current_traced, follow_children},
 };
 
 /// Raw tracepoints need no tracefs; the exiting task is the current one.
@@ -26,8 +26,7 @@ fn try_sched_process_exit() {
     let Some((tgid, tid)) = current_traced() else {
         return;
     };
-    // SAFETY: read before the entry is removed.
-    let (oncpu_ns, runqueue_ns) = unsafe { THREADS.get(tid) }.map_or((0, 0), |s| {
+    let (oncpu_ns, runqueue_ns) = free_thread_state(tid).map_or((0, 0), |s| {
         // It is running now: add the stint since it last went on CPU.
         let stint = if s.oncpu_since_ns != 0 {
             now_ns().saturating_sub(s.oncpu_since_ns)
@@ -36,7 +35,6 @@ fn try_sched_process_exit() {
         };
         (s.oncpu_total_ns + stint, s.runqueue_total_ns)
     });
-    let _ = THREADS.remove(tid);
     python::forget_thread(tid);
     // The process is gone when its leader exits: untrace its pid, which
     // the kernel will hand out again.
@@ -64,16 +62,12 @@ fn try_sched_process_exit() {
     bump(counter::EVENTS_SENT);
 }
 
-/// Child processes of traced processes are traced too (set at load).
-#[unsafe(no_mangle)]
-static FOLLOW_CHILDREN: Global<u32> = Global::new(0);
-
 /// `sched_process_fork(task_struct *parent, task_struct *child)`: runs for
 /// new threads and new processes alike; a new process is one whose thread
 /// id is its process id.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
 pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
-    if FOLLOW_CHILDREN.load() != 0 {
+    if follow_children() {
         let child: *const u8 = ctx.arg(1);
         try_follow_child(child);
     }

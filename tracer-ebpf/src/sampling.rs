@@ -18,7 +18,7 @@ use crate::{
     counters::bump,
     helpers::{cpu_id, now_ns},
     kernel,
-    maps::{EVENTS, KERNEL_STACKS, THREADS, thread_state},
+    maps::{EVENTS, KERNEL_STACKS, existing_thread_state, thread_state},
     stack::{capture_user, current_user_regs},
     target::current_traced,
 };
@@ -53,8 +53,7 @@ pub fn stall_sample(ctx: PerfEventContext) -> u32 {
     let Some((tgid, tid)) = current_traced() else {
         return 0;
     };
-    // SAFETY: read-only look at the thread's state.
-    let Some(state) = (unsafe { THREADS.get(tid) }) else {
+    let Some(state) = existing_thread_state(tid) else {
         return 0;
     };
     let start = state.iter_start_ns;

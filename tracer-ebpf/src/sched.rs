@@ -16,8 +16,8 @@ use tracer_common::{
 use crate::{
     helpers::now_ns,
     kernel,
-    maps::{THREADS, TRACED, thread_state},
-    target::current_traced,
+    maps::{existing_thread_state, thread_state},
+    target::{current_traced, is_traced},
 };
 
 /// Off-CPU time below the streaming minimum, by syscall number; the last
@@ -56,15 +56,12 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
 #[raw_tracepoint(tracepoint = "sched_wakeup")]
 pub fn sched_wakeup(ctx: RawTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
+    // The thread's own events do not run while it sleeps.
     if let Some(tid) = traced_tid(task)
-        && let Some(state) = THREADS.get_ptr_mut(tid)
+        && let Some(state) = existing_thread_state(tid)
+        && state.offcpu_since_ns != 0
     {
-        // SAFETY: map values live as long as their entry; the thread's own
-        // events do not run while it sleeps.
-        let state = unsafe { &mut *state };
-        if state.offcpu_since_ns != 0 {
-            state.wakeup_ns = now_ns();
-        }
+        state.wakeup_ns = now_ns();
     }
     0
 }
@@ -73,9 +70,7 @@ pub fn sched_wakeup(ctx: RawTracePointContext) -> i32 {
 fn traced_tid(task: *const u8) -> Option<u32> {
     // `pid` and `tgid` are neighbours in task_struct.
     let [tid, tgid] = kernel::read::<[u32; 2]>(task as u64, kernel::offsets().task_pid)?;
-    // SAFETY: the value is only tested for presence.
-    unsafe { TRACED.get(tgid) }?;
-    Some(tid)
+    is_traced(tgid).then_some(tid)
 }
 
 fn switch_out(now: u64, off_state: u64) {
@@ -84,12 +79,9 @@ fn switch_out(now: u64, off_state: u64) {
     };
     // Never created here: an exiting thread switches out one last time
     // after its state was freed.
-    let Some(state) = THREADS.get_ptr_mut(tid) else {
+    let Some(state) = existing_thread_state(tid) else {
         return;
     };
-    // SAFETY: map values live as long as their entry; only this thread's
-    // own events write it, and they do not run at once.
-    let state = unsafe { &mut *state };
     if state.oncpu_since_ns != 0 {
         state.oncpu_total_ns += now.saturating_sub(state.oncpu_since_ns);
     }

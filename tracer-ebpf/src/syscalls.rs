@@ -17,7 +17,7 @@ use crate::{
     fds,
     helpers::{cpu_id, now_ns},
     loops,
-    maps::{EVENTS, SYSCALL_STATS, THREADS, thread_state},
+    maps::{EVENTS, SYSCALL_STATS, existing_thread_state, thread_state},
     sched::add_short_offcpu,
     stack::{capture_user, first_arg, user_regs_at},
     target::current_traced,
@@ -108,11 +108,9 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
     let Some((tgid, tid)) = current_traced() else {
         return;
     };
-    let Some(state) = THREADS.get_ptr_mut(tid) else {
+    let Some(state) = existing_thread_state(tid) else {
         return;
     };
-    // SAFETY: see thread_state.
-    let state = unsafe { &mut *state };
     let start = state.syscall_start_ns;
     // No entry seen: the syscall was already running when tracing began.
     if start == 0 {

@@ -111,7 +111,7 @@ impl Session {
             }
         };
         let pidfd = target::open_pidfd(target.pid)?;
-        let mut probes = Probes::load(&settings)?;
+        let mut probes = Probes::load(&settings, target.pid)?;
         let start_ns = monotonic_ns();
         let started_unix_ms = unix_ms();
         let mut recorder = Recorder::new(start_ns, settings.threshold_ns, settings.offcpu_min_ns);
@@ -192,6 +192,9 @@ impl Session {
         progress.finish();
         abort::second_interrupt_aborts(quiet);
         drop(exited);
+        for failure in self.probes.stop() {
+            log::warn!("cannot stop probe {failure}; the last counts may run past the report");
+        }
         drain(ring.get_mut(), &mut self.recorder, &self.probes);
         let end_ns = monotonic_ns();
         let duration_ns = end_ns.saturating_sub(self.start_ns);

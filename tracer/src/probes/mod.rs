@@ -5,9 +5,11 @@ mod kernel_offsets;
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf, StackTraceMap},
+    maps::{
+        Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, RingBuf, StackTraceMap,
+    },
     programs::{
-        PerfEvent, RawTracePoint,
+        PerfEvent, Program, RawTracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
     util::online_cpus,
@@ -76,9 +78,10 @@ pub struct Probes {
 }
 
 impl Probes {
-    /// Loads and attaches everything. Tracing starts for a process only once
-    /// it is added with [`Probes::trace_process`].
-    pub fn load(settings: &ProbeSettings) -> Result<Self, ProbeError> {
+    /// Loads and attaches everything, for tracing `target_pid` (and, when
+    /// following children, the processes added with
+    /// [`Probes::trace_process`]).
+    pub fn load(settings: &ProbeSettings, target_pid: u32) -> Result<Self, ProbeError> {
         let kernel = kernel_offsets::from_running_kernel()?;
         let stall_sample_after = settings.threshold_ns / 2;
         let mut ebpf = EbpfLoader::new()
@@ -90,6 +93,7 @@ impl Probes {
                 &u32::from(settings.follow_children),
                 true,
             )
+            .override_global(globals::TARGET_TGID, &target_pid, true)
             .override_global(globals::KERNEL, &kernel, true)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
@@ -118,31 +122,16 @@ impl Probes {
 
     /// Starts tracing every thread of process `pid`.
     pub fn trace_process(&mut self, pid: u32) -> Result<(), ProbeError> {
-        let map = self
-            .ebpf
-            .map_mut(maps::TRACED)
-            .ok_or(ProbeError::MissingMap(maps::TRACED))?;
-        let mut traced: BpfHashMap<_, u32, u32> =
-            BpfHashMap::try_from(map).map_err(|source| ProbeError::Map {
-                name: maps::TRACED,
-                source,
-            })?;
-        traced.insert(pid, 1, 0).map_err(|source| ProbeError::Map {
-            name: maps::TRACED,
-            source,
-        })
+        let map_error = map_error(maps::TRACED);
+        let map = self.map_mut(maps::TRACED)?;
+        let mut traced: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(map).map_err(map_error)?;
+        traced.insert(pid, 1, 0).map_err(map_error)
     }
 
     /// Lets the probes read the Python frames of process `pid`.
     pub fn trace_python(&mut self, pid: u32, process: &PyProcess) -> Result<(), ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::PY_PROCS,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map_mut(maps::PY_PROCS)
-            .ok_or(ProbeError::MissingMap(maps::PY_PROCS))?;
+        let map_error = map_error(maps::PY_PROCS);
+        let map = self.map_mut(maps::PY_PROCS)?;
         let mut procs: BpfHashMap<_, u32, PyProcess> =
             BpfHashMap::try_from(map).map_err(map_error)?;
         procs.insert(pid, process, 0).map_err(map_error)
@@ -150,28 +139,16 @@ impl Probes {
 
     /// Thread `tid` parks on `futex` when idle: a wait on it is idle time.
     pub fn set_park_futex(&mut self, tid: u32, futex: u64) -> Result<(), ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::PARK_FUTEXES,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map_mut(maps::PARK_FUTEXES)
-            .ok_or(ProbeError::MissingMap(maps::PARK_FUTEXES))?;
+        let map_error = map_error(maps::PARK_FUTEXES);
+        let map = self.map_mut(maps::PARK_FUTEXES)?;
         let mut parks: BpfHashMap<_, u32, u64> = BpfHashMap::try_from(map).map_err(map_error)?;
         parks.insert(tid, futex, 0).map_err(map_error)
     }
 
     /// Statistics of every event-loop thread seen, by tid.
     pub fn loop_stats(&self) -> Result<Vec<(u32, LoopStats)>, ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::LOOP_STATS,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map(maps::LOOP_STATS)
-            .ok_or(ProbeError::MissingMap(maps::LOOP_STATS))?;
+        let map_error = map_error(maps::LOOP_STATS);
+        let map = self.map(maps::LOOP_STATS)?;
         let stats: BpfHashMap<_, u32, LoopStats> = BpfHashMap::try_from(map).map_err(map_error)?;
         stats
             .iter()
@@ -185,22 +162,13 @@ impl Probes {
             .ebpf
             .take_map(maps::EVENTS)
             .ok_or(ProbeError::MissingMap(maps::EVENTS))?;
-        RingBuf::try_from(map).map_err(|source| ProbeError::Map {
-            name: maps::EVENTS,
-            source,
-        })
+        RingBuf::try_from(map).map_err(map_error(maps::EVENTS))
     }
 
     /// Per-syscall statistics summed over CPUs, for syscalls seen at least once.
     pub fn syscall_totals(&self) -> Result<Vec<SyscallTotals>, ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::SYSCALL_STATS,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map(maps::SYSCALL_STATS)
-            .ok_or(ProbeError::MissingMap(maps::SYSCALL_STATS))?;
+        let map_error = map_error(maps::SYSCALL_STATS);
+        let map = self.map(maps::SYSCALL_STATS)?;
         let stats: PerCpuArray<_, SyscallStats> = PerCpuArray::try_from(map).map_err(map_error)?;
         let mut totals = Vec::new();
         for nr in 0..tracer_common::MAX_SYSCALL_NR {
@@ -231,14 +199,8 @@ impl Probes {
 
     /// Short off-CPU spans summed by syscall (over CPUs).
     pub fn offcpu_short(&self) -> Result<Vec<ShortOffCpu>, ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::OFFCPU_SHORT,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map(maps::OFFCPU_SHORT)
-            .ok_or(ProbeError::MissingMap(maps::OFFCPU_SHORT))?;
+        let map_error = map_error(maps::OFFCPU_SHORT);
+        let map = self.map(maps::OFFCPU_SHORT)?;
         let totals: PerCpuArray<_, OffCpuTotals> = PerCpuArray::try_from(map).map_err(map_error)?;
         let mut rows = Vec::new();
         for index in 0..=MAX_SYSCALL_NR {
@@ -260,14 +222,8 @@ impl Probes {
 
     /// Run-queue latency of the traced threads (over CPUs).
     pub fn runqueue(&self) -> Result<RunqueueLatency, ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::RUNQUEUE,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map(maps::RUNQUEUE)
-            .ok_or(ProbeError::MissingMap(maps::RUNQUEUE))?;
+        let map_error = map_error(maps::RUNQUEUE);
+        let map = self.map(maps::RUNQUEUE)?;
         let latency: PerCpuArray<_, LatencyHist> = PerCpuArray::try_from(map).map_err(map_error)?;
         let mut sum = RunqueueLatency {
             hist: vec![0; HIST_BUCKETS],
@@ -285,42 +241,63 @@ impl Probes {
     }
 
     /// On-CPU and run-queue time of each live traced thread, by tid, as of
-    /// `now_ns` (CLOCK_MONOTONIC).
+    /// `now_ns` (CLOCK_MONOTONIC): the used slots of `THREADS` and the
+    /// threads in `THREADS_OVERFLOW`.
     pub fn thread_times(&self, now_ns: u64) -> Result<HashMap<u32, (u64, u64)>, ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::THREADS,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map(maps::THREADS)
-            .ok_or(ProbeError::MissingMap(maps::THREADS))?;
-        let threads: BpfHashMap<_, u32, ThreadState> =
-            BpfHashMap::try_from(map).map_err(map_error)?;
-        let mut times = HashMap::new();
-        for entry in threads.iter() {
-            let (tid, state) = entry.map_err(map_error)?;
-            let running = state.offcpu_since_ns == 0 && state.oncpu_since_ns != 0;
-            let stint = if running {
-                now_ns.saturating_sub(state.oncpu_since_ns)
-            } else {
-                0
-            };
-            times.insert(tid, (state.oncpu_total_ns + stint, state.runqueue_total_ns));
+        let slots: Array<_, ThreadState> =
+            Array::try_from(self.map(maps::THREADS)?).map_err(map_error(maps::THREADS))?;
+        let overflow: BpfHashMap<_, u32, ThreadState> =
+            BpfHashMap::try_from(self.map(maps::THREADS_OVERFLOW)?)
+                .map_err(map_error(maps::THREADS_OVERFLOW))?;
+        let mut states = Vec::new();
+        for state in slots.iter() {
+            states.push(state.map_err(map_error(maps::THREADS))?);
         }
+        for entry in overflow.iter() {
+            states.push(entry.map_err(map_error(maps::THREADS_OVERFLOW))?.1);
+        }
+        let times = states
+            .into_iter()
+            .filter(|state| state.tid != 0)
+            .map(|state| {
+                let running = state.offcpu_since_ns == 0 && state.oncpu_since_ns != 0;
+                let stint = if running {
+                    now_ns.saturating_sub(state.oncpu_since_ns)
+                } else {
+                    0
+                };
+                (
+                    state.tid as u32,
+                    (state.oncpu_total_ns + stint, state.runqueue_total_ns),
+                )
+            })
+            .collect();
         Ok(times)
+    }
+
+    /// Detaches and unloads every program, so that nothing is counted or
+    /// streamed after this: the last drain of the ring buffer and the final
+    /// reads of the maps then describe the same calls. Returns the names of
+    /// programs that could not be unloaded.
+    pub fn stop(&mut self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for (name, program) in self.ebpf.programs_mut() {
+            let result = match program {
+                Program::RawTracePoint(program) => program.unload(),
+                Program::PerfEvent(program) => program.unload(),
+                _ => Ok(()),
+            };
+            if let Err(error) = result {
+                failed.push(format!("{name}: {error}"));
+            }
+        }
+        failed
     }
 
     /// The kernel side's drop counters, summed over CPUs.
     pub fn drops(&self) -> Result<Drops, ProbeError> {
-        let map_error = |source| ProbeError::Map {
-            name: maps::COUNTERS,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map(maps::COUNTERS)
-            .ok_or(ProbeError::MissingMap(maps::COUNTERS))?;
+        let map_error = map_error(maps::COUNTERS);
+        let map = self.map(maps::COUNTERS)?;
         let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_error)?;
         let sum = |index: u32| -> Result<u64, ProbeError> {
             Ok(counters.get(&index, 0).map_err(map_error)?.iter().sum())
@@ -332,6 +309,21 @@ impl Probes {
             process_map_full: sum(counter::DROP_PROCESS_MAP_FULL)?,
         })
     }
+}
+
+impl Probes {
+    fn map(&self, name: &'static str) -> Result<&Map, ProbeError> {
+        self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
+    }
+
+    fn map_mut(&mut self, name: &'static str) -> Result<&mut Map, ProbeError> {
+        self.ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))
+    }
+}
+
+/// Turns an error on map `name` into ours.
+fn map_error(name: &'static str) -> impl Fn(MapError) -> ProbeError + Copy {
+    move |source| ProbeError::Map { name, source }
 }
 
 impl KernelStacks for Probes {
