@@ -74,6 +74,11 @@ pub fn bench(options: Options) -> anyhow::Result<()> {
         options.duration,
         perf_skip.as_deref(),
     )?;
+    let streamed = syscall::measure_streamed(
+        workspace_root().join("bench/python_slow_calls.py"),
+        &tracer,
+        options.repeats,
+    )?;
     let elapsed_s = started.elapsed().as_secs_f64();
     machine.busy_after = machine::busy_cores();
     warn_if_busy(machine.busy_after, "after");
@@ -86,6 +91,8 @@ pub fn bench(options: Options) -> anyhow::Result<()> {
         wrk: service::load(options.duration),
         syscall,
         service,
+        streamed_calls: syscall::STREAMED_CALLS,
+        streamed,
         elapsed_s,
     };
 

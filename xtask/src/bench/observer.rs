@@ -21,6 +21,9 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Observer {
     Tracer,
+    /// tracer with `--threshold 1us`: every call it sees is slow, streamed
+    /// with its stack.
+    TracerEveryCallSlow,
     Strace,
     PerfTrace,
 }
@@ -32,6 +35,11 @@ impl Observer {
             // Without -q, for its "attached to pid" line on stderr; the
             // report on stdout is discarded.
             Self::Tracer => Command::new(tracer),
+            Self::TracerEveryCallSlow => {
+                let mut command = Command::new(tracer);
+                command.args(["--threshold", "1us"]);
+                command
+            }
             Self::Strace => {
                 let mut command = Command::new("strace");
                 command.args(["-c", "-f"]);
@@ -49,7 +57,7 @@ impl Observer {
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::Tracer => "tracer",
+            Self::Tracer | Self::TracerEveryCallSlow => "tracer",
             Self::Strace => "strace",
             Self::PerfTrace => "perf trace",
         }
@@ -73,7 +81,7 @@ pub fn attach(observer: Observer, tracer: &Path, pid: u32) -> anyhow::Result<Att
     let mut child = Guard::spawn(observer.name(), piped(&mut command, false, false, true))?;
     let mut stderr = child.lines(Stream::Stderr)?;
     let ready = match observer {
-        Observer::Tracer => stderr
+        Observer::Tracer | Observer::TracerEveryCallSlow => stderr
             .wait_for("\"attached to pid\"", ATTACH_TIMEOUT, |line| {
                 line.contains("attached to pid")
             })

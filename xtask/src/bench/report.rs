@@ -107,18 +107,7 @@ pub fn table(results: &Results) -> String {
         thousands(r.syscall_calls),
         thousands(r.observed_calls)
     );
-    let columns = Columns {
-        header: &[
-            "",
-            "ns/call",
-            "added ns/call",
-            "× bare",
-            "added on-CPU ns/call*",
-        ],
-        widths: &[31, 20, 20, 20],
-        figures: &[(values, 0), (added, 0), (ratio, 2), (cpu_added, 0)],
-    };
-    section(&mut out, &r.syscall, &columns);
+    section(&mut out, &r.syscall, &PER_CALL);
     let _ = writeln!(
         out,
         "   * from the loop's thread CPU time: not inflated by other processes on CPU 0, but blind to the time strace keeps the loop stopped"
@@ -172,8 +161,42 @@ pub fn table(results: &Results) -> String {
         out,
         "   CPU: user+system time during the wrk run; attach: start → probes live; report: SIGINT → exit"
     );
+
+    let _ = writeln!(
+        out,
+        "\n4. Streamed events: Python loop on CPU 0 of {} 64 KiB reads of /dev/zero, 3 functions deep",
+        thousands(r.streamed_calls)
+    );
+    section(&mut out, &r.streamed, &PER_CALL);
+    let _ = writeln!(
+        out,
+        "   under --threshold 1us every call is streamed with its stack copy and Python frames: \
+         the difference of the two tracer rows is the cost of one streamed event"
+    );
     out
 }
+
+/// The columns of a loop that times its own calls (benchmarks 1 and 4).
+const PER_CALL: Columns = Columns {
+    header: &[
+        "",
+        "ns/call",
+        "added ns/call",
+        "× bare",
+        "added on-CPU ns/call*",
+    ],
+    widths: &[31, 20, 20, 20],
+    figures: &[(values, 0), (added, 0), (ratio, 2), (cpu_added, 0)],
+};
+
+/// What bench.json says of a loop's rows.
+const PER_CALL_JSON: [(&str, Relative); 5] = [
+    ("ns_per_call", values),
+    ("added_ns_per_call", added),
+    ("ratio_to_bare", ratio),
+    ("on_cpu_ns_per_call", cpu_values),
+    ("added_on_cpu_ns_per_call", cpu_added),
+];
 
 fn summary(values: &[f64]) -> Value {
     match spread(values) {
@@ -226,13 +249,11 @@ pub fn json(results: &Results) -> Value {
         "syscall": {
             "calls": r.syscall_calls,
             "calls_under_strace_and_perf": r.observed_calls,
-            "rows": rows(&r.syscall, &[
-                ("ns_per_call", values),
-                ("added_ns_per_call", added),
-                ("ratio_to_bare", ratio),
-                ("on_cpu_ns_per_call", cpu_values),
-                ("added_on_cpu_ns_per_call", cpu_added),
-            ]),
+            "rows": rows(&r.syscall, &PER_CALL_JSON),
+        },
+        "streamed": {
+            "calls": r.streamed_calls,
+            "rows": rows(&r.streamed, &PER_CALL_JSON),
         },
         "service": {
             "load": r.wrk,

@@ -53,6 +53,9 @@ pub struct Results {
     pub syscall: Vec<Row>,
     /// The first row is the bare baseline.
     pub service: Vec<Row>,
+    pub streamed_calls: u64,
+    /// The first row is the bare baseline.
+    pub streamed: Vec<Row>,
     pub elapsed_s: f64,
 }
 

@@ -1,7 +1,15 @@
 //! Benchmark 1: the cost of one syscall, bare and under each tool, from a C
-//! loop of getppid() calls that times itself.
+//! loop of getppid() calls that times itself. Benchmark 4: the cost of one
+//! streamed event (stack copy and Python frames), from a Python loop of
+//! short reads that times itself, with tracer making every call slow.
 
-use std::{io::Write, path::Path, process::Command, time::Duration};
+use std::{
+    ffi::OsString,
+    io::Write,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 
@@ -34,25 +42,85 @@ const CONFIGS: [(Config, &str); 5] = [
     (Config::Traced(Observer::PerfTrace), "perf trace -s -p"),
 ];
 
-/// Each configuration once per repeat, interleaved; perf trace's row is
-/// skipped with `perf_skip` as the reason when it cannot run here.
+/// Calls of benchmark 4's Python loop: few enough that their events (about
+/// 34 KiB each, mostly the stack copy) fit the 16 MiB ring buffer even if
+/// userspace read none, so that every one is streamed, none dropped.
+pub const STREAMED_CALLS: u64 = 400;
+
+const STREAMED_CONFIGS: [(Config, &str); 3] = [
+    (Config::Bare, "bare"),
+    (
+        Config::Traced(Observer::Tracer),
+        "tracer --pid (no call slow)",
+    ),
+    (
+        Config::Traced(Observer::TracerEveryCallSlow),
+        "tracer --pid --threshold 1us (all)",
+    ),
+];
+
+/// A program that makes calls of one kind and times itself, speaking the
+/// protocol of bench/getppid_loop.c.
+struct Loop {
+    name: &'static str,
+    argv: Vec<OsString>,
+    /// Calls per run, by configuration.
+    calls: fn(Config) -> u64,
+}
+
+/// Benchmark 1. Each configuration once per repeat, interleaved; perf
+/// trace's row is skipped with `perf_skip` as the reason when it cannot run
+/// here.
 pub fn measure(
     binary: &Path,
     tracer: &Path,
     repeats: usize,
     perf_skip: Option<&str>,
 ) -> anyhow::Result<Vec<Row>> {
-    let mut rows: Vec<Row> = CONFIGS.iter().map(|(_, label)| Row::new(*label)).collect();
+    let getppid = Loop {
+        name: "getppid",
+        argv: vec![binary.into()],
+        calls: |config| match config {
+            Config::Traced(Observer::Strace | Observer::PerfTrace) => OBSERVED_CALLS,
+            _ => CALLS,
+        },
+    };
+    measure_loop(&getppid, &CONFIGS, tracer, repeats, perf_skip)
+}
+
+/// Benchmark 4, on `script` (bench/python_slow_calls.py).
+pub fn measure_streamed(
+    script: PathBuf,
+    tracer: &Path,
+    repeats: usize,
+) -> anyhow::Result<Vec<Row>> {
+    let reads = Loop {
+        name: "python reads",
+        argv: vec!["python3".into(), script.into()],
+        calls: |_| STREAMED_CALLS,
+    };
+    measure_loop(&reads, &STREAMED_CONFIGS, tracer, repeats, None)
+}
+
+fn measure_loop(
+    target: &Loop,
+    configs: &[(Config, &str)],
+    tracer: &Path,
+    repeats: usize,
+    perf_skip: Option<&str>,
+) -> anyhow::Result<Vec<Row>> {
+    let name = target.name;
+    let mut rows: Vec<Row> = configs.iter().map(|(_, label)| Row::new(*label)).collect();
     for repeat in 1..=repeats {
-        for ((config, label), row) in CONFIGS.iter().zip(&mut rows) {
+        for ((config, label), row) in configs.iter().zip(&mut rows) {
             if matches!(config, Config::Traced(Observer::PerfTrace)) && perf_skip.is_some() {
                 row.skipped = perf_skip.map(String::from);
                 continue;
             }
-            let (wall, cpu) = run(binary, tracer, *config)
-                .with_context(|| format!("getppid loop, {label}, repeat {repeat}"))?;
+            let (wall, cpu) = run(target, tracer, *config)
+                .with_context(|| format!("{name} loop, {label}, repeat {repeat}"))?;
             eprintln!(
-                "bench: [{repeat}/{repeats}] getppid, {label}: {wall:.1} ns/call ({cpu:.1} on CPU)"
+                "bench: [{repeat}/{repeats}] {name}, {label}: {wall:.1} ns/call ({cpu:.1} on CPU)"
             );
             row.values.push(wall);
             row.cpu_values.push(cpu);
@@ -63,15 +131,15 @@ pub fn measure(
 
 /// One run of the loop; returns its ns per call by the wall clock and by
 /// its CPU time.
-fn run(binary: &Path, tracer: &Path, config: Config) -> anyhow::Result<(f64, f64)> {
-    let calls = match config {
-        Config::Traced(Observer::Strace | Observer::PerfTrace) => OBSERVED_CALLS,
-        _ => CALLS,
-    };
+fn run(target: &Loop, tracer: &Path, config: Config) -> anyhow::Result<(f64, f64)> {
+    let calls = (target.calls)(config);
     // Pinned like the service in benchmark 2, so runs do not migrate.
     let mut command = Command::new("taskset");
-    command.args(["-c", "0"]).arg(binary).arg(calls.to_string());
-    let mut target = Guard::spawn("getppid_loop", piped(&mut command, true, true, false))?;
+    command
+        .args(["-c", "0"])
+        .args(&target.argv)
+        .arg(calls.to_string());
+    let mut target = Guard::spawn(target.name, piped(&mut command, true, true, false))?;
     let mut stdout = target.lines(Stream::Stdout)?;
     let ready = stdout.wait_for("\"ready PID\"", Duration::from_secs(10), |line| {
         line.starts_with("ready ")
