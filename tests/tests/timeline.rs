@@ -67,6 +67,32 @@ fn blockers_service_timeline() {
     let code = recv["args"]["code"].to_string();
     assert!(code.contains("query_upstream"), "{code}");
 
+    // Off-CPU spans, named by why they slept: time.sleep(0.25) twice, the
+    // subprocess waits twice, the upstream recvs twice (on the loop thread).
+    let off_cpu = |reason: &str, code: &str| -> Vec<f64> {
+        events
+            .iter()
+            .filter(|e| {
+                e["cat"] == "off_cpu"
+                    && e["name"] == format!("off-CPU: {reason}")
+                    && e["tid"] == done.report["target"]["pid"]
+                    && e["args"]["code"].to_string().contains(code)
+            })
+            .map(|e| e["dur"].as_f64().unwrap() / 1e3)
+            .collect()
+    };
+    for (reason, code, ms) in [
+        ("sleep", "fetch_profile", 250.0),
+        ("child", "convert_image", 200.0),
+        ("socket", "query_upstream", 300.0),
+    ] {
+        let spans = off_cpu(reason, code);
+        assert_eq!(spans.len(), 2, "{reason} in {code}: {spans:?}");
+        for span in spans {
+            assert!((span - ms).abs() < 0.1 * ms, "{reason} {span} ms");
+        }
+    }
+
     // The loop thread comes first, named, with its activity as counters.
     let loop_tid = &done.report["loops"][0]["tid"];
     let meta = |name: &str| {

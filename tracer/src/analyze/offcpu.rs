@@ -81,7 +81,8 @@ pub fn reason(syscall: &str, fd_kind: FdKind, arg0: u64, uninterruptible: bool) 
     }
 }
 
-fn call_reason(call: &BlockingCall) -> WaitReason {
+/// Why a streamed call slept.
+pub fn call_reason(call: &BlockingCall) -> WaitReason {
     reason(
         &syscalls::name(call.nr),
         call.fd_kind,

@@ -18,6 +18,7 @@ use super::{
     text::format_frame,
 };
 use crate::{
+    analyze::offcpu,
     duration::format_ns,
     syscalls,
     trace::{Frame, FrameKind, LoopWindow, ThreadInfo, Trace},
@@ -75,6 +76,7 @@ pub fn render(trace: &Trace, report: &Report) -> String {
     let mut events = tracks(trace, report);
     events.extend(report.stalls.iter().map(stall));
     events.extend(blocking_calls(trace));
+    events.extend(off_cpu_spans(trace));
     events.extend(samples(trace));
     events.extend(loop_counters(trace));
     let about = json!({
@@ -215,6 +217,36 @@ fn blocking_calls(trace: &Trace) -> impl Iterator<Item = Event> + '_ {
                 ..Event::new(
                     "X",
                     syscalls::name(call.nr),
+                    call.pid,
+                    call.tid,
+                    call.start_ns,
+                    args,
+                )
+            }
+        })
+}
+
+/// Calls that slept at least `--offcpu-min`, named by why they slept: the
+/// off-CPU profile on the time axis. A blocking call's span lies on its
+/// syscall slice.
+fn off_cpu_spans(trace: &Trace) -> impl Iterator<Item = Event> + '_ {
+    trace
+        .blocking
+        .iter()
+        .filter(|call| call.blocked_ns >= trace.offcpu_min_ns)
+        .map(|call| {
+            let args = json!({
+                "syscall": syscalls::name(call.nr),
+                "target": call.target,
+                "asleep": format_ns(call.blocked_ns),
+                "code": code_frames(stack(trace, call.stack)),
+            });
+            Event {
+                dur: Some(us(call.duration_ns)),
+                cat: Some("off_cpu"),
+                ..Event::new(
+                    "X",
+                    format!("off-CPU: {}", offcpu::call_reason(call).name()),
                     call.pid,
                     call.tid,
                     call.start_ns,
@@ -429,6 +461,23 @@ mod tests {
         assert_eq!(samples[0]["name"], "CPU: long_mul");
         assert_eq!(samples[0]["s"], "t");
         assert_eq!(samples[1]["args"]["for_stall"], true);
+    }
+
+    #[test]
+    fn off_cpu_spans_say_why() {
+        let (json, _) = timeline();
+        let spans: Vec<&Value> = events(&json, "X")
+            .into_iter()
+            .filter(|e| e["cat"] == "off_cpu")
+            .collect();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[0]["name"], "off-CPU: socket");
+        assert_eq!(spans[0]["args"]["syscall"], "recvfrom");
+        assert_eq!(spans[0]["args"]["asleep"], "300 ms");
+        assert_eq!(spans[0]["dur"], 300_400.0);
+        // Asleep uninterruptibly: disk, whatever the syscall.
+        assert_eq!(spans[1]["name"], "off-CPU: disk");
+        assert_eq!(spans[1]["tid"], WORKER_TID);
     }
 
     #[test]
