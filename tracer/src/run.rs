@@ -181,13 +181,7 @@ impl Session {
                 }
                 _ = loop_reads.tick() => {
                     let now = monotonic_ns().saturating_sub(self.start_ns);
-                    let stats = self.probes.loop_stats()?;
-                    series.read(now, &stats);
-                    for (tid, _) in &stats {
-                        if let Err(error) = self.probes.sample_loop_thread(*tid) {
-                            log::debug!("stall sampler for thread {tid}: {error}");
-                        }
-                    }
+                    series.read(now, &self.probes.loop_stats()?);
                 }
                 _ = ticks.tick() => {
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);

@@ -14,7 +14,7 @@ use aya::{
     },
     util::online_cpus,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use tracer_common::{
     LatencyHist, LoopStats, MAX_SYSCALL_NR, OffCpuTotals, PyProcess, SyscallStats, ThreadState,
@@ -29,7 +29,6 @@ use crate::{
 /// Period of the stall sampler: 1 ms, enough samples to name the hot code
 /// of a 20 ms stall.
 const STALL_SAMPLE_PERIOD_NS: u64 = 1_000_000;
-const STALL_SAMPLER: &str = "stall_sample";
 
 /// The kernel object, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probes"));
@@ -76,8 +75,6 @@ pub struct ProbeSettings {
 
 pub struct Probes {
     ebpf: Ebpf,
-    /// Event-loop threads the stall sampler watches.
-    sampled_loops: HashSet<u32>,
 }
 
 impl Probes {
@@ -110,22 +107,17 @@ impl Probes {
         ] {
             attach_raw_tracepoint(&mut ebpf, name)?;
         }
-        // Attached per event-loop thread, once one is known.
-        perf_program(&mut ebpf, STALL_SAMPLER)?
-            .load()
-            .map_err(|source| ProbeError::Attach {
-                what: STALL_SAMPLER,
-                source,
-            })?;
+        attach_sampler(
+            &mut ebpf,
+            "stall_sample",
+            SamplePolicy::Period(STALL_SAMPLE_PERIOD_NS),
+        )?;
         // A fixed period, not a frequency the kernel adjusts: each sample
         // then stands for exactly 1/hz of CPU time. Rate 0: no profile.
         if let Some(period_ns) = 1_000_000_000u64.checked_div(settings.profile_hz) {
             attach_sampler(&mut ebpf, "profile_sample", SamplePolicy::Period(period_ns))?;
         }
-        Ok(Self {
-            ebpf,
-            sampled_loops: HashSet::new(),
-        })
+        Ok(Self { ebpf })
     }
 
     /// Starts tracing every thread of process `pid`.
@@ -283,33 +275,6 @@ impl Probes {
         Ok(times)
     }
 
-    /// Samples event-loop thread `tid` at 1 kHz while it runs, so that a
-    /// stall on the CPU has samples to name its code. A per-thread clock
-    /// ticks only while that thread runs: other threads and processes, and
-    /// the other CPUs, are not interrupted (a per-CPU sampler cost an
-    /// aiohttp service under load about 15 % of its throughput here).
-    pub fn sample_loop_thread(&mut self, tid: u32) -> Result<(), ProbeError> {
-        // One try a thread: one that exited needs no samples.
-        if !self.sampled_loops.insert(tid) {
-            return Ok(());
-        }
-        perf_program(&mut self.ebpf, STALL_SAMPLER)?
-            .attach(
-                PerfEventConfig::Software(SoftwareEvent::CpuClock),
-                PerfEventScope::OneProcess {
-                    pid: tid,
-                    cpu: None,
-                },
-                SamplePolicy::Period(STALL_SAMPLE_PERIOD_NS),
-                false,
-            )
-            .map_err(|source| ProbeError::Attach {
-                what: STALL_SAMPLER,
-                source,
-            })?;
-        Ok(())
-    }
-
     /// Detaches and unloads every program, so that nothing is counted or
     /// streamed after this: the last drain of the ring buffer and the final
     /// reads of the maps then describe the same calls. Returns the names of
@@ -391,15 +356,6 @@ fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &'static str) -> Result<(), Prob
     Ok(())
 }
 
-fn perf_program<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut PerfEvent, ProbeError> {
-    ebpf.program_mut(name)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(ProbeError::MissingProgram(name))
-}
-
 /// Loads perf-event program `name` and attaches it to a CPU clock on every
 /// online CPU (the program picks the traced threads).
 fn attach_sampler(
@@ -407,7 +363,10 @@ fn attach_sampler(
     name: &'static str,
     policy: SamplePolicy,
 ) -> Result<(), ProbeError> {
-    let program = perf_program(ebpf, name)?;
+    let program: &mut PerfEvent = ebpf
+        .program_mut(name)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(ProbeError::MissingProgram(name))?;
     let error = |source| ProbeError::Attach { what: name, source };
     program.load().map_err(error)?;
     let cpus = online_cpus().map_err(|(_, e)| ProbeError::Cpus(e))?;
