@@ -21,7 +21,7 @@ use crate::{
     analyze::offcpu,
     duration::format_ns,
     syscalls,
-    trace::{Frame, FrameKind, LoopWindow, ThreadInfo, Trace},
+    trace::{BlockingCall, Frame, FrameKind, LoopWindow, ThreadInfo, Trace},
 };
 
 /// Frames listed in an event's details.
@@ -211,18 +211,7 @@ fn blocking_calls(trace: &Trace) -> impl Iterator<Item = Event> + '_ {
                 "ret": call.ret,
                 "code": code_frames(stack(trace, call.stack)),
             });
-            Event {
-                dur: Some(us(call.duration_ns)),
-                cat: Some("syscall"),
-                ..Event::new(
-                    "X",
-                    syscalls::name(call.nr),
-                    call.pid,
-                    call.tid,
-                    call.start_ns,
-                    args,
-                )
-            }
+            call_slice(call, "syscall", syscalls::name(call.nr), args)
         })
 }
 
@@ -241,19 +230,18 @@ fn off_cpu_spans(trace: &Trace) -> impl Iterator<Item = Event> + '_ {
                 "asleep": format_ns(call.blocked_ns),
                 "code": code_frames(stack(trace, call.stack)),
             });
-            Event {
-                dur: Some(us(call.duration_ns)),
-                cat: Some("off_cpu"),
-                ..Event::new(
-                    "X",
-                    format!("off-CPU: {}", offcpu::call_reason(call).name()),
-                    call.pid,
-                    call.tid,
-                    call.start_ns,
-                    args,
-                )
-            }
+            let name = format!("off-CPU: {}", offcpu::call_reason(call).name());
+            call_slice(call, "off_cpu", name, args)
         })
+}
+
+/// A slice on the call's thread for as long as the call ran.
+fn call_slice(call: &BlockingCall, cat: &'static str, name: String, args: Value) -> Event {
+    Event {
+        dur: Some(us(call.duration_ns)),
+        cat: Some(cat),
+        ..Event::new("X", name, call.pid, call.tid, call.start_ns, args)
+    }
 }
 
 fn samples(trace: &Trace) -> impl Iterator<Item = Event> + '_ {
