@@ -1,7 +1,8 @@
 //! Event-loop stalls on real services: asyncio (default loop and uvloop),
 //! Node.js and tokio, each with planted blockers. Every planted stall must be
 //! found once, with its duration (within 10 %), cause and code location; an
-//! idle wait must not be a stall.
+//! idle wait must not be a stall. The same again in lean mode (`--lean`),
+//! which finds the blocking calls from the scheduler instead of tracing them.
 
 use std::{process::Command, time::Duration};
 
@@ -27,13 +28,38 @@ fn stalls_in<'a>(stalls: &'a [Value], function: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Attaches to `target`, lets it run to its end, and returns the report.
-fn trace_to_end(target: &mut Target) -> Value {
-    let tracer = Tracer::attach(target.pid, &[]);
+/// The syscalls lean mode traces: the calls event loops idle or park in.
+const LEAN_SYSCALLS: [&str; 9] = [
+    "poll",
+    "select",
+    "epoll_wait",
+    "pselect6",
+    "ppoll",
+    "epoll_pwait",
+    "io_uring_enter",
+    "epoll_pwait2",
+    "futex",
+];
+
+/// Attaches to `target` with the tracer's extra `args`, lets it run to its
+/// end, and returns the report. In lean mode, checks that it says so and
+/// counted no other syscall.
+fn trace_to_end(target: &mut Target, args: &[&str]) -> Value {
+    let tracer = Tracer::attach(target.pid, args);
     target.go();
     assert!(target.wait(Duration::from_secs(60)).success());
     let done = tracer.finish();
     assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    let lean = args.contains(&"--lean");
+    assert_eq!(done.report["lean"], lean);
+    if lean {
+        let counted = done.report["syscalls"].as_array().expect("syscalls");
+        assert!(!counted.is_empty());
+        for row in counted {
+            let name = row["name"].as_str().unwrap();
+            assert!(LEAN_SYSCALLS.contains(&name), "{name} counted in lean mode");
+        }
+    }
     done.report
 }
 
@@ -47,13 +73,13 @@ fn check(stalls: &[&Value], count: usize, kind: &str, syscall: Option<&str>, ms:
     }
 }
 
-fn asyncio_blockers(extra: &[&str]) {
+fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/blocking_service.py");
     let mut target = Target::start(
         Command::new(pyenv_python("3.11"))
             .arg(script)
             .args(["--rounds", "2", "--wait"])
-            .args(extra),
+            .args(service_args),
     );
     let upstream = target
         .stdout
@@ -62,7 +88,7 @@ fn asyncio_blockers(extra: &[&str]) {
         .find_map(|l| l.strip_prefix("upstream "))
         .expect("upstream port line")
         .to_string();
-    let report = trace_to_end(&mut target);
+    let report = trace_to_end(&mut target, tracer_args);
     let all = stalls(&report);
     // Shown if an assertion below fails: each stall's cause and stack.
     for stall in &all {
@@ -117,21 +143,43 @@ fn asyncio_blockers(extra: &[&str]) {
 #[test]
 fn asyncio_default_loop() {
     require_root!("asyncio_default_loop");
-    asyncio_blockers(&[]);
+    asyncio_blockers(&[], &[]);
 }
 
 #[test]
 fn asyncio_uvloop() {
     require_root!("asyncio_uvloop");
-    asyncio_blockers(&["--uvloop"]);
+    asyncio_blockers(&["--uvloop"], &[]);
+}
+
+#[test]
+fn asyncio_lean() {
+    require_root!("asyncio_lean");
+    asyncio_blockers(&[], &["--lean"]);
+}
+
+#[test]
+fn asyncio_uvloop_lean() {
+    require_root!("asyncio_uvloop_lean");
+    asyncio_blockers(&["--uvloop"], &["--lean"]);
 }
 
 #[test]
 fn node_exec_sync_and_busy_loop() {
     require_root!("node_exec_sync_and_busy_loop");
+    node_stalls(&[]);
+}
+
+#[test]
+fn node_lean() {
+    require_root!("node_lean");
+    node_stalls(&["--lean"]);
+}
+
+fn node_stalls(tracer_args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/node_stalls.js");
     let mut target = Target::start(Command::new("node").arg(script));
-    let report = trace_to_end(&mut target);
+    let report = trace_to_end(&mut target, tracer_args);
     let all = stalls(&report);
     assert_eq!(all.len(), 6, "{all:#?}");
     let nested: Vec<&Value> = all
@@ -156,8 +204,18 @@ fn node_exec_sync_and_busy_loop() {
 #[test]
 fn tokio_blocking_in_async_fn() {
     require_root!("tokio_blocking_in_async_fn");
+    tokio_stalls(&[]);
+}
+
+#[test]
+fn tokio_lean() {
+    require_root!("tokio_lean");
+    tokio_stalls(&["--lean"]);
+}
+
+fn tokio_stalls(tracer_args: &[&str]) {
     let mut target = Target::start(&mut Command::new(env!("CARGO_BIN_EXE_tokio_stalls")));
-    let report = trace_to_end(&mut target);
+    let report = trace_to_end(&mut target, tracer_args);
     let all = stalls(&report);
     let all: Vec<&Value> = all.iter().collect();
     check(&all, 3, "syscall", Some("clock_nanosleep"), 200.0);

@@ -21,6 +21,11 @@ pub mod kind {
     /// [`super::ProcessFork`]: a traced process started a child process,
     /// which is traced from now on.
     pub const PROCESS_FORK: u32 = 6;
+    /// Lean mode: [`super::SlowSyscall`] sent as a loop thread goes to sleep
+    /// inside an untraced syscall during an iteration (duration 0).
+    pub const SLEEP_BEGIN: u32 = 7;
+    /// Lean mode: [`super::SleepEnd`], that sleep was long enough to report.
+    pub const SLEEP_END: u32 = 8;
 }
 
 #[repr(C)]
@@ -97,6 +102,15 @@ pub struct StackCapture {
     pub _pad: u32,
     pub py: PyStack,
     pub user: [u8; STACK_COPY_BYTES],
+}
+
+/// The end of a sleep whose [`kind::SLEEP_BEGIN`] record began at `start_ns`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SleepEnd {
+    pub header: EventHeader,
+    pub start_ns: u64,
+    pub asleep_ns: u64,
 }
 
 /// A syscall that ran for at least the threshold.
@@ -228,6 +242,14 @@ pub struct ThreadState {
     pub park_probes: u64,
     /// The thread this state belongs to; 0 marks a free slot of `THREADS`.
     pub tid: u64,
+    /// Lean mode: the untraced syscall the thread sleeps in (`u64::MAX`:
+    /// none) and its first argument, noted as it went to sleep.
+    pub sleep_nr: u64,
+    pub sleep_arg0: u64,
+    /// When that sleep began, if its stack was streamed (0: not).
+    pub sleep_captured_ns: u64,
+    /// Rate limit of those streams (see `sleep_capture`).
+    pub capture_due_ns: u64,
 }
 
 /// [`ThreadState::offcpu_state`]: asleep, interruptibly (waiting for an
@@ -298,10 +320,11 @@ const _: () = {
             == 24 + 48 + 56 + 16 + core::mem::size_of::<StackCapture>()
     );
     assert!(core::mem::size_of::<TaskExit>() == 56);
+    assert!(core::mem::size_of::<SleepEnd>() == 40);
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 23 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 27 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(

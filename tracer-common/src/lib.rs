@@ -8,6 +8,7 @@ pub mod hist;
 pub mod iteration;
 pub mod kernel;
 pub mod python;
+pub mod sleep_capture;
 
 pub use event::*;
 pub use kernel::{FdInfo, KernelOffsets};
@@ -38,6 +39,7 @@ pub mod globals {
     pub const OFFCPU_MIN_NS: &str = "OFFCPU_MIN_NS";
     pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
     pub const TARGET_TGID: &str = "TARGET_TGID";
+    pub const LEAN: &str = "LEAN";
 }
 
 /// Syscall numbers below this have per-syscall statistics (x86-64 has < 470).

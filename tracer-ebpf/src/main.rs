@@ -7,6 +7,7 @@ mod counters;
 mod fds;
 mod helpers;
 mod kernel;
+mod lean;
 mod loops;
 mod maps;
 mod process;

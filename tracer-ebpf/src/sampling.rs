@@ -81,7 +81,7 @@ fn emit(ctx: &PerfEventContext, tgid: u32, tid: u32, reason: u32) {
             bp: sampled.rbp,
         }
     } else {
-        current_user_regs(kernel::offsets().task_stack).unwrap_or_default()
+        current_user_regs().unwrap_or_default()
     };
     let kernel_stack = if in_user {
         -1

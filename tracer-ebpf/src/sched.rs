@@ -16,6 +16,7 @@ use tracer_common::{
 use crate::{
     helpers::now_ns,
     kernel,
+    lean::{lean, sleep_begins, sleep_ends},
     maps::{existing_thread_state, thread_state},
     target::{current_traced, is_traced},
 };
@@ -57,7 +58,7 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
 pub fn sched_wakeup(ctx: RawTracePointContext) -> i32 {
     let task: *const u8 = ctx.arg(0);
     // The thread's own events do not run while it sleeps.
-    if let Some(tid) = traced_tid(task)
+    if let Some((_, tid)) = traced_task(task)
         && let Some(state) = existing_thread_state(tid)
         && state.offcpu_since_ns != 0
     {
@@ -66,15 +67,15 @@ pub fn sched_wakeup(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// The id of a traced task given by pointer (not the current task).
-fn traced_tid(task: *const u8) -> Option<u32> {
+/// (tgid, tid) of a traced task given by pointer (not the current task).
+fn traced_task(task: *const u8) -> Option<(u32, u32)> {
     // `pid` and `tgid` are neighbours in task_struct.
     let [tid, tgid] = kernel::read::<[u32; 2]>(task as u64, kernel::offsets().task_pid)?;
-    is_traced(tgid).then_some(tid)
+    is_traced(tgid).then_some((tgid, tid))
 }
 
 fn switch_out(now: u64, off_state: u64) {
-    let Some((_, tid)) = current_traced() else {
+    let Some((tgid, tid)) = current_traced() else {
         return;
     };
     // Never created here: an exiting thread switches out one last time
@@ -86,13 +87,16 @@ fn switch_out(now: u64, off_state: u64) {
         state.oncpu_total_ns += now.saturating_sub(state.oncpu_since_ns);
     }
     state.iteration_switched_out(now);
+    if lean() && off_state != OFFCPU_RUNNABLE {
+        sleep_begins(state, tgid, tid, now, off_state);
+    }
     state.offcpu_since_ns = now;
     state.offcpu_state = off_state;
     state.wakeup_ns = 0;
 }
 
 fn switch_in(now: u64, next: *const u8) {
-    let Some(tid) = traced_tid(next) else {
+    let Some((tgid, tid)) = traced_task(next) else {
         return;
     };
     if kernel::exiting(next as u64) {
@@ -121,7 +125,11 @@ fn switch_in(now: u64, next: *const u8) {
                 state.syscall_flags |= SYSCALL_UNINTERRUPTIBLE as u64;
             }
         } else if asleep > 0 {
-            add_short_offcpu(MAX_SYSCALL_NR, asleep);
+            if lean() {
+                sleep_ends(state, tgid, tid, asleep, now);
+            } else {
+                add_short_offcpu(MAX_SYSCALL_NR, asleep);
+            }
         }
         state.runqueue_total_ns += waited;
         add_runqueue(waited);

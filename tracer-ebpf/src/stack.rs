@@ -14,9 +14,13 @@ use crate::{kernel, python};
 // Offsets in the x86-64 `struct pt_regs` (stable ABI: it is the uapi layout).
 const PT_REGS_BP: usize = 32;
 pub const PT_REGS_R10: usize = 56;
+/// The syscall's return value once it returns (-ENOSYS until then).
+pub const PT_REGS_AX: usize = 80;
 pub const PT_REGS_DX: usize = 96;
 pub const PT_REGS_SI: usize = 104;
 pub const PT_REGS_DI: usize = 112;
+/// The syscall number in progress (negative: not in a syscall).
+pub const PT_REGS_ORIG_AX: usize = 120;
 const PT_REGS_IP: usize = 128;
 const PT_REGS_CS: usize = 136;
 const PT_REGS_SP: usize = 152;
@@ -50,15 +54,22 @@ pub fn user_regs_at(regs: *const u8) -> UserRegs {
     }
 }
 
-/// The current task's saved user registers (`task_pt_regs(current)`): at
-/// the top of its kernel stack. None if they do not look like user mode.
+/// The current task's saved user registers (`task_pt_regs(current)`, a
+/// `struct pt_regs *`): at the top of its kernel stack. None if they do not
+/// look like user mode.
 #[inline(always)]
-pub fn current_user_regs(task_stack_offset: u32) -> Option<UserRegs> {
+pub fn current_pt_regs() -> Option<*const u8> {
     // SAFETY: the current task is valid while the program runs.
     let task = unsafe { bpf_get_current_task() };
-    let stack = kernel::read::<u64>(task, task_stack_offset)?;
+    let stack = kernel::read::<u64>(task, kernel::offsets().task_stack)?;
     let regs = (stack + THREAD_SIZE - PT_REGS_SIZE) as *const u8;
-    (pt_reg(regs, PT_REGS_CS) == USER_CS).then(|| user_regs_at(regs))
+    (pt_reg(regs, PT_REGS_CS) == USER_CS).then_some(regs)
+}
+
+/// The registers an unwinder starts from, of the current task.
+#[inline(always)]
+pub fn current_user_regs() -> Option<UserRegs> {
+    current_pt_regs().map(user_regs_at)
 }
 
 /// Fills `out` with the current thread's user stack: the registers, a copy

@@ -1,6 +1,7 @@
 //! Every syscall of the target: per-syscall statistics aggregated here, the
 //! slow ones (at or above the threshold) streamed with their stack, and the
-//! poll-family waits handed to the event-loop tracking.
+//! poll-family waits handed to the event-loop tracking. In lean mode only
+//! the poll-family and futex calls arrive here (from `lean.rs`).
 
 use core::ptr::addr_of_mut;
 
@@ -25,12 +26,12 @@ use crate::{
 
 /// Syscalls at least this long are streamed; overridden at load.
 #[unsafe(no_mangle)]
-static THRESHOLD_NS: Global<u64> = Global::new(10_000_000);
+pub static THRESHOLD_NS: Global<u64> = Global::new(10_000_000);
 
 /// Syscalls that slept at least this long are streamed for the off-CPU
 /// profile; shorter sleeps are summed in OFFCPU_SHORT.
 #[unsafe(no_mangle)]
-static OFFCPU_MIN_NS: Global<u64> = Global::new(1_000_000);
+pub static OFFCPU_MIN_NS: Global<u64> = Global::new(1_000_000);
 
 const SYS_EXIT: u64 = 60;
 const SYS_EXIT_GROUP: u64 = 231;
@@ -38,22 +39,22 @@ const SYS_FUTEX: u64 = 202;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    try_sys_enter(&ctx);
+    if let Some((tgid, tid)) = current_traced() {
+        on_enter(tgid, tid, ctx.arg(1), ctx.arg(0));
+    }
     0
 }
 
-fn try_sys_enter(ctx: &RawTracePointContext) {
-    let Some((tgid, tid)) = current_traced() else {
-        return;
-    };
-    let nr: u64 = ctx.arg(1);
+/// Syscall `nr` of a traced thread begins; `regs` are its saved user
+/// registers (`struct pt_regs *`).
+#[inline(always)]
+pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8) {
     // These never return, so they are counted on the way in.
     if nr == SYS_EXIT || nr == SYS_EXIT_GROUP {
         account(nr, 0, 0);
         return;
     }
     let now = now_ns();
-    let regs: *const u8 = ctx.arg(0);
     let wait_key = loops::wait_key(nr, regs);
     let futex_key = loops::futex_wait_key(nr, regs);
     let Some(state) = thread_state(tid) else {
@@ -74,6 +75,7 @@ fn try_sys_enter(ctx: &RawTracePointContext) {
 
 /// A futex wait begins: idle if it is the thread's known park; else,
 /// while the park is unknown, its stack goes to userspace to tell.
+#[inline(always)]
 fn futex_wait_enter(
     state: &mut ThreadState,
     regs: *const u8,
@@ -100,14 +102,16 @@ fn futex_wait_enter(
 
 #[raw_tracepoint(tracepoint = "sys_exit")]
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
-    try_sys_exit(&ctx);
+    if let Some((tgid, tid)) = current_traced() {
+        // The second argument of sys_exit is the return value, not the number.
+        on_exit(tgid, tid, ctx.arg(1), ctx.arg(0));
+    }
     0
 }
 
-fn try_sys_exit(ctx: &RawTracePointContext) {
-    let Some((tgid, tid)) = current_traced() else {
-        return;
-    };
+/// A syscall of a traced thread returns `ret`; `regs` as in [`on_enter`].
+#[inline(always)]
+pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: *const u8) {
     let Some(state) = existing_thread_state(tid) else {
         return;
     };
@@ -120,8 +124,6 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
     let nr = state.syscall_nr;
     let now = now_ns();
     let duration = now.saturating_sub(start);
-    // The second argument of sys_exit is the return value, not the number.
-    let ret: i64 = ctx.arg(1);
     account(nr, duration, ret);
     if state.in_idle_wait != 0 {
         // The loop's own wait: idle time, not a blocking call.
@@ -133,7 +135,6 @@ fn try_sys_exit(ctx: &RawTracePointContext) {
         loops::late_park_exit(state, tgid, tid, start, now, THRESHOLD_NS.load());
         return;
     }
-    let regs: *const u8 = ctx.arg(0);
     loops::syscall_in_iteration(state, nr, duration, regs);
     let blocked = state.syscall_blocked_ns;
     let offcpu_min = OFFCPU_MIN_NS.load();
@@ -190,18 +191,19 @@ fn is_error(ret: i64) -> bool {
     (-4095..0).contains(&ret)
 }
 
-struct Call {
-    nr: u32,
-    flags: u32,
-    ret: i64,
-    start: u64,
-    duration: u64,
-    blocked: u64,
+pub struct Call {
+    pub nr: u32,
+    pub flags: u32,
+    pub ret: i64,
+    pub start: u64,
+    pub duration: u64,
+    pub blocked: u64,
 }
 
-/// Streams a syscall event of `kind` (slow call, wait probe) with its stack.
+/// Streams a syscall event of `kind` (slow call, wait probe, sleep) with
+/// its stack.
 #[inline(always)]
-fn emit(kind: u32, regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u64) {
+pub fn emit(kind: u32, regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u64) {
     let Some(mut entry) = EVENTS.reserve::<SlowSyscall>(0) else {
         bump(counter::DROP_RINGBUF_FULL);
         return;

@@ -68,6 +68,8 @@ pub struct Recorder {
     code: CodeReader,
     /// Threads found to park on a futex when idle.
     parked: HashMap<u32, u64>,
+    /// Lean mode: the sleep each loop thread went into last, by tid.
+    sleeping: HashMap<u32, SlowSyscallEvent>,
     symbolizer: Symbolizer,
     updates: Vec<ProbeUpdate>,
     fds: FdResolver,
@@ -89,6 +91,7 @@ pub struct Ending {
     pub duration_ns: u64,
     pub threshold_ns: u64,
     pub offcpu_min_ns: u64,
+    pub lean: bool,
     pub offcpu_short: Vec<ShortOffCpu>,
     pub runqueue: RunqueueLatency,
     /// (on-CPU, run-queue) time of the threads still alive, by tid.
@@ -114,6 +117,7 @@ impl Recorder {
             checked: HashMap::new(),
             code: CodeReader::default(),
             parked: HashMap::new(),
+            sleeping: HashMap::new(),
             symbolizer: Symbolizer::new(),
             updates: Vec::new(),
             fds: FdResolver::default(),
@@ -229,6 +233,14 @@ impl Recorder {
             Ok(RawEvent::Stall(stall)) => self.stall(&stall),
             Ok(RawEvent::Sample(sample)) => self.sample(*sample, kernel),
             Ok(RawEvent::ProcessFork { parent, child }) => self.child(parent, child),
+            Ok(RawEvent::SleepBegin(event)) => {
+                self.sleeping.insert(event.tid, *event);
+            }
+            Ok(RawEvent::SleepEnd {
+                tid,
+                start_ns,
+                asleep_ns,
+            }) => self.sleep_end(tid, start_ns, asleep_ns),
             Err(error) => {
                 self.undecodable += 1;
                 log::warn!("undecodable record: {error}");
@@ -264,6 +276,19 @@ impl Recorder {
             stack: self.stacks.intern(frames),
         };
         self.calls.add(call, event.in_iteration);
+    }
+
+    /// Lean mode: a sleep that began with a `SleepBegin` was long; it is
+    /// reported as a blocking call that lasted as long as it slept.
+    fn sleep_end(&mut self, tid: u32, start_ns: u64, asleep_ns: u64) {
+        let Some(mut call) = self.sleeping.remove(&tid) else {
+            return;
+        };
+        if call.start_ns == start_ns {
+            call.duration_ns = asleep_ns;
+            call.blocked_ns = asleep_ns;
+            self.slow_syscall(call);
+        }
     }
 
     fn wait_probe(&mut self, event: &SlowSyscallEvent) {
@@ -448,6 +473,7 @@ impl Recorder {
             duration_ns: ending.duration_ns,
             threshold_ns: ending.threshold_ns,
             offcpu_min_ns: ending.offcpu_min_ns,
+            lean: ending.lean,
             ended_by: ending.ended_by,
             processes,
             threads: self.threads.into_values().collect(),

@@ -51,6 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // A started command's children are its work (a shell script, a
         // server forking workers); a running service's only when asked.
         follow_children: cli.children || matches!(spec, TargetSpec::Command(_)),
+        lean: cli.lean,
     };
     let session = Session::start(&spec, settings)?;
     let quiet = cli.outputs.quiet;
@@ -205,6 +206,7 @@ impl Session {
             duration_ns,
             threshold_ns: self.settings.threshold_ns,
             offcpu_min_ns: self.settings.offcpu_min_ns,
+            lean: self.settings.lean,
             offcpu_short: self.probes.offcpu_short()?,
             runqueue: self.probes.runqueue()?,
             thread_times: self.probes.thread_times(end_ns)?,

@@ -232,6 +232,10 @@ pub struct Trace {
     pub threshold_ns: u64,
     /// Syscalls that slept at least this long were streamed.
     pub offcpu_min_ns: u64,
+    /// Lean mode: only the poll-family and futex syscalls were traced;
+    /// blocking calls are the sleeps inside loop iterations.
+    #[serde(default)]
+    pub lean: bool,
     /// How the recording ended, e.g. "duration elapsed", "target exited".
     pub ended_by: String,
     /// Every traced process, the target first.
@@ -280,6 +284,7 @@ impl Trace {
             duration_ns: 0,
             threshold_ns: 0,
             offcpu_min_ns: 0,
+            lean: false,
             ended_by: String::new(),
             processes: Vec::new(),
             threads: Vec::new(),

@@ -26,6 +26,7 @@ pub fn analyze(trace: &Trace) -> Report {
         },
         duration_ns: trace.duration_ns,
         threshold_ns: trace.threshold_ns,
+        lean: trace.lean,
         ended_by: trace.ended_by.clone(),
         dropped_events: trace.drops.total(),
         drops: trace.drops.clone(),

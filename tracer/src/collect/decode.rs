@@ -6,8 +6,8 @@ use std::mem::{offset_of, size_of};
 
 use tracer_common::{
     CpuSample, EventHeader, FdInfo, ProcessFork, PyFrame, PyStack, SAMPLE_STALL,
-    SYSCALL_IN_ITERATION, SYSCALL_UNINTERRUPTIBLE, SlowSyscall, StackCapture, Stall, TaskExit,
-    UserRegs, kind,
+    SYSCALL_IN_ITERATION, SYSCALL_UNINTERRUPTIBLE, SleepEnd, SlowSyscall, StackCapture, Stall,
+    TaskExit, UserRegs, kind,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +78,14 @@ pub enum RawEvent {
         parent: u32,
         child: u32,
     },
+    /// Lean mode: a loop thread went to sleep in a syscall, with its stack;
+    /// its duration comes with the matching `SleepEnd`, if it was long.
+    SleepBegin(Box<SlowSyscallEvent>),
+    SleepEnd {
+        tid: u32,
+        start_ns: u64,
+        asleep_ns: u64,
+    },
 }
 
 /// Reads a `T` at `offset`; `T` must be plain old data (all bit patterns valid).
@@ -109,6 +117,16 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
             .ok_or(short),
         kind::WAIT_PROBE => decode_slow_syscall(bytes, &header)
             .map(RawEvent::WaitProbe)
+            .ok_or(short),
+        kind::SLEEP_BEGIN => decode_slow_syscall(bytes, &header)
+            .map(RawEvent::SleepBegin)
+            .ok_or(short),
+        kind::SLEEP_END => read::<SleepEnd>(bytes, 0)
+            .map(|end| RawEvent::SleepEnd {
+                tid: header.tid,
+                start_ns: end.start_ns,
+                asleep_ns: end.asleep_ns,
+            })
             .ok_or(short),
         kind::TASK_EXIT => {
             let exit: TaskExit = read(bytes, 0).ok_or(short)?;

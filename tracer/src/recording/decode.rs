@@ -104,7 +104,7 @@ mod tests {
         assert_eq!(decode(&encode(&empty).unwrap()), Ok(empty));
     }
 
-    /// A file of format 1 must still decode to the same trace. If this fails
+    /// A file of the current format must still decode to the same trace. If this fails
     /// after a change to `Trace`, bump FORMAT_VERSION and rewrite the file
     /// with `UPDATE_GOLDEN=1` (then files of the old format are refused
     /// with a clear message instead of misread).
@@ -166,7 +166,7 @@ mod tests {
         }
         assert_eq!(
             Problem::Newer { found: 7 }.to_string(),
-            "recorded by a newer tracer (recording format 7; this tracer reads format 1): \
+            "recorded by a newer tracer (recording format 7; this tracer reads format 2): \
              read it with a newer tracer"
         );
     }

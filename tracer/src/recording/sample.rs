@@ -52,6 +52,7 @@ pub fn trace() -> Trace {
         duration_ns: 2_000_000_000,
         threshold_ns: 10_000_000,
         offcpu_min_ns: 1_000_000,
+        lean: true,
         ended_by: "duration elapsed".into(),
         processes: vec![
             ProcessInfo {

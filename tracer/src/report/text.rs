@@ -132,9 +132,14 @@ fn stall_group(out: &mut String, rank: usize, g: &StallGroup) {
 }
 
 fn blocking(out: &mut String, r: &Report) {
+    let what = if r.lean {
+        "sleeps inside loop iterations"
+    } else {
+        "syscalls"
+    };
     let _ = writeln!(
         out,
-        "\nBLOCKING CALLS (syscalls of {} or more, by call site, most total time first)",
+        "\nBLOCKING CALLS ({what} of {} or more, by call site, most total time first)",
         format_ns(r.threshold_ns)
     );
     if r.blocking_groups.is_empty() {
@@ -328,7 +333,12 @@ fn short_path(path: &str) -> &str {
 }
 
 fn syscalls(out: &mut String, r: &Report) {
-    let _ = writeln!(out, "\nSYSCALLS (every call of the target, like strace -c)");
+    let scope = if r.lean {
+        "lean mode: only the poll-family and futex calls; without --lean, every call"
+    } else {
+        "every call of the target, like strace -c"
+    };
+    let _ = writeln!(out, "\nSYSCALLS ({scope})");
     if r.syscalls.is_empty() {
         let _ = writeln!(out, "  none");
         return;
@@ -394,6 +404,7 @@ mod tests {
             },
             duration_ns: 5_000_000_000,
             threshold_ns: 10_000_000,
+            lean: false,
             ended_by: "duration elapsed".into(),
             dropped_events: 0,
             drops: Drops::default(),

@@ -21,6 +21,8 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Observer {
     Tracer,
+    /// tracer with `--lean`: only the syscalls an event loop waits in.
+    TracerLean,
     /// tracer with `--threshold 1us`: every call it sees is slow, streamed
     /// with its stack.
     TracerEveryCallSlow,
@@ -35,6 +37,11 @@ impl Observer {
             // Without -q, for its "attached to pid" line on stderr; the
             // report on stdout is discarded.
             Self::Tracer => Command::new(tracer),
+            Self::TracerLean => {
+                let mut command = Command::new(tracer);
+                command.arg("--lean");
+                command
+            }
             Self::TracerEveryCallSlow => {
                 let mut command = Command::new(tracer);
                 command.args(["--threshold", "1us"]);
@@ -57,7 +64,7 @@ impl Observer {
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::Tracer | Self::TracerEveryCallSlow => "tracer",
+            Self::Tracer | Self::TracerLean | Self::TracerEveryCallSlow => "tracer",
             Self::Strace => "strace",
             Self::PerfTrace => "perf trace",
         }
@@ -81,7 +88,7 @@ pub fn attach(observer: Observer, tracer: &Path, pid: u32) -> anyhow::Result<Att
     let mut child = Guard::spawn(observer.name(), piped(&mut command, false, false, true))?;
     let mut stderr = child.lines(Stream::Stderr)?;
     let ready = match observer {
-        Observer::Tracer | Observer::TracerEveryCallSlow => stderr
+        Observer::Tracer | Observer::TracerLean | Observer::TracerEveryCallSlow => stderr
             .wait_for("\"attached to pid\"", ATTACH_TIMEOUT, |line| {
                 line.contains("attached to pid")
             })

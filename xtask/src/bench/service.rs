@@ -24,9 +24,10 @@ pub fn load(duration: Duration) -> String {
     format!("wrk {} -d{}s", WRK_OPTIONS.join(" "), duration.as_secs())
 }
 
-const CONFIGS: [(Option<Observer>, &str); 4] = [
+const CONFIGS: [(Option<Observer>, &str); 5] = [
     (None, "bare"),
     (Some(Observer::Tracer), "tracer --pid"),
+    (Some(Observer::TracerLean), "tracer --pid --lean"),
     (Some(Observer::Strace), "strace -f -c -p"),
     (Some(Observer::PerfTrace), "perf trace -s -p"),
 ];

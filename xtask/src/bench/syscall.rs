@@ -30,14 +30,26 @@ enum Config {
     Bare,
     /// The tool traces the loop.
     Traced(Observer),
-    /// tracer traces an idle process while the loop runs untraced.
-    TracerElsewhere,
+    /// The tool (a tracer) traces an idle process while the loop runs
+    /// untraced.
+    Elsewhere(Observer),
 }
 
-const CONFIGS: [(Config, &str); 5] = [
+const CONFIGS: [(Config, &str); 7] = [
     (Config::Bare, "bare"),
     (Config::Traced(Observer::Tracer), "tracer --pid (this loop)"),
-    (Config::TracerElsewhere, "tracer --pid (another process)"),
+    (
+        Config::Elsewhere(Observer::Tracer),
+        "tracer --pid (another process)",
+    ),
+    (
+        Config::Traced(Observer::TracerLean),
+        "tracer --lean (this loop)",
+    ),
+    (
+        Config::Elsewhere(Observer::TracerLean),
+        "tracer --lean (another proc.)",
+    ),
     (Config::Traced(Observer::Strace), "strace -c -f -p"),
     (Config::Traced(Observer::PerfTrace), "perf trace -s -p"),
 ];
@@ -153,12 +165,12 @@ fn run(target: &Loop, tracer: &Path, config: Config) -> anyhow::Result<(f64, f64
     let observer: Option<Attached> = match config {
         Config::Bare => None,
         Config::Traced(tool) => Some(observer::attach(tool, tracer, pid)?),
-        Config::TracerElsewhere => {
+        Config::Elsewhere(tool) => {
             let sleeper = Guard::spawn(
                 "sleep 1000",
                 piped(Command::new("sleep").arg("1000"), false, false, false),
             )?;
-            let attached = observer::attach(Observer::Tracer, tracer, sleeper.pid())?;
+            let attached = observer::attach(tool, tracer, sleeper.pid())?;
             idle = Some(sleeper);
             Some(attached)
         }
@@ -178,7 +190,7 @@ fn run(target: &Loop, tracer: &Path, config: Config) -> anyhow::Result<(f64, f64
         bail!("bad result line {result:?}");
     };
     match (observer, config) {
-        (Some(attached), Config::TracerElsewhere) => {
+        (Some(attached), Config::Elsewhere(_)) => {
             attached.interrupt()?;
         }
         // The tools exit with their target.

@@ -1,0 +1,153 @@
+//! Lean mode (`--lean`): instead of every syscall (the raw `sys_enter` /
+//! `sys_exit` tracepoints, a program call on each syscall of every process),
+//! only the calls an event loop idles or parks in go through their own
+//! tracepoints. The rest of the machine then pays only the kernel's slower
+//! syscall entry. A blocking call inside a loop iteration is found where the
+//! scheduler switches the thread out: its syscall number and first argument
+//! are in the saved user registers, and its stack is still the caller's.
+
+use aya_ebpf::{Global, macros::tracepoint, programs::TracePointContext};
+use tracer_common::{
+    EventHeader, MAX_SYSCALL_NR, OFFCPU_UNINTERRUPTIBLE, SYSCALL_IN_ITERATION,
+    SYSCALL_UNINTERRUPTIBLE, SleepEnd, ThreadState, counter, kind,
+};
+
+use crate::{
+    counters::bump,
+    helpers::cpu_id,
+    maps::EVENTS,
+    sched::add_short_offcpu,
+    stack::{PT_REGS_AX, PT_REGS_ORIG_AX, current_pt_regs, first_arg, pt_reg},
+    syscalls::{Call, OFFCPU_MIN_NS, THRESHOLD_NS, emit, on_enter, on_exit},
+    target::current_traced,
+};
+
+/// Set at load: lean mode.
+#[unsafe(no_mangle)]
+static LEAN: Global<u32> = Global::new(0);
+
+/// `ThreadState::sleep_nr` when the thread did not sleep in an untraced
+/// syscall (a page fault, a traced call).
+const NOT_IN_SYSCALL: u64 = u64::MAX;
+
+/// `-ENOSYS` as the saved `ax` holds it during a syscall.
+const ENOSYS_IN_AX: u64 = -38i64 as u64;
+
+// Offsets in the records of the `syscalls:sys_{enter,exit}_*` tracepoints.
+const TP_SYSCALL_NR: usize = 8;
+const TP_RET: usize = 16;
+
+#[inline(always)]
+pub fn lean() -> bool {
+    LEAN.load() != 0
+}
+
+/// Attached to `syscalls:sys_enter_*` of the poll family and futex.
+#[tracepoint]
+pub fn wait_syscall_enter(ctx: TracePointContext) -> u32 {
+    if let Some((tgid, tid)) = current_traced()
+        && let Some(regs) = current_pt_regs()
+        // SAFETY: the offset is inside the tracepoint's record.
+        && let Ok(nr) = unsafe { ctx.read_at::<i32>(TP_SYSCALL_NR) }
+    {
+        on_enter(tgid, tid, nr as u64, regs);
+    }
+    0
+}
+
+/// Attached to `syscalls:sys_exit_*` of the same calls.
+#[tracepoint]
+pub fn wait_syscall_exit(ctx: TracePointContext) -> u32 {
+    if let Some((tgid, tid)) = current_traced()
+        && let Some(regs) = current_pt_regs()
+        // SAFETY: the offset is inside the tracepoint's record.
+        && let Ok(ret) = unsafe { ctx.read_at::<i64>(TP_RET) }
+    {
+        on_exit(tgid, tid, ret, regs);
+    }
+    0
+}
+
+/// A traced thread goes to sleep (in its own context, at `now`). Notes the
+/// untraced syscall it sleeps in; inside a loop iteration, streams that
+/// call's stack too (within the budget of `tracer_common::sleep_capture`),
+/// to be paired with the [`SleepEnd`] if it turns out long.
+#[inline(always)]
+pub fn sleep_begins(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, off_state: u64) {
+    state.sleep_nr = NOT_IN_SYSCALL;
+    state.sleep_captured_ns = 0;
+    // A traced call accounts for its own sleeps.
+    if state.syscall_start_ns != 0 {
+        return;
+    }
+    let Some(regs) = current_pt_regs() else {
+        return;
+    };
+    // In a syscall, `ax` holds -ENOSYS until it returns; an exception
+    // (a page fault) keeps the user's `ax` and its error code in `orig_ax`.
+    let nr = pt_reg(regs, PT_REGS_ORIG_AX);
+    if pt_reg(regs, PT_REGS_AX) != ENOSYS_IN_AX || nr >= u64::from(MAX_SYSCALL_NR) {
+        return;
+    }
+    state.sleep_nr = nr;
+    state.sleep_arg0 = first_arg(regs);
+    if state.iter_start_ns == 0 || !state.take_sleep_capture(now) {
+        return;
+    }
+    state.sleep_captured_ns = now;
+    let uninterruptible = if off_state == OFFCPU_UNINTERRUPTIBLE {
+        SYSCALL_UNINTERRUPTIBLE
+    } else {
+        0
+    };
+    let call = Call {
+        nr: nr as u32,
+        flags: SYSCALL_IN_ITERATION | uninterruptible,
+        ret: 0,
+        start: now,
+        duration: 0,
+        blocked: 0,
+    };
+    emit(kind::SLEEP_BEGIN, regs, tgid, tid, &call, now);
+}
+
+/// The thread is back after sleeping `asleep` ns outside any traced call
+/// (in another task's context, at `now`).
+#[inline(always)]
+pub fn sleep_ends(state: &mut ThreadState, tgid: u32, tid: u32, asleep: u64, now: u64) {
+    let nr = state.sleep_nr;
+    if nr == NOT_IN_SYSCALL {
+        add_short_offcpu(MAX_SYSCALL_NR, asleep);
+        return;
+    }
+    let arg0 = state.sleep_arg0;
+    state.syscall_returned(nr, asleep, || arg0);
+    let offcpu_min = OFFCPU_MIN_NS.load();
+    let began = state.sleep_captured_ns;
+    let streamed = began != 0 && (asleep >= THRESHOLD_NS.load() || asleep >= offcpu_min);
+    // As for traced calls: what the off-CPU profile does not get with a
+    // stack is summed by syscall.
+    if asleep < offcpu_min || !streamed {
+        add_short_offcpu(nr as u32 & (MAX_SYSCALL_NR - 1), asleep);
+    }
+    if !streamed {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<SleepEnd>(0) else {
+        bump(counter::DROP_RINGBUF_FULL);
+        return;
+    };
+    entry.write(SleepEnd {
+        header: EventHeader {
+            kind: kind::SLEEP_END,
+            cpu: cpu_id(),
+            pid: tgid,
+            tid,
+            ts_ns: now,
+        },
+        start_ns: began,
+        asleep_ns: asleep,
+    });
+    entry.submit(0);
+    bump(counter::EVENTS_SENT);
+}
