@@ -1,8 +1,9 @@
 //! Event-loop stalls on real services: asyncio (default loop and uvloop),
 //! Node.js and tokio, each with planted blockers. Every planted stall must be
 //! found once, with its duration (within 10 %), cause and code location; an
-//! idle wait must not be a stall. The same again in lean mode (`--lean`),
-//! which finds the blocking calls from the scheduler instead of tracing them.
+//! idle wait must not be a stall. Each in the default (lean) mode, which
+//! finds blocking calls as the loop thread sleeps, and with every syscall
+//! traced (`--all-syscalls`).
 
 use std::{process::Command, time::Duration};
 
@@ -28,7 +29,7 @@ fn stalls_in<'a>(stalls: &'a [Value], function: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-/// The syscalls lean mode traces: the calls event loops idle or park in.
+/// The syscalls the default (lean) mode traces: the calls event loops idle or park in.
 const LEAN_SYSCALLS: [&str; 9] = [
     "poll",
     "select",
@@ -42,15 +43,15 @@ const LEAN_SYSCALLS: [&str; 9] = [
 ];
 
 /// Attaches to `target` with the tracer's extra `args`, lets it run to its
-/// end, and returns the report. In lean mode, checks that it says so and
-/// counted no other syscall.
+/// end, and returns the report. In lean mode (without `--all-syscalls`),
+/// checks that it says so and counted no other syscall.
 fn trace_to_end(target: &mut Target, args: &[&str]) -> Value {
     let tracer = Tracer::attach(target.pid, args);
     target.go();
     assert!(target.wait(Duration::from_secs(60)).success());
     let done = tracer.finish();
     assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
-    let lean = args.contains(&"--lean");
+    let lean = !args.contains(&"--all-syscalls");
     assert_eq!(done.report["lean"], lean);
     if lean {
         let counted = done.report["syscalls"].as_array().expect("syscalls");
@@ -61,6 +62,18 @@ fn trace_to_end(target: &mut Target, args: &[&str]) -> Value {
         }
     }
     done.report
+}
+
+/// Shown if an assertion fails: each stall's cause and stack.
+fn show(stalls: &[Value]) {
+    for stall in stalls {
+        eprintln!(
+            "stall {} ms: {} in {:?}",
+            stall["duration_ns"].as_u64().unwrap_or(0) / 1_000_000,
+            stall["cause"]["description"],
+            functions(&stall["cause"]["stack"])
+        );
+    }
 }
 
 fn check(stalls: &[&Value], count: usize, kind: &str, syscall: Option<&str>, ms: f64) {
@@ -90,15 +103,7 @@ fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {
         .to_string();
     let report = trace_to_end(&mut target, tracer_args);
     let all = stalls(&report);
-    // Shown if an assertion below fails: each stall's cause and stack.
-    for stall in &all {
-        eprintln!(
-            "stall {} ms: {} in {:?}",
-            stall["duration_ns"].as_u64().unwrap_or(0) / 1_000_000,
-            stall["cause"]["description"],
-            functions(&stall["cause"]["stack"])
-        );
-    }
+    show(&all);
     // Two rounds of four blockers, each in the service's `serve`. Other
     // iterations may reach 10 ms too (asyncio.run's teardown starts and
     // joins a thread; seen at 12 ms on a cold machine), but the final
@@ -153,15 +158,15 @@ fn asyncio_uvloop() {
 }
 
 #[test]
-fn asyncio_lean() {
-    require_root!("asyncio_lean");
-    asyncio_blockers(&[], &["--lean"]);
+fn asyncio_default_loop_all_syscalls() {
+    require_root!("asyncio_default_loop_all_syscalls");
+    asyncio_blockers(&[], &["--all-syscalls"]);
 }
 
 #[test]
-fn asyncio_uvloop_lean() {
-    require_root!("asyncio_uvloop_lean");
-    asyncio_blockers(&["--uvloop"], &["--lean"]);
+fn asyncio_uvloop_all_syscalls() {
+    require_root!("asyncio_uvloop_all_syscalls");
+    asyncio_blockers(&["--uvloop"], &["--all-syscalls"]);
 }
 
 #[test]
@@ -171,9 +176,9 @@ fn node_exec_sync_and_busy_loop() {
 }
 
 #[test]
-fn node_lean() {
-    require_root!("node_lean");
-    node_stalls(&["--lean"]);
+fn node_all_syscalls() {
+    require_root!("node_all_syscalls");
+    node_stalls(&["--all-syscalls"]);
 }
 
 fn node_stalls(tracer_args: &[&str]) {
@@ -181,6 +186,7 @@ fn node_stalls(tracer_args: &[&str]) {
     let mut target = Target::start(Command::new("node").arg(script));
     let report = trace_to_end(&mut target, tracer_args);
     let all = stalls(&report);
+    show(&all);
     assert_eq!(all.len(), 6, "{all:#?}");
     let nested: Vec<&Value> = all
         .iter()
@@ -208,9 +214,9 @@ fn tokio_blocking_in_async_fn() {
 }
 
 #[test]
-fn tokio_lean() {
-    require_root!("tokio_lean");
-    tokio_stalls(&["--lean"]);
+fn tokio_all_syscalls() {
+    require_root!("tokio_all_syscalls");
+    tokio_stalls(&["--all-syscalls"]);
 }
 
 fn tokio_stalls(tracer_args: &[&str]) {

@@ -5,7 +5,9 @@
 use std::{collections::HashMap, path::Path, process::Command, time::Duration};
 
 use serde_json::Value;
-use tracer_tests::{Target, Tracer, assert_near, pyenv_python, require_root};
+use tracer_tests::{
+    Target, Tracer, assert_near, assert_near_or_stolen, pyenv_python, require_root, stolen_ns,
+};
 
 /// Reads a folded file: (stack, count) lines, outermost frame first.
 fn folded(path: &Path) -> Vec<(Vec<String>, u64)> {
@@ -45,7 +47,7 @@ fn trace_to_dir(command: &mut Command, args: &[&str]) -> Run {
     let out = tempfile::tempdir().expect("temp dir");
     let mut target = Target::start(command);
     let dir = out.path().to_str().expect("utf-8 path").to_string();
-    let mut all = vec!["--output", &dir];
+    let mut all = vec!["--all-syscalls", "--output", &dir];
     all.extend_from_slice(args);
     let tracer = Tracer::attach(target.pid, &all);
     target.go();
@@ -63,6 +65,7 @@ fn trace_to_dir(command: &mut Command, args: &[&str]) -> Run {
 #[test]
 fn c_program_cpu_shares_and_sampler_agrees_with_scheduler() {
     require_root!("c_program_cpu_shares_and_sampler_agrees_with_scheduler");
+    let stolen_before = stolen_ns();
     let Run {
         report,
         out,
@@ -72,6 +75,7 @@ fn c_program_cpu_shares_and_sampler_agrees_with_scheduler() {
         &mut Command::new(env!("TARGET_CPU_SPLIT")),
         &["--rate", "499"],
     );
+    let stolen = stolen_ns() - stolen_before;
     let stacks = folded(&out.path().join("cpu.folded"));
     let heavy = inclusive_share(&stacks, |f| f == "heavy_path");
     let light = inclusive_share(&stacks, |f| f == "light_path");
@@ -89,7 +93,7 @@ fn c_program_cpu_shares_and_sampler_agrees_with_scheduler() {
         .expect("the target's thread");
     let scheduler = thread["cpu_ns"].as_f64().unwrap();
     let sampler = thread["sampled_cpu_ns"].as_f64().unwrap();
-    assert_near("sampled vs scheduler CPU", sampler, scheduler, 0.05);
+    assert_near_or_stolen("sampled vs scheduler CPU", sampler, scheduler, 0.05, stolen);
     // The target's own account of its CPU time (it waited for the tracer
     // before starting to count, so this is all traced time).
     let own: f64 = stdout
@@ -98,11 +102,12 @@ fn c_program_cpu_shares_and_sampler_agrees_with_scheduler() {
         .expect("cpu_ns line")
         .parse()
         .unwrap();
-    assert_near(
+    assert_near_or_stolen(
         "scheduler vs the target's own CPU time",
         scheduler,
         own,
         0.03,
+        stolen,
     );
 }
 

@@ -9,7 +9,7 @@ fn asyncio_time_sleep_in_coroutine() {
     require_root!("asyncio_time_sleep_in_coroutine");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/asyncio_sleep.py");
     let mut target = Target::start(Command::new(tracer_tests::pyenv_python("3.11")).arg(script));
-    let tracer = Tracer::attach(target.pid, &[]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls"]);
     target.go();
     assert!(target.wait(Duration::from_secs(30)).success());
     let done = tracer.finish();

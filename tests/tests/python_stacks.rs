@@ -44,7 +44,7 @@ fn python_frames(stack: &Value) -> Vec<(String, Option<u64>)> {
 fn chain_on(interpreter: &Path) {
     let path = script("python_chain.py");
     let mut target = Target::start(Command::new(interpreter).arg(&path));
-    let tracer = Tracer::attach(target.pid, &[]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls"]);
     target.go();
     assert!(target.wait(Duration::from_secs(30)).success());
     let done = tracer.finish();
@@ -87,7 +87,7 @@ fn chain_on(interpreter: &Path) {
 /// cause names the coroutine.
 fn coroutine_on(interpreter: &Path) {
     let mut target = Target::start(Command::new(interpreter).arg(script("asyncio_sleep.py")));
-    let tracer = Tracer::attach(target.pid, &[]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls"]);
     target.go();
     assert!(target.wait(Duration::from_secs(30)).success());
     let done = tracer.finish();

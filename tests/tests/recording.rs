@@ -42,7 +42,10 @@ fn live_recording_renders_the_same_report() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/blocking_service.py");
     let mut target =
         Target::start(Command::new(pyenv_python("3.11")).args([script, "--rounds", "1", "--wait"]));
-    let live = Tracer::attach(target.pid, &["--record", recording.to_str().unwrap()]);
+    let live = Tracer::attach(
+        target.pid,
+        &["--all-syscalls", "--record", recording.to_str().unwrap()],
+    );
     target.go();
     assert!(target.wait(Duration::from_secs(60)).success());
     let live = live.finish();

@@ -28,7 +28,7 @@ fn two_hundred_threads_and_thread_churn_beyond_the_table() {
     // threads must give their entry back.
     let mut target =
         Target::start(Command::new(env!("TARGET_MANY_THREADS")).args(["200", "20000"]));
-    let tracer = Tracer::attach(target.pid, &[]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls"]);
     target.go();
     assert!(target.wait(Duration::from_secs(120)).success());
     let report = finish_ok(tracer);
@@ -60,7 +60,7 @@ fn sustained_load_keeps_memory_flat_and_counts_every_call() {
     // calls/s between them (1 ms sleeps, slow under --threshold 1ms).
     let mut target =
         Target::start(Command::new(env!("TARGET_LOAD")).args([&SECONDS.to_string(), "1", "10"]));
-    let tracer = Tracer::attach(target.pid, &["--threshold", "1ms"]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls", "--threshold", "1ms"]);
     let tracer_pid = tracer.pid();
     target.go();
     let started = Instant::now();
@@ -127,7 +127,7 @@ fn command_children_are_followed_and_labelled() {
         "{py} -c 'import time; time.sleep(0.2)' & {py} -c 'import time; time.sleep(0.3)'; wait",
         py = python.display()
     );
-    let tracer = Tracer::start(&["--", "/bin/sh", "-c", &script]);
+    let tracer = Tracer::start(&["--all-syscalls", "--", "/bin/sh", "-c", &script]);
     let report = finish_ok(tracer);
     let processes = report["processes"].as_array().expect("processes");
     assert_eq!(processes.len(), 3, "{processes:#?}");
@@ -158,7 +158,11 @@ subprocess.run([sys.executable, '-c', 'import time; time.sleep(0.2)'])";
 /// The processes in a report, and the pids of its 200 ms sleeps.
 fn processes_and_sleepers(children: bool) -> (u32, Vec<Value>, Vec<u64>) {
     let mut target = Target::start(Command::new(pyenv_python("3.12")).args(["-c", STARTS_A_CHILD]));
-    let flags: &[&str] = if children { &["--children"] } else { &[] };
+    let flags: &[&str] = if children {
+        &["--all-syscalls", "--children"]
+    } else {
+        &["--all-syscalls"]
+    };
     let tracer = Tracer::attach(target.pid, flags);
     target.go();
     let report = finish_ok(tracer);
@@ -204,7 +208,7 @@ fn target_in_its_own_pid_namespace() {
             .parse()
             .unwrap();
     assert_ne!(host_pid, target.pid);
-    let tracer = Tracer::attach(host_pid, &[]);
+    let tracer = Tracer::attach(host_pid, &["--all-syscalls"]);
     target.go();
     let report = finish_ok(tracer);
     assert_eq!(report["target"]["pid"], host_pid);
@@ -223,7 +227,7 @@ fn sigterm_writes_the_full_report() {
     require_root!("sigterm_writes_the_full_report");
     // One thread sleeping 1 ms at a time, for longer than the test lasts.
     let mut target = Target::start(Command::new(env!("TARGET_LOAD")).args(["60", "0", "1"]));
-    let tracer = Tracer::attach(target.pid, &["--threshold", "1ms"]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls", "--threshold", "1ms"]);
     target.go();
     std::thread::sleep(Duration::from_millis(500));
     let done = tracer.terminate();
@@ -281,7 +285,7 @@ fn programs_of(pid: u32) -> Vec<u32> {
 fn kill_9_leaves_nothing_attached() {
     require_root!("kill_9_leaves_nothing_attached");
     let target = Target::start(&mut Command::new(env!("TARGET_SYSCALL_COUNTS")));
-    let tracer = Tracer::attach(target.pid, &[]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls"]);
     let ids = programs_of(tracer.pid());
     assert!(ids.len() >= 6, "{ids:?}");
     assert!(ids.iter().all(|&id| program_exists(id)));

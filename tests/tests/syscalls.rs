@@ -11,7 +11,7 @@ use tracer_tests::{
 fn c_program_exact_counts_and_full_stack() {
     require_root!("c_program_exact_counts_and_full_stack");
     let mut target = Target::start(&mut Command::new(env!("TARGET_SYSCALL_COUNTS")));
-    let tracer = Tracer::attach(target.pid, &[]);
+    let tracer = Tracer::attach(target.pid, &["--all-syscalls"]);
     target.go();
     assert!(target.wait(Duration::from_secs(30)).success());
     let done = tracer.finish();
@@ -71,6 +71,7 @@ fn c_program_exact_counts_and_full_stack() {
 fn launched_command_is_traced_from_its_start() {
     require_root!("launched_command_is_traced_from_its_start");
     let tracer = Tracer::start(&[
+        "--all-syscalls",
         "--threshold",
         "40ms",
         "--",

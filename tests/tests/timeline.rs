@@ -16,7 +16,10 @@ fn blockers_service_timeline() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/blocking_service.py");
     let mut target =
         Target::start(Command::new(pyenv_python("3.11")).args([script, "--rounds", "2", "--wait"]));
-    let tracer = Tracer::attach(target.pid, &["--output", out.path().to_str().unwrap()]);
+    let tracer = Tracer::attach(
+        target.pid,
+        &["--all-syscalls", "--output", out.path().to_str().unwrap()],
+    );
     target.go();
     assert!(target.wait(Duration::from_secs(60)).success());
     let done = tracer.finish();

@@ -1,4 +1,4 @@
-//! Lean mode (`--lean`): instead of every syscall (the raw `sys_enter` /
+//! Lean mode (the default; `--all-syscalls` turns it off): instead of every syscall (the raw `sys_enter` /
 //! `sys_exit` tracepoints, a program call on each syscall of every process),
 //! only the calls an event loop idles or parks in go through their own
 //! tracepoints. The rest of the machine then pays only the kernel's slower

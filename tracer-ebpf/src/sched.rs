@@ -99,10 +99,15 @@ fn switch_in(now: u64, next: *const u8) {
     let Some((tgid, tid)) = traced_task(next) else {
         return;
     };
-    if kernel::exiting(next as u64) {
-        return;
-    }
-    let Some(state) = thread_state(tid) else {
+    // An exiting thread's state may have been freed already and must not
+    // be created again; while it still exists it must see the switch, or
+    // the exit would count the thread's last stint twice.
+    let state = if kernel::exiting(next as u64) {
+        existing_thread_state(tid)
+    } else {
+        thread_state(tid)
+    };
+    let Some(state) = state else {
         return;
     };
     if state.offcpu_since_ns != 0 {

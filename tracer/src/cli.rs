@@ -17,7 +17,7 @@ Examples:
   sudo tracer -p 4242 -d 30s -o out/      30 seconds; every report (text, JSON, timeline) in out/
   sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
   sudo tracer -p 4242 --children          also the worker processes it starts while traced
-  sudo tracer -p 4242 --lean              lowest overhead: loop stalls and their causes, no syscall table
+  sudo tracer -p 4242 --all-syscalls      every syscall too: a strace -c table, blocking calls of every thread
   sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
   sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later
@@ -74,11 +74,11 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = parse_duration)]
     pub offcpu_min: Duration,
 
-    /// Trace only the syscalls an event loop waits in (poll family, futex):
-    /// near-zero cost on every other syscall. Blocking calls are then found
-    /// as the loop thread sleeps, and there is no per-syscall table.
+    /// Trace every syscall, not only those an event loop waits in: adds the
+    /// per-syscall table (like strace -c) and the blocking calls and off-CPU
+    /// stacks of every thread, for about 4x the cost per syscall.
     #[arg(long)]
-    pub lean: bool,
+    pub all_syscalls: bool,
 
     /// CPU profile sampling rate in Hz (0 turns the profile off).
     #[arg(long, value_name = "HZ", default_value_t = 99)]

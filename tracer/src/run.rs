@@ -51,7 +51,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // A started command's children are its work (a shell script, a
         // server forking workers); a running service's only when asked.
         follow_children: cli.children || matches!(spec, TargetSpec::Command(_)),
-        lean: cli.lean,
+        lean: !cli.all_syscalls,
     };
     let session = Session::start(&spec, settings)?;
     let quiet = cli.outputs.quiet;

@@ -232,7 +232,8 @@ pub struct Trace {
     pub threshold_ns: u64,
     /// Syscalls that slept at least this long were streamed.
     pub offcpu_min_ns: u64,
-    /// Lean mode: only the poll-family and futex syscalls were traced;
+    /// Lean mode (without `--all-syscalls`): only the poll-family and futex
+    /// syscalls were traced;
     /// blocking calls are the sleeps inside loop iterations.
     #[serde(default)]
     pub lean: bool,

@@ -72,7 +72,8 @@ pub struct ProbeSettings {
     pub profile_hz: u64,
     /// Trace the child processes of traced processes too.
     pub follow_children: bool,
-    /// Lean mode: only the poll-family and futex syscalls are traced.
+    /// Lean mode (the default): only the poll-family and futex syscalls are
+    /// traced.
     pub lean: bool,
 }
 

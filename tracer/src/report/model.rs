@@ -14,7 +14,7 @@ pub struct Report {
     pub target: ReportTarget,
     pub duration_ns: u64,
     pub threshold_ns: u64,
-    /// Lean mode (`--lean`): `syscalls` counts only the poll-family and
+    /// Lean mode (the default; not with `--all-syscalls`): `syscalls` counts only the poll-family and
     /// futex calls, and `blocking` holds sleeps inside loop iterations.
     pub lean: bool,
     pub ended_by: String,

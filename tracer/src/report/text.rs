@@ -77,6 +77,12 @@ fn event_loops(out: &mut String, r: &Report) {
     );
     if r.loops.is_empty() {
         let _ = writeln!(out, "  none seen");
+        if r.lean {
+            let _ = writeln!(
+                out,
+                "  (without one, only --all-syscalls finds blocking calls: it traces every syscall)"
+            );
+        }
         return;
     }
     for row in &r.loops {
@@ -334,7 +340,7 @@ fn short_path(path: &str) -> &str {
 
 fn syscalls(out: &mut String, r: &Report) {
     let scope = if r.lean {
-        "lean mode: only the poll-family and futex calls; without --lean, every call"
+        "only the poll-family and futex calls; --all-syscalls counts every call"
     } else {
         "every call of the target, like strace -c"
     };
@@ -544,6 +550,23 @@ mod tests {
             std::fs::write(path, &actual).unwrap();
         }
         assert_eq!(actual, std::fs::read_to_string(path).unwrap());
+    }
+
+    /// Lean mode says what it leaves out where it matters: the syscall table,
+    /// the blocking calls, and a target without an event loop.
+    #[test]
+    fn lean_mode_says_what_it_traced() {
+        let mut report = sample();
+        report.lean = true;
+        report.loops.clear();
+        let text = render(&report);
+        assert!(text.contains("SYSCALLS (only the poll-family and futex calls; --all-syscalls"));
+        assert!(text.contains("BLOCKING CALLS (sleeps inside loop iterations of 10.0 ms"));
+        assert!(
+            text.contains("  none seen\n  (without one, only --all-syscalls finds blocking calls")
+        );
+        report.lean = false;
+        assert!(!render(&report).contains("--all-syscalls"));
     }
 
     #[test]

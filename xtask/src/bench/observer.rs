@@ -20,11 +20,13 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Observer {
+    /// tracer with default options (lean: only the syscalls an event loop
+    /// waits in are traced).
     Tracer,
-    /// tracer with `--lean`: only the syscalls an event loop waits in.
-    TracerLean,
-    /// tracer with `--threshold 1us`: every call it sees is slow, streamed
-    /// with its stack.
+    /// tracer with `--all-syscalls`.
+    TracerAllSyscalls,
+    /// tracer with `--all-syscalls --threshold 1us`: every call is slow,
+    /// streamed with its stack.
     TracerEveryCallSlow,
     Strace,
     PerfTrace,
@@ -37,14 +39,14 @@ impl Observer {
             // Without -q, for its "attached to pid" line on stderr; the
             // report on stdout is discarded.
             Self::Tracer => Command::new(tracer),
-            Self::TracerLean => {
+            Self::TracerAllSyscalls => {
                 let mut command = Command::new(tracer);
-                command.arg("--lean");
+                command.arg("--all-syscalls");
                 command
             }
             Self::TracerEveryCallSlow => {
                 let mut command = Command::new(tracer);
-                command.args(["--threshold", "1us"]);
+                command.args(["--all-syscalls", "--threshold", "1us"]);
                 command
             }
             Self::Strace => {
@@ -64,7 +66,7 @@ impl Observer {
 
     pub fn name(self) -> &'static str {
         match self {
-            Self::Tracer | Self::TracerLean | Self::TracerEveryCallSlow => "tracer",
+            Self::Tracer | Self::TracerAllSyscalls | Self::TracerEveryCallSlow => "tracer",
             Self::Strace => "strace",
             Self::PerfTrace => "perf trace",
         }
@@ -88,7 +90,7 @@ pub fn attach(observer: Observer, tracer: &Path, pid: u32) -> anyhow::Result<Att
     let mut child = Guard::spawn(observer.name(), piped(&mut command, false, false, true))?;
     let mut stderr = child.lines(Stream::Stderr)?;
     let ready = match observer {
-        Observer::Tracer | Observer::TracerLean | Observer::TracerEveryCallSlow => stderr
+        Observer::Tracer | Observer::TracerAllSyscalls | Observer::TracerEveryCallSlow => stderr
             .wait_for("\"attached to pid\"", ATTACH_TIMEOUT, |line| {
                 line.contains("attached to pid")
             })

@@ -170,6 +170,32 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(ticks * 10))
 }
 
+/// Time a process's threads have run, to the microsecond: the scheduler's
+/// `se.sum_exec_runtime` (ms) of each /proc/PID/task/TID/sched. (The ticks
+/// of /proc/PID/stat are 10 ms: too coarse to tell 1 % in a 5 s run.)
+pub fn run_time(pid: u32) -> anyhow::Result<Duration> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total_ms = 0.0;
+    for task in fs::read_dir(&tasks).with_context(|| format!("cannot list {tasks}"))? {
+        let path = task?.path().join("sched");
+        // A thread that exited since the listing has nothing left to add.
+        let Ok(sched) = fs::read_to_string(&path) else {
+            continue;
+        };
+        total_ms += sched
+            .lines()
+            .find_map(|line| line.strip_prefix("se.sum_exec_runtime"))
+            .and_then(|rest| {
+                rest.trim_start_matches([' ', ':'])
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+            })
+            .with_context(|| format!("no se.sum_exec_runtime in {}", path.display()))?;
+    }
+    Ok(Duration::from_secs_f64(total_ms / 1000.0))
+}
+
 /// A line of /proc/PID/status in KiB, e.g. `VmHWM` (peak resident set).
 pub fn status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");

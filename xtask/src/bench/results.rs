@@ -13,6 +13,9 @@ pub struct Row {
     /// By CPU time, which other processes sharing the core do not inflate:
     /// the loop's on-CPU ns per call, or the server's CPU µs per request.
     pub cpu_values: Vec<f64>,
+    /// Benchmark 2: an untraced twin's CPU time per request over the traced
+    /// server's, in percent, measured in the same seconds.
+    pub twin_percent: Vec<f64>,
     /// What the observing tool itself cost, per repeat (empty when bare).
     pub cost: Cost,
     /// Why this configuration was not measured.
@@ -25,6 +28,7 @@ impl Row {
             label: label.into(),
             values: Vec::new(),
             cpu_values: Vec::new(),
+            twin_percent: Vec::new(),
             cost: Cost::default(),
             skipped: None,
         }
@@ -102,6 +106,10 @@ pub fn percent_of_bare(row: &Row, base: &Row) -> Vec<f64> {
     paired(&row.values, &base.values, |value, base| {
         100.0 * value / base
     })
+}
+
+pub fn twin_percent(row: &Row, _: &Row) -> Vec<f64> {
+    row.twin_percent.clone()
 }
 
 /// Requests per CPU-second in percent of bare: the throughput kept when

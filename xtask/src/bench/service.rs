@@ -1,5 +1,6 @@
 //! Benchmark 2 (and 3): an aiohttp hello world on CPU 0 under wrk on CPU 1,
-//! bare and under each tool, with what each tool itself costs meanwhile.
+//! bare and under each tool, beside an untraced twin, with what each tool
+//! itself costs meanwhile.
 
 use std::{
     path::Path,
@@ -11,7 +12,7 @@ use anyhow::{Context, bail};
 
 use super::{
     observer::{self, Attached, Observer},
-    process::{Guard, Stream, cpu_time, piped},
+    process::{Guard, Lines, Stream, piped, run_time},
     results::Row,
 };
 use crate::command::workspace_root;
@@ -27,37 +28,65 @@ pub fn load(duration: Duration) -> String {
 const CONFIGS: [(Option<Observer>, &str); 5] = [
     (None, "bare"),
     (Some(Observer::Tracer), "tracer --pid"),
-    (Some(Observer::TracerLean), "tracer --pid --lean"),
+    (
+        Some(Observer::TracerAllSyscalls),
+        "tracer --pid --all-syscalls",
+    ),
     (Some(Observer::Strace), "strace -f -c -p"),
     (Some(Observer::PerfTrace), "perf trace -s -p"),
 ];
 
-/// One server for all runs, warmed up first; each configuration once per
-/// repeat, interleaved.
+/// A server of the benchmark, pinned to CPU 0.
+struct Server {
+    process: Guard,
+    pid: u32,
+    port: u16,
+}
+
+impl Server {
+    fn start() -> anyhow::Result<Self> {
+        let script = workspace_root().join("bench/aiohttp_hello.py");
+        let mut command = Command::new("taskset");
+        command.args(["-c", "0", "python3"]).arg(&script);
+        let mut process = Guard::spawn("aiohttp server", piped(&mut command, true, true, false))?;
+        let ready = process.lines(Stream::Stdout)?.wait_for(
+            "\"ready PID PORT\"",
+            Duration::from_secs(30),
+            |line| line.starts_with("ready "),
+        )?;
+        // python3 may be a shim that starts the interpreter: its pid is the
+        // one to trace.
+        let (pid, port) = ready["ready ".len()..]
+            .split_once(' ')
+            .and_then(|(pid, port)| {
+                Some((pid.parse::<u32>().ok()?, port.trim().parse::<u16>().ok()?))
+            })
+            .with_context(|| format!("bad ready line {ready:?}"))?;
+        Ok(Self { process, pid, port })
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        self.process.close_stdin();
+        self.process.wait(Duration::from_secs(10))?;
+        Ok(())
+    }
+}
+
+/// Two identical servers share CPU 0, each under its own wrk on CPU 1; in
+/// each run the tool traces one of them (the other in the next repeat).
+/// This machine's speed drifts by up to 3× within minutes, so runs one
+/// after the other compare poorly: the traced server's CPU time per request
+/// against its twin's, measured in the same seconds, does not drift. Each
+/// configuration once per repeat, interleaved.
 pub fn measure(
     tracer: &Path,
     repeats: usize,
     duration: Duration,
     perf_skip: Option<&str>,
 ) -> anyhow::Result<Vec<Row>> {
-    let script = workspace_root().join("bench/aiohttp_hello.py");
-    let mut command = Command::new("taskset");
-    command.args(["-c", "0", "python3"]).arg(&script);
-    let mut server = Guard::spawn("aiohttp server", piped(&mut command, true, true, false))?;
-    let ready = server.lines(Stream::Stdout)?.wait_for(
-        "\"ready PID PORT\"",
-        Duration::from_secs(30),
-        |line| line.starts_with("ready "),
-    )?;
-    // python3 may be a shim that starts the interpreter: its pid is the one
-    // to trace.
-    let (pid, port) = ready["ready ".len()..]
-        .split_once(' ')
-        .and_then(|(pid, port)| Some((pid.parse::<u32>().ok()?, port.trim().parse::<u16>().ok()?)))
-        .with_context(|| format!("bad ready line {ready:?}"))?;
-
+    let twins = [Server::start()?, Server::start()?];
     // First requests are slower (imports, allocator growth): not measured.
-    wrk(port, Duration::from_secs(2)).context("warm-up")?;
+    load_both([twins[0].port, twins[1].port], Duration::from_secs(2)).context("warm-up")?;
 
     let mut rows: Vec<Row> = CONFIGS.iter().map(|(_, label)| Row::new(*label)).collect();
     for repeat in 1..=repeats {
@@ -66,40 +95,57 @@ pub fn measure(
                 row.skipped = perf_skip.map(String::from);
                 continue;
             }
-            let rps = run(tracer, pid, port, duration, *tool, row)
+            let traced = &twins[repeat % 2];
+            let twin = &twins[1 - repeat % 2];
+            let rps = run(tracer, traced, twin, duration, *tool, row)
                 .with_context(|| format!("aiohttp, {label}, repeat {repeat}"))?;
             eprintln!("bench: [{repeat}/{repeats}] aiohttp, {label}: {rps:.0} requests/s");
         }
     }
-    server.close_stdin();
-    server.wait(Duration::from_secs(10))?;
+    for server in twins {
+        server.stop()?;
+    }
     Ok(rows)
 }
 
-/// One wrk run with `tool` attached (if any); adds its figures to `row`:
-/// requests/s, the server's CPU time per request, and what the tool cost.
-/// Returns the requests per second.
+/// Loads the servers on both `ports` at once for `duration`; returns each
+/// one's (requests per second, requests).
+fn load_both(ports: [u16; 2], duration: Duration) -> anyhow::Result<[(f64, u64); 2]> {
+    let first = start_wrk(ports[0], duration)?;
+    let second = start_wrk(ports[1], duration)?;
+    Ok([wrk_result(first, duration)?, wrk_result(second, duration)?])
+}
+
+/// One run with `tool` attached to `traced` (if any) while `twin` runs
+/// untraced beside it; adds its figures to `row`: the traced server's
+/// requests/s, its CPU time per request, that per-request cost against the
+/// twin's, and what the tool cost. Returns the requests per second.
 fn run(
     tracer: &Path,
-    pid: u32,
-    port: u16,
+    traced: &Server,
+    twin: &Server,
     duration: Duration,
     tool: Option<Observer>,
     row: &mut Row,
 ) -> anyhow::Result<f64> {
     let attached = tool
-        .map(|tool| observer::attach(tool, tracer, pid))
+        .map(|tool| observer::attach(tool, tracer, traced.pid))
         .transpose()?;
     let tool_cpu_before = attached.as_ref().map(Attached::cpu_time).transpose()?;
-    let server_cpu_before = cpu_time(pid)?;
+    let before = [run_time(traced.pid)?, run_time(twin.pid)?];
     let started = Instant::now();
-    let (rps, requests) = wrk(port, duration)?;
+    let [(rps, requests), (_, twin_requests)] = load_both([traced.port, twin.port], duration)?;
     let wall = started.elapsed();
     // Includes the kernel work the tools' probes do in the server's context.
-    let server_cpu = cpu_time(pid)?.saturating_sub(server_cpu_before);
+    let cpu_per_request = |pid: u32, before: Duration, requests: u64| -> anyhow::Result<f64> {
+        let cpu = run_time(pid)?.saturating_sub(before);
+        Ok(cpu.as_secs_f64() * 1e6 / requests as f64)
+    };
+    let traced_cost = cpu_per_request(traced.pid, before[0], requests)?;
+    let twin_cost = cpu_per_request(twin.pid, before[1], twin_requests)?;
     row.values.push(rps);
-    row.cpu_values
-        .push(server_cpu.as_secs_f64() * 1e6 / requests as f64);
+    row.cpu_values.push(traced_cost);
+    row.twin_percent.push(100.0 * twin_cost / traced_cost);
 
     let (Some(attached), Some(tool_cpu_before)) = (attached, tool_cpu_before) else {
         return Ok(rps);
@@ -117,9 +163,8 @@ fn run(
     Ok(rps)
 }
 
-/// Runs wrk on CPU 1 and returns its requests per second and the number of
-/// requests it made.
-fn wrk(port: u16, duration: Duration) -> anyhow::Result<(f64, u64)> {
+/// Starts wrk on CPU 1 against `port` for `duration`.
+fn start_wrk(port: u16, duration: Duration) -> anyhow::Result<(Guard, Lines)> {
     let mut command = Command::new("taskset");
     command
         .args(["-c", "1", "wrk"])
@@ -127,7 +172,16 @@ fn wrk(port: u16, duration: Duration) -> anyhow::Result<(f64, u64)> {
         .arg(format!("-d{}s", duration.as_secs()))
         .arg(format!("http://127.0.0.1:{port}/"));
     let mut child = Guard::spawn("wrk", piped(&mut command, false, true, true))?;
-    let mut stdout = child.lines(Stream::Stdout)?;
+    let stdout = child.lines(Stream::Stdout)?;
+    Ok((child, stdout))
+}
+
+/// Waits for a wrk of `duration` and returns its requests per second and
+/// the number of requests it made.
+fn wrk_result(
+    (mut child, mut stdout): (Guard, Lines),
+    duration: Duration,
+) -> anyhow::Result<(f64, u64)> {
     let status = child.wait(duration + Duration::from_secs(30))?;
     let rate = stdout.wait_for("\"Requests/sec\"", Duration::from_secs(5), |line| {
         line.starts_with("Requests/sec:")

@@ -43,12 +43,12 @@ const CONFIGS: [(Config, &str); 7] = [
         "tracer --pid (another process)",
     ),
     (
-        Config::Traced(Observer::TracerLean),
-        "tracer --lean (this loop)",
+        Config::Traced(Observer::TracerAllSyscalls),
+        "tracer --all-syscalls (this)",
     ),
     (
-        Config::Elsewhere(Observer::TracerLean),
-        "tracer --lean (another proc.)",
+        Config::Elsewhere(Observer::TracerAllSyscalls),
+        "tracer --all-syscalls (other)",
     ),
     (Config::Traced(Observer::Strace), "strace -c -f -p"),
     (Config::Traced(Observer::PerfTrace), "perf trace -s -p"),
@@ -62,12 +62,12 @@ pub const STREAMED_CALLS: u64 = 400;
 const STREAMED_CONFIGS: [(Config, &str); 3] = [
     (Config::Bare, "bare"),
     (
-        Config::Traced(Observer::Tracer),
-        "tracer --pid (no call slow)",
+        Config::Traced(Observer::TracerAllSyscalls),
+        "tracer --all-syscalls (none slow)",
     ),
     (
         Config::Traced(Observer::TracerEveryCallSlow),
-        "tracer --pid --threshold 1us (all)",
+        "tracer --all-syscalls --threshold 1us",
     ),
 ];
 
