@@ -29,6 +29,7 @@ pub mod maps {
     pub const PARK_FUTEXES: &str = "PARK_FUTEXES";
     pub const OFFCPU_SHORT: &str = "OFFCPU_SHORT";
     pub const RUNQUEUE: &str = "RUNQUEUE";
+    pub const SLEEP_CAPTURE: &str = "SLEEP_CAPTURE";
 }
 
 /// Names of the settings (`Global` statics) userspace overrides at load time.

@@ -6,7 +6,12 @@
 //! scheduler switches the thread out: its syscall number and first argument
 //! are in the saved user registers, and its stack is still the caller's.
 
-use aya_ebpf::{Global, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    Global,
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::ProgramArray,
+    programs::{RawTracePointContext, TracePointContext},
+};
 use tracer_common::{
     EventHeader, MAX_SYSCALL_NR, OFFCPU_UNINTERRUPTIBLE, SYSCALL_IN_ITERATION,
     SYSCALL_UNINTERRUPTIBLE, SleepEnd, ThreadState, counter, kind,
@@ -15,12 +20,16 @@ use tracer_common::{
 use crate::{
     counters::bump,
     helpers::cpu_id,
-    maps::EVENTS,
+    maps::{EVENTS, existing_thread_state},
     sched::add_short_offcpu,
     stack::{PT_REGS_AX, PT_REGS_ORIG_AX, current_pt_regs, first_arg, pt_reg},
     syscalls::{Call, OFFCPU_MIN_NS, THRESHOLD_NS, emit, on_enter, on_exit},
     target::current_traced,
 };
+
+/// Slot 0: `sleep_capture`, set by userspace.
+#[map]
+static SLEEP_CAPTURE: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 /// Set at load: lean mode.
 #[unsafe(no_mangle)]
@@ -69,46 +78,71 @@ pub fn wait_syscall_exit(ctx: TracePointContext) -> u32 {
 }
 
 /// A traced thread goes to sleep (in its own context, at `now`). Notes the
-/// untraced syscall it sleeps in; inside a loop iteration, streams that
-/// call's stack too (within the budget of `tracer_common::sleep_capture`),
-/// to be paired with the [`SleepEnd`] if it turns out long.
+/// untraced syscall it sleeps in; inside a loop iteration, returns whether
+/// that call's stack should be streamed (within the budget of
+/// `tracer_common::sleep_capture`), to be paired with the [`SleepEnd`] if the
+/// sleep turns out long: then [`capture_sleep`] does it.
 #[inline(always)]
-pub fn sleep_begins(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, off_state: u64) {
+pub fn sleep_begins(state: &mut ThreadState, now: u64) -> bool {
     state.sleep_nr = NOT_IN_SYSCALL;
     state.sleep_captured_ns = 0;
     // A traced call accounts for its own sleeps.
     if state.syscall_start_ns != 0 {
-        return;
+        return false;
     }
     let Some(regs) = current_pt_regs() else {
-        return;
+        return false;
     };
     // In a syscall, `ax` holds -ENOSYS until it returns; an exception
     // (a page fault) keeps the user's `ax` and its error code in `orig_ax`.
     let nr = pt_reg(regs, PT_REGS_ORIG_AX);
     if pt_reg(regs, PT_REGS_AX) != ENOSYS_IN_AX || nr >= u64::from(MAX_SYSCALL_NR) {
-        return;
+        return false;
     }
     state.sleep_nr = nr;
     state.sleep_arg0 = first_arg(regs);
     if state.iter_start_ns == 0 || !state.take_sleep_capture(now) {
-        return;
+        return false;
     }
     state.sleep_captured_ns = now;
-    let uninterruptible = if off_state == OFFCPU_UNINTERRUPTIBLE {
-        SYSCALL_UNINTERRUPTIBLE
-    } else {
-        0
-    };
-    let call = Call {
-        nr: nr as u32,
-        flags: SYSCALL_IN_ITERATION | uninterruptible,
-        ret: 0,
-        start: now,
-        duration: 0,
-        blocked: 0,
-    };
-    emit(kind::SLEEP_BEGIN, regs, tgid, tid, &call, now);
+    true
+}
+
+/// Streams the stack of the sleep [`sleep_begins`] chose, from a program of
+/// its own: inlined into `sched_switch`, the stack copy and Python walk made
+/// that program take 140 ms to verify, most of the attach time.
+#[inline(always)]
+pub fn capture_sleep(ctx: &RawTracePointContext) {
+    // SAFETY: a tail call does not return when it succeeds; when it fails
+    // (no program in the slot) the capture is lost and the sleep's end finds
+    // no beginning in userspace.
+    unsafe { SLEEP_CAPTURE.tail_call(ctx, 0) };
+}
+
+/// Only run by tail call from `sched_switch`, still in the context of the
+/// thread going to sleep.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn sleep_capture(_ctx: RawTracePointContext) -> i32 {
+    if let Some((tgid, tid)) = current_traced()
+        && let Some(state) = existing_thread_state(tid)
+        && let Some(regs) = current_pt_regs()
+    {
+        let uninterruptible = if state.offcpu_state == OFFCPU_UNINTERRUPTIBLE {
+            SYSCALL_UNINTERRUPTIBLE
+        } else {
+            0
+        };
+        let call = Call {
+            nr: state.sleep_nr as u32,
+            flags: SYSCALL_IN_ITERATION | uninterruptible,
+            ret: 0,
+            start: state.sleep_captured_ns,
+            duration: 0,
+            blocked: 0,
+        };
+        emit(kind::SLEEP_BEGIN, regs, tgid, tid, &call, call.start);
+    }
+    0
 }
 
 /// The thread is back after sleeping `asleep` ns outside any traced call

@@ -16,7 +16,7 @@ use tracer_common::{
 use crate::{
     helpers::now_ns,
     kernel,
-    lean::{lean, sleep_begins, sleep_ends},
+    lean::{capture_sleep, lean, sleep_begins, sleep_ends},
     maps::{existing_thread_state, thread_state},
     target::{current_traced, is_traced},
 };
@@ -48,8 +48,11 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     } else {
         OFFCPU_SLEEPING
     };
-    switch_out(now, off_state);
+    let capture = switch_out(now, off_state);
     switch_in(now, next);
+    if capture {
+        capture_sleep(&ctx);
+    }
     0
 }
 
@@ -74,25 +77,25 @@ fn traced_task(task: *const u8) -> Option<(u32, u32)> {
     is_traced(tgid).then_some((tgid, tid))
 }
 
-fn switch_out(now: u64, off_state: u64) {
-    let Some((tgid, tid)) = current_traced() else {
-        return;
+/// Returns whether the sleep now beginning should have its stack captured.
+fn switch_out(now: u64, off_state: u64) -> bool {
+    let Some((_, tid)) = current_traced() else {
+        return false;
     };
     // Never created here: an exiting thread switches out one last time
     // after its state was freed.
     let Some(state) = existing_thread_state(tid) else {
-        return;
+        return false;
     };
     if state.oncpu_since_ns != 0 {
         state.oncpu_total_ns += now.saturating_sub(state.oncpu_since_ns);
     }
     state.iteration_switched_out(now);
-    if lean() && off_state != OFFCPU_RUNNABLE {
-        sleep_begins(state, tgid, tid, now, off_state);
-    }
+    let capture = lean() && off_state != OFFCPU_RUNNABLE && sleep_begins(state, now);
     state.offcpu_since_ns = now;
     state.offcpu_state = off_state;
     state.wakeup_ns = 0;
+    capture
 }
 
 fn switch_in(now: u64, next: *const u8) {

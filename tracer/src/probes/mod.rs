@@ -6,7 +6,8 @@ mod kernel_offsets;
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
-        Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, RingBuf, StackTraceMap,
+        Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, ProgramArray, RingBuf,
+        StackTraceMap,
     },
     programs::{
         PerfEvent, Program, RawTracePoint, TracePoint,
@@ -126,6 +127,7 @@ impl Probes {
                 let links = attach_syscall_tracepoints(&mut ebpf, name, prefix)?;
                 wait_links.extend(links.into_iter().map(|link| (name, link)));
             }
+            install_sleep_capture(&mut ebpf)?;
         } else {
             attach_raw_tracepoint(&mut ebpf, "sys_enter")?;
             attach_raw_tracepoint(&mut ebpf, "sys_exit")?;
@@ -431,6 +433,29 @@ fn attach_syscall_tracepoints(
                 .map_err(error)
         })
         .collect()
+}
+
+/// Loads `sleep_capture` into its slot of `SLEEP_CAPTURE`, for
+/// `sched_switch` to tail-call.
+fn install_sleep_capture(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
+    const NAME: &str = "sleep_capture";
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(NAME)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(ProbeError::MissingProgram(NAME))?;
+    let error = |source| ProbeError::Attach { what: NAME, source };
+    program.load().map_err(error)?;
+    let fd = program
+        .fd()
+        .map_err(error)?
+        .try_clone()
+        .map_err(|e| error(e.into()))?;
+    let map_error = map_error(maps::SLEEP_CAPTURE);
+    let map = ebpf
+        .map_mut(maps::SLEEP_CAPTURE)
+        .ok_or(ProbeError::MissingMap(maps::SLEEP_CAPTURE))?;
+    let mut slots = ProgramArray::try_from(map).map_err(map_error)?;
+    slots.set(0, &fd, 0).map_err(map_error)
 }
 
 /// Loads perf-event program `name` and attaches it to a CPU clock on every
