@@ -400,12 +400,19 @@ impl KernelStacks for Probes {
     }
 }
 
+/// Program `name` of the object, as its type `T`.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, ProbeError>
+where
+    &'a mut T: TryFrom<&'a mut Program>,
+{
+    ebpf.program_mut(name)
+        .and_then(|p| p.try_into().ok())
+        .ok_or(ProbeError::MissingProgram(name))
+}
+
 /// Loads program `name` and attaches it to the raw tracepoint of that name.
 fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(ProbeError::MissingProgram(name))?;
+    let program: &mut RawTracePoint = program(ebpf, name)?;
     let error = |source| ProbeError::Attach { what: name, source };
     program.load().map_err(error)?;
     program.attach(name).map_err(error)?;
@@ -419,10 +426,7 @@ fn attach_syscall_tracepoints(
     name: &'static str,
     prefix: &str,
 ) -> Result<Vec<TracePointLinkId>, ProbeError> {
-    let program: &mut TracePoint = ebpf
-        .program_mut(name)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(ProbeError::MissingProgram(name))?;
+    let program: &mut TracePoint = program(ebpf, name)?;
     let error = |source| ProbeError::Attach { what: name, source };
     program.load().map_err(error)?;
     WAIT_SYSCALLS
@@ -439,10 +443,7 @@ fn attach_syscall_tracepoints(
 /// `sched_switch` to tail-call.
 fn install_sleep_capture(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
     const NAME: &str = "sleep_capture";
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(NAME)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(ProbeError::MissingProgram(NAME))?;
+    let program: &mut RawTracePoint = program(ebpf, NAME)?;
     let error = |source| ProbeError::Attach { what: NAME, source };
     program.load().map_err(error)?;
     let fd = program
@@ -465,10 +466,7 @@ fn attach_sampler(
     name: &'static str,
     policy: SamplePolicy,
 ) -> Result<(), ProbeError> {
-    let program: &mut PerfEvent = ebpf
-        .program_mut(name)
-        .and_then(|p| p.try_into().ok())
-        .ok_or(ProbeError::MissingProgram(name))?;
+    let program: &mut PerfEvent = program(ebpf, name)?;
     let error = |source| ProbeError::Attach { what: name, source };
     program.load().map_err(error)?;
     let cpus = online_cpus().map_err(|(_, e)| ProbeError::Cpus(e))?;
