@@ -102,9 +102,9 @@ fn coroutine_on(interpreter: &Path) {
         assert_eq!(
             names.first().map(String::as_str),
             Some("handler"),
-            "{names:?}"
+            "{names:?} in {stall:#}"
         );
-        assert!(names.iter().any(|f| f == "main"), "{names:?}");
+        assert!(names.iter().any(|f| f == "main"), "{names:?} in {stall:#}");
     }
 }
 
