@@ -1,7 +1,7 @@
-//! Lean mode (the default; `--all-syscalls` turns it off): instead of every syscall (the raw `sys_enter` /
-//! `sys_exit` tracepoints, a program call on each syscall of every process),
-//! only the calls an event loop idles or parks in go through their own
-//! tracepoints. The rest of the machine then pays only the kernel's slower
+//! Lean mode (the default; `--all-syscalls` turns it off): instead of every
+//! syscall (the raw `sys_enter` / `sys_exit` tracepoints, a program call on
+//! each syscall of every process), only the calls an event loop idles or
+//! parks in go through their own tracepoints. The rest of the machine then pays only the kernel's slower
 //! syscall entry. A blocking call inside a loop iteration is found where the
 //! scheduler switches the thread out: its syscall number and first argument
 //! are in the saved user registers, and its stack is still the caller's.
@@ -13,14 +13,12 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use tracer_common::{
-    EventHeader, MAX_SYSCALL_NR, OFFCPU_UNINTERRUPTIBLE, SYSCALL_IN_ITERATION,
-    SYSCALL_UNINTERRUPTIBLE, SleepEnd, ThreadState, counter, kind,
+    MAX_SYSCALL_NR, OFFCPU_UNINTERRUPTIBLE, SYSCALL_IN_ITERATION, SYSCALL_UNINTERRUPTIBLE,
+    SleepEnd, ThreadState, kind,
 };
 
 use crate::{
-    counters::bump,
-    helpers::cpu_id,
-    maps::{EVENTS, existing_thread_state},
+    maps::{existing_thread_state, header, send},
     sched::add_short_offcpu,
     stack::{PT_REGS_AX, PT_REGS_ORIG_AX, current_pt_regs, first_arg, pt_reg},
     syscalls::{Call, OFFCPU_MIN_NS, THRESHOLD_NS, emit, on_enter, on_exit},
@@ -167,21 +165,9 @@ pub fn sleep_ends(state: &mut ThreadState, tgid: u32, tid: u32, asleep: u64, now
     if !streamed {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<SleepEnd>(0) else {
-        bump(counter::DROP_RINGBUF_FULL);
-        return;
-    };
-    entry.write(SleepEnd {
-        header: EventHeader {
-            kind: kind::SLEEP_END,
-            cpu: cpu_id(),
-            pid: tgid,
-            tid,
-            ts_ns: now,
-        },
+    send(SleepEnd {
+        header: header(kind::SLEEP_END, tgid, tid, now),
         start_ns: began,
         asleep_ns: asleep,
     });
-    entry.submit(0);
-    bump(counter::EVENTS_SENT);
 }

@@ -7,15 +7,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap},
 };
-use tracer_common::{
-    EventHeader, LoopStats, MAX_LOOPS, Stall, ThreadState, counter, hist, iteration::Iteration,
-    kind,
-};
+use tracer_common::{LoopStats, MAX_LOOPS, Stall, ThreadState, hist, iteration::Iteration, kind};
 
 use crate::{
-    counters::bump,
-    helpers::cpu_id,
-    maps::EVENTS,
+    maps::{header, send},
     stack::{PT_REGS_DI, PT_REGS_DX, PT_REGS_R10, PT_REGS_SI, pt_reg},
 };
 
@@ -197,18 +192,8 @@ fn record(iteration: &Iteration, loop_key: u64, tgid: u32, tid: u32, now: u64, t
     if busy < threshold {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<Stall>(0) else {
-        bump(counter::DROP_RINGBUF_FULL);
-        return;
-    };
-    entry.write(Stall {
-        header: EventHeader {
-            kind: kind::STALL,
-            cpu: cpu_id(),
-            pid: tgid,
-            tid,
-            ts_ns: now,
-        },
+    send(Stall {
+        header: header(kind::STALL, tgid, tid, now),
         start_ns: iteration.start_ns,
         duration_ns: busy,
         oncpu_ns: iteration.oncpu_ns,
@@ -219,6 +204,4 @@ fn record(iteration: &Iteration, loop_key: u64, tgid: u32, tid: u32, now: u64, t
         worst_arg0: iteration.worst_arg0,
         loop_key,
     });
-    entry.submit(0);
-    bump(counter::EVENTS_SENT);
 }

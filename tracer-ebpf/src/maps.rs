@@ -5,8 +5,10 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf, StackTrace},
 };
 use tracer_common::{
-    MAX_PROCESSES, MAX_SYSCALL_NR, MAX_THREADS, SyscallStats, ThreadState, counter,
+    EventHeader, MAX_PROCESSES, MAX_SYSCALL_NR, MAX_THREADS, SyscallStats, ThreadState, counter,
 };
+
+use crate::{counters::bump, helpers::cpu_id};
 
 /// Processes (tgids) being traced. Value: unused flags.
 #[map]
@@ -38,6 +40,32 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
 /// Kernel stacks, referenced by id from events.
 #[map]
 pub static KERNEL_STACKS: StackTrace = StackTrace::with_max_entries(8192, 0);
+
+/// The header of a record of `kind` about thread `tid` of process `tgid`,
+/// sent at `now`.
+#[inline(always)]
+pub fn header(kind: u32, tgid: u32, tid: u32, now: u64) -> EventHeader {
+    EventHeader {
+        kind,
+        cpu: cpu_id(),
+        pid: tgid,
+        tid,
+        ts_ns: now,
+    }
+}
+
+/// Streams a small record through `EVENTS` (the records that carry a stack
+/// are filled in place instead); one that does not fit is counted as lost.
+#[inline(always)]
+pub fn send<T: 'static>(record: T) {
+    let Some(mut entry) = EVENTS.reserve::<T>(0) else {
+        bump(counter::DROP_RINGBUF_FULL);
+        return;
+    };
+    entry.write(record);
+    entry.submit(0);
+    bump(counter::EVENTS_SENT);
+}
 
 #[inline(always)]
 fn slot(tid: u32) -> Option<*mut ThreadState> {

@@ -4,13 +4,13 @@
 use aya_ebpf::{
     helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use tracer_common::{EventHeader, ProcessFork, TaskExit, counter, kind};
+use tracer_common::{ProcessFork, TaskExit, counter, kind};
 
 use crate::{
     counters::bump,
-    helpers::{cpu_id, now_ns},
+    helpers::now_ns,
     kernel,
-    maps::{EVENTS, TRACED, free_thread_state},
+    maps::{TRACED, free_thread_state, header, send},
     python,
     target::{current_traced, follow_children},
 };
@@ -42,24 +42,12 @@ fn try_sched_process_exit() {
         let _ = TRACED.remove(tgid);
         python::forget_process(tgid);
     }
-    let Some(mut entry) = EVENTS.reserve::<TaskExit>(0) else {
-        bump(counter::DROP_RINGBUF_FULL);
-        return;
-    };
-    entry.write(TaskExit {
-        header: EventHeader {
-            kind: kind::TASK_EXIT,
-            cpu: cpu_id(),
-            pid: tgid,
-            tid,
-            ts_ns: now_ns(),
-        },
+    send(TaskExit {
+        header: header(kind::TASK_EXIT, tgid, tid, now_ns()),
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
         oncpu_ns,
         runqueue_ns,
     });
-    entry.submit(0);
-    bump(counter::EVENTS_SENT);
 }
 
 /// `sched_process_fork(task_struct *parent, task_struct *child)`: runs for
@@ -91,21 +79,9 @@ fn try_follow_child(child: *const u8) {
         bump(counter::DROP_PROCESS_MAP_FULL);
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<ProcessFork>(0) else {
-        bump(counter::DROP_RINGBUF_FULL);
-        return;
-    };
-    entry.write(ProcessFork {
-        header: EventHeader {
-            kind: kind::PROCESS_FORK,
-            cpu: cpu_id(),
-            pid: tgid,
-            tid,
-            ts_ns: now_ns(),
-        },
+    send(ProcessFork {
+        header: header(kind::PROCESS_FORK, tgid, tid, now_ns()),
         child: child_tgid,
         _pad: 0,
     });
-    entry.submit(0);
-    bump(counter::EVENTS_SENT);
 }

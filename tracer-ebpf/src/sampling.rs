@@ -10,15 +10,13 @@ use aya_ebpf::{
     macros::perf_event,
     programs::{PerfEventContext, tracing::StackIdContext},
 };
-use tracer_common::{
-    CpuSample, EventHeader, SAMPLE_PROFILE, SAMPLE_STALL, UserRegs, counter, kind,
-};
+use tracer_common::{CpuSample, SAMPLE_PROFILE, SAMPLE_STALL, UserRegs, counter, kind};
 
 use crate::{
     counters::bump,
-    helpers::{cpu_id, now_ns},
+    helpers::now_ns,
     kernel,
-    maps::{EVENTS, KERNEL_STACKS, existing_thread_state, thread_state},
+    maps::{EVENTS, KERNEL_STACKS, existing_thread_state, header, thread_state},
     stack::{capture_user, current_user_regs},
     target::current_traced,
 };
@@ -98,13 +96,7 @@ fn emit(ctx: &PerfEventContext, tgid: u32, tid: u32, reason: u32) {
     // SAFETY: `e` is a ring buffer reservation of the right size; every field
     // is written before submit.
     unsafe {
-        (*e).header = EventHeader {
-            kind: kind::CPU_SAMPLE,
-            cpu: cpu_id(),
-            pid: tgid,
-            tid,
-            ts_ns: now_ns(),
-        };
+        (*e).header = header(kind::CPU_SAMPLE, tgid, tid, now_ns());
         (*e).reason = reason;
         (*e)._pad = 0;
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);

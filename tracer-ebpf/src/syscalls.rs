@@ -9,16 +9,15 @@ use aya_ebpf::{
     Global, helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use tracer_common::{
-    EventHeader, MAX_SYSCALL_NR, SYSCALL_IN_ITERATION, SlowSyscall, ThreadState, counter, hist,
-    kind,
+    MAX_SYSCALL_NR, SYSCALL_IN_ITERATION, SlowSyscall, ThreadState, counter, hist, kind,
 };
 
 use crate::{
     counters::bump,
     fds,
-    helpers::{cpu_id, now_ns},
+    helpers::now_ns,
     loops,
-    maps::{EVENTS, SYSCALL_STATS, existing_thread_state, thread_state},
+    maps::{EVENTS, SYSCALL_STATS, existing_thread_state, header, thread_state},
     sched::add_short_offcpu,
     stack::{capture_user, first_arg, user_regs_at},
     target::current_traced,
@@ -212,13 +211,7 @@ pub fn emit(kind: u32, regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u
     // SAFETY: `e` is a ring buffer reservation of the right size; every field
     // is written before submit.
     unsafe {
-        (*e).header = EventHeader {
-            kind,
-            cpu: cpu_id(),
-            pid: tgid,
-            tid,
-            ts_ns: now,
-        };
+        (*e).header = header(kind, tgid, tid, now);
         (*e).nr = call.nr;
         (*e).flags = call.flags;
         (*e).ret = call.ret;

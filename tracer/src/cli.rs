@@ -17,7 +17,7 @@ Examples:
   sudo tracer -p 4242 -d 30s -o out/      30 seconds; every report (text, JSON, timeline) in out/
   sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
   sudo tracer -p 4242 --children          also the worker processes it starts while traced
-  sudo tracer -p 4242 --all-syscalls      every syscall too: a strace -c table, blocking calls of every thread
+  sudo tracer -p 4242 --all-syscalls      every syscall: strace -c table, every thread's calls
   sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
   sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later

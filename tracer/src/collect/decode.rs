@@ -257,6 +257,37 @@ mod tests {
     }
 
     #[test]
+    fn decodes_sleep_end() {
+        let end = SleepEnd {
+            header: EventHeader {
+                kind: kind::SLEEP_END,
+                cpu: 0,
+                pid: 10,
+                tid: 12,
+                ts_ns: 900,
+            },
+            start_ns: 400,
+            asleep_ns: 300,
+        };
+        match decode(&bytes_of(&end)).unwrap() {
+            RawEvent::SleepEnd {
+                tid,
+                start_ns,
+                asleep_ns,
+            } => assert_eq!((tid, start_ns, asleep_ns), (12, 400, 300)),
+            other => panic!("unexpected {other:?}"),
+        }
+        let short = &bytes_of(&end)[..size_of::<SleepEnd>() - 1];
+        assert!(matches!(
+            decode(short).unwrap_err(),
+            DecodeError::Short {
+                kind: kind::SLEEP_END,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn rejects_short_and_unknown() {
         assert_eq!(
             decode(&[1, 2, 3]).unwrap_err(),
