@@ -213,7 +213,10 @@ pub struct ThreadState {
     pub offcpu_state: u64,
     /// When it was last woken (0: not since it went off CPU).
     pub wakeup_ns: u64,
-    /// Totals while traced.
+    /// Totals while traced. The on-CPU total is measured on the
+    /// scheduler's own count (`runtime_base_ns`), which a switch the
+    /// tracepoint did not report cannot corrupt: this VM's kernel now and
+    /// then switches a thread in without a `sched_switch` event.
     pub oncpu_total_ns: u64,
     pub runqueue_total_ns: u64,
     /// `SYSCALL_*` flags of the syscall in progress.
@@ -250,6 +253,9 @@ pub struct ThreadState {
     pub sleep_captured_ns: u64,
     /// Rate limit of those streams (see `sleep_capture`).
     pub capture_due_ns: u64,
+    /// The scheduler's count of the thread's CPU time when its state was
+    /// created (see `kernel::runtime_ns`).
+    pub runtime_base_ns: u64,
 }
 
 /// [`ThreadState::offcpu_state`]: asleep, interruptibly (waiting for an
@@ -324,7 +330,7 @@ const _: () = {
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 27 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 28 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(

@@ -77,11 +77,13 @@ impl ThreadState {
         }
     }
 
-    /// The thread goes off CPU at `now` (before `oncpu_since_ns` moves).
-    pub fn iteration_switched_out(&mut self, now: u64) {
+    /// The thread goes off CPU at `now` after `stint` ns on CPU by the
+    /// scheduler's count (since it last went off). The iteration began
+    /// while it ran, so the part of the stint inside it is at most the time
+    /// since the iteration began.
+    pub fn iteration_switched_out(&mut self, now: u64, stint: u64) {
         if self.iter_start_ns != 0 {
-            let from = self.oncpu_since_ns.max(self.iter_start_ns);
-            self.iter_oncpu_ns += now.saturating_sub(from);
+            self.iter_oncpu_ns += stint.min(now.saturating_sub(self.iter_start_ns));
         }
     }
 
@@ -102,8 +104,14 @@ impl ThreadState {
         self.iter_start_ns = 0;
         let busy_ns = now.saturating_sub(start);
         // The thread is running (it is making a syscall): on CPU since it
-        // last went on, or since the iteration began.
-        let oncpu_ns = self.iter_oncpu_ns + now.saturating_sub(self.oncpu_since_ns.max(start));
+        // last went on, or since the iteration began. If it went off and
+        // its switch back in went unreported, when is unknown: none counted.
+        let running_since = if self.offcpu_since_ns == 0 {
+            self.oncpu_since_ns.max(start)
+        } else {
+            now
+        };
+        let oncpu_ns = self.iter_oncpu_ns + now.saturating_sub(running_since);
         Some(Iteration {
             start_ns: start,
             busy_ns,
@@ -152,7 +160,8 @@ mod tests {
         }
         /// Off CPU at `out`, woken at `woke`, back on CPU at `back`.
         fn off_cpu(&mut self, out: u64, woke: u64, back: u64) {
-            self.state.iteration_switched_out(out);
+            let stint = out.saturating_sub(self.state.oncpu_since_ns);
+            self.state.iteration_switched_out(out, stint);
             self.state.iteration_switched_in(woke - out, back - woke);
             self.state.oncpu_since_ns = back;
         }
@@ -202,6 +211,24 @@ mod tests {
         assert_eq!(only.len(), 1);
         assert_eq!((only[0].busy_ns, only[0].oncpu_ns), (4 * MS, 4 * MS));
         assert_eq!((only[0].worst_ns, only[0].blocked_ns), (0, 0));
+    }
+
+    #[test]
+    fn a_switch_in_without_an_event_does_not_count_the_gap_as_on_cpu() {
+        let mut t = Thread::default();
+        t.state.oncpu_since_ns = MS;
+        t.poll_enter(2 * MS, EPOLL_FD_4, SP);
+        t.poll_exit(10 * MS);
+        // Off at 15 ms after 14 ms on CPU (5 of them in the iteration); back
+        // at 100 ms unreported; off again at 120 ms after 20 ms on CPU by
+        // the scheduler's count, and still off as far as events tell.
+        t.state.iteration_switched_out(15 * MS, 14 * MS);
+        t.state.offcpu_since_ns = 15 * MS;
+        t.state.iteration_switched_out(120 * MS, 20 * MS);
+        t.state.offcpu_since_ns = 120 * MS;
+        t.poll_enter(130 * MS, EPOLL_FD_4, SP);
+        let it = t.ended[0];
+        assert_eq!((it.busy_ns, it.oncpu_ns), (120 * MS, 25 * MS));
     }
 
     #[test]
@@ -257,7 +284,7 @@ mod tests {
         t.state.exit_idle_wait(2 * MS);
         // A futex wait from 12 ms, asleep until 500 ms: the worker's park.
         t.state.syscall_blocked_ns = 0;
-        t.state.iteration_switched_out(12 * MS);
+        t.state.iteration_switched_out(12 * MS, 11 * MS);
         t.state.iteration_switched_in(488 * MS, 0);
         t.state.syscall_blocked_ns = 488 * MS;
         let it = t.state.end_iteration_at_park(12 * MS).unwrap();

@@ -12,6 +12,9 @@ pub struct KernelOffsets {
     pub task_stack: u32,
     /// `task_struct.flags` (`PF_EXITING`).
     pub task_flags: u32,
+    /// `task_struct.se.sum_exec_runtime`: the scheduler's count of the
+    /// task's CPU time.
+    pub task_runtime: u32,
     /// `task_struct.thread.fsbase`: `pthread_self()` of a thread.
     pub task_fsbase: u32,
     pub task_files: u32,
@@ -67,7 +70,7 @@ pub const FD_PIPE: u32 = 5;
 pub const FD_OTHER: u32 = 6;
 
 const _: () = {
-    assert!(core::mem::size_of::<KernelOffsets>() == 21 * 4);
+    assert!(core::mem::size_of::<KernelOffsets>() == 22 * 4);
     assert!(core::mem::size_of::<FdInfo>() == 56);
 };
 

@@ -2,13 +2,12 @@
 //! task->files at the event: sockets are often closed right after a slow
 //! call returns, before userspace could look in /proc.
 
-use aya_ebpf::helpers::generated::bpf_get_current_task;
 use tracer_common::{
     FdInfo, KernelOffsets,
     kernel::{FD_FILE, FD_INET, FD_INET6, FD_OTHER, FD_PIPE, FD_SOCKET, FD_UNKNOWN},
 };
 
-use crate::kernel::{offsets, read};
+use crate::kernel::{self, offsets, read};
 
 const S_IFMT: u16 = 0o170000;
 const S_IFSOCK: u16 = 0o140000;
@@ -34,8 +33,7 @@ fn lookup(fd: u64, k: &KernelOffsets) -> Option<FdInfo> {
     if k.task_files == KernelOffsets::MISSING || fd > i32::MAX as u64 {
         return None;
     }
-    // SAFETY: the current task is valid while the program runs.
-    let task = unsafe { bpf_get_current_task() };
+    let task = kernel::current_task();
     let files: u64 = read(task, k.task_files)?;
     let fdt: u64 = read(files, k.files_fdt)?;
     let max_fds: u32 = read(fdt, k.fdtable_max_fds)?;

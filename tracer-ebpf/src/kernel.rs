@@ -8,6 +8,7 @@ static KERNEL: Global<KernelOffsets> = Global::new(KernelOffsets {
     task_pid: 0,
     task_stack: 0,
     task_flags: 0,
+    task_runtime: 0,
     task_fsbase: 0,
     task_files: 0,
     files_fdt: 0,
@@ -50,9 +51,23 @@ pub fn exiting(task: u64) -> bool {
     read::<u32>(task, offsets().task_flags).is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
+/// The scheduler's count of `task`'s CPU time (`se.sum_exec_runtime`): up
+/// to date when the task has just gone off CPU; while it runs, as of the
+/// last scheduler tick (at most 4 ms behind at HZ=250).
+#[inline(always)]
+pub fn runtime_ns(task: u64) -> u64 {
+    read::<u64>(task, offsets().task_runtime).unwrap_or(0)
+}
+
+/// The current task (`task_struct *`).
+#[inline(always)]
+pub fn current_task() -> u64 {
+    // SAFETY: a helper without arguments.
+    unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() }
+}
+
 /// Whether the current task is exiting.
 #[inline(always)]
 pub fn current_exiting() -> bool {
-    // SAFETY: the current task is valid while the program runs.
-    exiting(unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() })
+    exiting(current_task())
 }

@@ -8,7 +8,7 @@ use tracer_common::{
     EventHeader, MAX_PROCESSES, MAX_SYSCALL_NR, MAX_THREADS, SyscallStats, ThreadState, counter,
 };
 
-use crate::{counters::bump, helpers::cpu_id};
+use crate::{counters::bump, helpers::cpu_id, kernel};
 
 /// Processes (tgids) being traced. Value: unused flags.
 #[map]
@@ -89,14 +89,16 @@ pub fn existing_thread_state(tid: u32) -> Option<&'static mut ThreadState> {
 /// The thread's state, created when first needed. Two new threads claiming
 /// one free slot at the same instant would share it (there is no
 /// compare-and-swap here): it takes threads whose ids differ by a multiple
-/// of MAX_THREADS starting within the same few instructions.
+/// of MAX_THREADS starting within the same few instructions. `task` gives
+/// the thread's `task_struct *`, asked for only to create the state.
 #[inline(always)]
-pub fn thread_state(tid: u32) -> Option<&'static mut ThreadState> {
+pub fn thread_state(tid: u32, task: impl FnOnce() -> u64) -> Option<&'static mut ThreadState> {
     if let Some(state) = existing_thread_state(tid) {
         return Some(state);
     }
     let fresh = ThreadState {
         tid: u64::from(tid),
+        runtime_base_ns: kernel::runtime_ns(task()),
         ..ThreadState::default()
     };
     let slot = slot(tid)?;

@@ -27,11 +27,14 @@ fn try_sched_process_exit() {
         return;
     };
     let (oncpu_ns, runqueue_ns) = free_thread_state(tid).map_or((0, 0), |s| {
-        // It is running now: add the stint since it last went on CPU.
-        let stint = if s.oncpu_since_ns != 0 {
+        // It is running now: add the stint since it last went on CPU, by
+        // the clock if that switch was seen, else by the scheduler's count
+        // (as of its last tick).
+        let stint = if s.offcpu_since_ns == 0 && s.oncpu_since_ns != 0 {
             now_ns().saturating_sub(s.oncpu_since_ns)
         } else {
-            0
+            let runtime = kernel::runtime_ns(kernel::current_task());
+            runtime.saturating_sub(s.runtime_base_ns + s.oncpu_total_ns)
         };
         (s.oncpu_total_ns + stint, s.runqueue_total_ns)
     });

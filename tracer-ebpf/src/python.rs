@@ -8,10 +8,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    helpers::{
-        bpf_probe_read_user,
-        generated::{bpf_get_current_task, bpf_loop},
-    },
+    helpers::{bpf_probe_read_user, generated::bpf_loop},
     macros::map,
     maps::{HashMap, LruHashMap},
 };
@@ -144,8 +141,7 @@ fn is_thread(o: &PyOffsets, tstate: u64, tid: u32) -> bool {
     // inside a PID namespace (a container) and from the host.
     let offset = kernel::offsets().task_fsbase;
     if offset != KernelOffsets::MISSING {
-        // SAFETY: the current task is valid while the program runs.
-        let task = unsafe { bpf_get_current_task() };
+        let task = kernel::current_task();
         let fsbase = kernel::read::<u64>(task, offset);
         return fsbase.is_some() && read::<u64>(tstate + o.tstate_thread_id as u64) == fsbase;
     }

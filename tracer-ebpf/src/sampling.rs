@@ -36,7 +36,7 @@ pub fn profile_sample(ctx: PerfEventContext) -> u32 {
     // yet: it has been on CPU at least since now. (An exiting thread's
     // state is gone and must stay gone.)
     if !kernel::current_exiting()
-        && let Some(state) = thread_state(tid)
+        && let Some(state) = thread_state(tid, kernel::current_task)
         && state.oncpu_since_ns == 0
         && state.offcpu_since_ns == 0
     {

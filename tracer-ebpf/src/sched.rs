@@ -48,7 +48,8 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     } else {
         OFFCPU_SLEEPING
     };
-    let capture = switch_out(now, off_state);
+    let prev: u64 = ctx.arg(1);
+    let capture = switch_out(now, prev, off_state);
     switch_in(now, next);
     if capture {
         capture_sleep(&ctx);
@@ -77,8 +78,9 @@ fn traced_task(task: *const u8) -> Option<(u32, u32)> {
     is_traced(tgid).then_some((tgid, tid))
 }
 
-/// Returns whether the sleep now beginning should have its stack captured.
-fn switch_out(now: u64, off_state: u64) -> bool {
+/// `prev` (the current task) goes off CPU. Returns whether the sleep now
+/// beginning should have its stack captured.
+fn switch_out(now: u64, prev: u64, off_state: u64) -> bool {
     let Some((_, tid)) = current_traced() else {
         return false;
     };
@@ -87,10 +89,12 @@ fn switch_out(now: u64, off_state: u64) -> bool {
     let Some(state) = existing_thread_state(tid) else {
         return false;
     };
-    if state.oncpu_since_ns != 0 {
-        state.oncpu_total_ns += now.saturating_sub(state.oncpu_since_ns);
-    }
-    state.iteration_switched_out(now);
+    // The scheduler has just brought its count of the task's CPU time up
+    // to date: the stint is exact even if the switch in went unreported.
+    let runtime = kernel::runtime_ns(prev).saturating_sub(state.runtime_base_ns);
+    let stint = runtime.saturating_sub(state.oncpu_total_ns);
+    state.oncpu_total_ns += stint;
+    state.iteration_switched_out(now, stint);
     let capture = lean() && off_state != OFFCPU_RUNNABLE && sleep_begins(state, now);
     state.offcpu_since_ns = now;
     state.offcpu_state = off_state;
@@ -108,7 +112,7 @@ fn switch_in(now: u64, next: *const u8) {
     let state = if kernel::exiting(next as u64) {
         existing_thread_state(tid)
     } else {
-        thread_state(tid)
+        thread_state(tid, || next as u64)
     };
     let Some(state) = state else {
         return;

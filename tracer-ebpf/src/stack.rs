@@ -3,10 +3,7 @@
 
 use core::{ffi::c_void, ptr::addr_of_mut};
 
-use aya_ebpf::helpers::{
-    bpf_probe_read_kernel,
-    generated::{bpf_get_current_task, bpf_probe_read_user},
-};
+use aya_ebpf::helpers::{bpf_probe_read_kernel, generated::bpf_probe_read_user};
 use tracer_common::{STACK_COPY_BYTES, StackCapture, UserRegs};
 
 use crate::{kernel, python};
@@ -59,8 +56,7 @@ pub fn user_regs_at(regs: *const u8) -> UserRegs {
 /// look like user mode.
 #[inline(always)]
 pub fn current_pt_regs() -> Option<*const u8> {
-    // SAFETY: the current task is valid while the program runs.
-    let task = unsafe { bpf_get_current_task() };
+    let task = kernel::current_task();
     let stack = kernel::read::<u64>(task, kernel::offsets().task_stack)?;
     let regs = (stack + THREAD_SIZE - PT_REGS_SIZE) as *const u8;
     (pt_reg(regs, PT_REGS_CS) == USER_CS).then_some(regs)

@@ -16,7 +16,7 @@ use crate::{
     counters::bump,
     fds,
     helpers::now_ns,
-    loops,
+    kernel, loops,
     maps::{EVENTS, SYSCALL_STATS, existing_thread_state, header, thread_state},
     sched::add_short_offcpu,
     stack::{capture_user, first_arg, user_regs_at},
@@ -56,7 +56,7 @@ pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8) {
     let now = now_ns();
     let wait_key = loops::wait_key(nr, regs);
     let futex_key = loops::futex_wait_key(nr, regs);
-    let Some(state) = thread_state(tid) else {
+    let Some(state) = thread_state(tid, kernel::current_task) else {
         bump(counter::DROP_THREAD_MAP_FULL);
         return;
     };

@@ -20,6 +20,7 @@ pub fn from_running_kernel() -> Result<KernelOffsets, BtfError> {
         task_pid: btf.offset_of("task_struct", &["pid"])?,
         task_stack: btf.offset_of("task_struct", &["stack"])?,
         task_flags: btf.offset_of("task_struct", &["flags"])?,
+        task_runtime: btf.offset_of("task_struct", &["se", "sum_exec_runtime"])?,
         task_fsbase: optional("task_struct", &["thread", "fsbase"]),
         task_files: optional("task_struct", &["files"]),
         files_fdt: optional("files_struct", &["fdt"]),
