@@ -55,6 +55,29 @@ pub struct PyOffsets {
 
 impl PyOffsets {
     pub const ABSENT: u32 = u32::MAX;
+
+    /// Where the last frame field the walk reads ends: the frame walk reads
+    /// this many bytes of a frame at once (one read per frame, not one per
+    /// field), all inside the frame struct.
+    pub fn frame_window(&self) -> u32 {
+        let instr_size = if self.frame_layout == frame_layout::FRAME_OBJECT {
+            4
+        } else {
+            8
+        };
+        [
+            (self.frame_back, 8),
+            (self.frame_code, 8),
+            (self.frame_instr, instr_size),
+            (self.frame_owner, 1),
+            (self.frame_is_entry, 1),
+        ]
+        .into_iter()
+        .filter(|&(offset, _)| offset != Self::ABSENT)
+        .map(|(offset, size)| offset + size)
+        .max()
+        .unwrap_or(0)
+    }
 }
 
 /// `PY_PROCS` value: one traced Python process.
@@ -79,4 +102,32 @@ const _: () = {
 mod pod {
     // SAFETY: #[repr(C)] structs of integers with explicit padding.
     unsafe impl aya::Pod for super::PyProcess {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(layout: u32, back: u32, code: u32, instr: u32, owner: u32, entry: u32) -> PyOffsets {
+        PyOffsets {
+            frame_layout: layout,
+            frame_back: back,
+            frame_code: code,
+            frame_instr: instr,
+            frame_owner: owner,
+            frame_is_entry: entry,
+            ..PyOffsets::default()
+        }
+    }
+
+    #[test]
+    fn the_frame_window_ends_with_the_last_field_read() {
+        const ABSENT: u32 = PyOffsets::ABSENT;
+        // 3.10: f_lasti (an int) at 104 is the last.
+        let frame_object = offsets(frame_layout::FRAME_OBJECT, 24, 32, 104, ABSENT, ABSENT);
+        assert_eq!(frame_object.frame_window(), 108);
+        // 3.11: owner (a char) at 69, after is_entry at 68.
+        let interpreter = offsets(frame_layout::INTERPRETER_FRAME, 48, 32, 56, 69, 68);
+        assert_eq!(interpreter.frame_window(), 70);
+    }
 }

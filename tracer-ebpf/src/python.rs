@@ -161,6 +161,10 @@ fn current_frame(o: &PyOffsets, tstate: u64) -> Option<u64> {
     read(tstate + o.tstate_frame as u64)
 }
 
+/// Bytes of a frame read at once, at most: every version's frame fields
+/// lie in its first 112 bytes (see `PyOffsets::frame_window`).
+const FRAME_WINDOW: usize = 128;
+
 /// State of the walk along a frame chain.
 struct FrameWalk {
     offsets: PyOffsets,
@@ -168,6 +172,40 @@ struct FrameWalk {
     n: u32,
     status: u32,
     out: *mut PyStack,
+    /// The current frame's first `window_len` bytes.
+    window: [u8; FRAME_WINDOW],
+    window_len: u32,
+}
+
+impl FrameWalk {
+    /// Reads the current frame's fields in one go.
+    fn read_frame(&mut self) -> bool {
+        let len = self.window_len as usize;
+        if len == 0 || len > FRAME_WINDOW {
+            return false;
+        }
+        // SAFETY: `len` bytes fit in `window`; the helper checks the source.
+        let ret = unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_user(
+                self.window.as_mut_ptr().cast(),
+                len as u32,
+                self.frame as *const c_void,
+            )
+        };
+        ret == 0
+    }
+
+    /// The field of type `T` at `offset` in the frame read last.
+    fn field<T: Copy>(&self, offset: u32) -> Option<T> {
+        let offset = offset as usize;
+        if offset > FRAME_WINDOW - core::mem::size_of::<T>()
+            || offset + core::mem::size_of::<T>() > self.window_len as usize
+        {
+            return None;
+        }
+        // SAFETY: in bounds (checked above); unaligned reads are allowed.
+        Some(unsafe { self.window.as_ptr().add(offset).cast::<T>().read_unaligned() })
+    }
 }
 
 /// Walks the chain from the current frame outwards; returns the status.
@@ -184,6 +222,8 @@ unsafe fn walk_frames(o: &PyOffsets, tstate: u64, out: *mut PyStack) -> u32 {
         n: 0,
         status: PY_STATUS_TRUNCATED,
         out,
+        window: [0; FRAME_WINDOW],
+        window_len: o.frame_window(),
     };
     // Shim frames are skipped, so allow for some beyond MAX_PY_FRAMES.
     // SAFETY: the callback only touches `walk` and `out` (valid, caller).
@@ -203,7 +243,6 @@ unsafe fn walk_frames(o: &PyOffsets, tstate: u64, out: *mut PyStack) -> u32 {
 extern "C" fn next_frame(_index: u64, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop passes back the pointer to the caller's FrameWalk.
     let walk = unsafe { &mut *ctx.cast::<FrameWalk>() };
-    let o = &walk.offsets;
     if walk.frame == 0 {
         walk.status = PY_STATUS_OK;
         return 1;
@@ -212,48 +251,45 @@ extern "C" fn next_frame(_index: u64, ctx: *mut c_void) -> i64 {
     if n >= MAX_PY_FRAMES {
         return 1;
     }
-    let Some(code) = read::<u64>(walk.frame + o.frame_code as u64) else {
+    let o = walk.offsets;
+    let code = if walk.read_frame() {
+        walk.field::<u64>(o.frame_code)
+    } else {
+        None
+    };
+    let Some(code) = code else {
         walk.status = PY_STATUS_READ_ERROR;
         return 1;
     };
     let entry = if o.frame_layout == frame_layout::FRAME_OBJECT {
         // One C eval call per frame.
-        Some((
-            read::<i32>(walk.frame + o.frame_instr as u64).unwrap_or(-1),
-            PY_FRAME_ENTRY,
-        ))
+        Some((walk.field::<i32>(o.frame_instr).unwrap_or(-1), PY_FRAME_ENTRY))
     } else {
-        interpreter_frame(o, walk.frame, code, n, walk.out)
+        interpreter_frame(walk, code, n)
     };
     if let Some((lasti, flags)) = entry {
         // SAFETY: n < MAX_PY_FRAMES (checked above); `out` is writable.
         unsafe { (*walk.out).frames[n] = PyFrame { code, lasti, flags } };
         walk.n += 1;
     }
-    walk.frame = read(walk.frame + o.frame_back as u64).unwrap_or(0);
+    walk.frame = walk.field(o.frame_back).unwrap_or(0);
     0
 }
 
 /// Position and flags of a 3.11+ frame, or None for a shim frame (which
 /// marks the frame before it as the first of a C eval call).
-fn interpreter_frame(
-    o: &PyOffsets,
-    frame: u64,
-    code: u64,
-    n: usize,
-    out: *mut PyStack,
-) -> Option<(i32, u32)> {
-    let owner = read::<u8>(frame + o.frame_owner as u64).unwrap_or(0);
+fn interpreter_frame(walk: &FrameWalk, code: u64, n: usize) -> Option<(i32, u32)> {
+    let o = &walk.offsets;
+    let owner = walk.field::<u8>(o.frame_owner).unwrap_or(0);
     if owner == FRAME_OWNED_BY_CSTACK {
         if n > 0 && n <= MAX_PY_FRAMES {
             // SAFETY: n - 1 < MAX_PY_FRAMES; `out` is writable (caller).
-            unsafe { (*out).frames[n - 1].flags |= PY_FRAME_ENTRY };
+            unsafe { (*walk.out).frames[n - 1].flags |= PY_FRAME_ENTRY };
         }
         return None;
     }
-    let instr = read::<u64>(frame + o.frame_instr as u64).unwrap_or(0);
+    let instr = walk.field::<u64>(o.frame_instr).unwrap_or(0);
     let lasti = instr.wrapping_sub(code + o.code_adaptive as u64) as i32;
-    let entry = o.frame_is_entry != PyOffsets::ABSENT
-        && read::<u8>(frame + o.frame_is_entry as u64).unwrap_or(0) != 0;
+    let entry = walk.field::<u8>(o.frame_is_entry).unwrap_or(0) != 0;
     Some((lasti, if entry { PY_FRAME_ENTRY } else { 0 }))
 }
