@@ -204,7 +204,13 @@ impl FrameWalk {
             return None;
         }
         // SAFETY: in bounds (checked above); unaligned reads are allowed.
-        Some(unsafe { self.window.as_ptr().add(offset).cast::<T>().read_unaligned() })
+        Some(unsafe {
+            self.window
+                .as_ptr()
+                .add(offset)
+                .cast::<T>()
+                .read_unaligned()
+        })
     }
 }
 
@@ -263,7 +269,10 @@ extern "C" fn next_frame(_index: u64, ctx: *mut c_void) -> i64 {
     };
     let entry = if o.frame_layout == frame_layout::FRAME_OBJECT {
         // One C eval call per frame.
-        Some((walk.field::<i32>(o.frame_instr).unwrap_or(-1), PY_FRAME_ENTRY))
+        Some((
+            walk.field::<i32>(o.frame_instr).unwrap_or(-1),
+            PY_FRAME_ENTRY,
+        ))
     } else {
         interpreter_frame(walk, code, n)
     };

@@ -37,9 +37,16 @@ const TASK_UNINTERRUPTIBLE: u64 = 2;
 /// unsigned int prev_state)`; the current task is `prev`.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
+    // Every switch on the machine comes here: the untraced ones leave
+    // before reading the clock.
+    let next: *const u8 = ctx.arg(2);
+    let prev_traced = current_traced();
+    let next_traced = traced_task(next);
+    if prev_traced.is_none() && next_traced.is_none() {
+        return 0;
+    }
     let now = now_ns();
     let preempt: u64 = ctx.arg(0);
-    let next: *const u8 = ctx.arg(2);
     let prev_state: u64 = ctx.arg(3);
     let off_state = if preempt != 0 || prev_state & 0xff == 0 {
         OFFCPU_RUNNABLE
@@ -49,8 +56,10 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
         OFFCPU_SLEEPING
     };
     let prev: u64 = ctx.arg(1);
-    let capture = switch_out(now, prev, off_state);
-    switch_in(now, next);
+    let capture = prev_traced.is_some_and(|(_, tid)| switch_out(now, tid, prev, off_state));
+    if let Some((tgid, tid)) = next_traced {
+        switch_in(now, tgid, tid, next);
+    }
     if capture {
         capture_sleep(&ctx);
     }
@@ -78,12 +87,9 @@ fn traced_task(task: *const u8) -> Option<(u32, u32)> {
     is_traced(tgid).then_some((tgid, tid))
 }
 
-/// `prev` (the current task) goes off CPU. Returns whether the sleep now
-/// beginning should have its stack captured.
-fn switch_out(now: u64, prev: u64, off_state: u64) -> bool {
-    let Some((_, tid)) = current_traced() else {
-        return false;
-    };
+/// Traced thread `tid`, task `prev` (the current one), goes off CPU.
+/// Returns whether the sleep now beginning should have its stack captured.
+fn switch_out(now: u64, tid: u32, prev: u64, off_state: u64) -> bool {
     // Never created here: an exiting thread switches out one last time
     // after its state was freed.
     let Some(state) = existing_thread_state(tid) else {
@@ -102,10 +108,8 @@ fn switch_out(now: u64, prev: u64, off_state: u64) -> bool {
     capture
 }
 
-fn switch_in(now: u64, next: *const u8) {
-    let Some((tgid, tid)) = traced_task(next) else {
-        return;
-    };
+/// Traced thread `tid` of process `tgid`, task `next`, goes on CPU.
+fn switch_in(now: u64, tgid: u32, tid: u32, next: *const u8) {
     // An exiting thread's state may have been freed already and must not
     // be created again; while it still exists it must see the switch, or
     // the exit would count the thread's last stint twice.

@@ -5,6 +5,7 @@
 mod machine;
 mod observer;
 mod process;
+mod programs;
 mod report;
 mod results;
 mod service;
@@ -68,7 +69,7 @@ pub fn bench(options: Options) -> anyhow::Result<()> {
         options.repeats,
         perf_skip.as_deref(),
     )?;
-    let service = service::measure(
+    let (service, programs) = service::measure(
         &tracer,
         options.repeats,
         options.duration,
@@ -91,6 +92,7 @@ pub fn bench(options: Options) -> anyhow::Result<()> {
         wrk: service::load(options.duration),
         syscall,
         service,
+        programs,
         streamed_calls: syscall::STREAMED_CALLS,
         streamed,
         elapsed_s,

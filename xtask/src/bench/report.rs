@@ -5,9 +5,10 @@ use std::fmt::Write;
 use serde_json::{Value, json};
 
 use super::NICE;
+use super::programs::GROUPS;
 use super::results::{
-    Relative, Results, Row, added, cpu_added, cpu_percent_of_bare, percent_of_bare, ratio, spread,
-    twin_percent,
+    ProgramTimes, Relative, Results, Row, added, cpu_added, cpu_percent_of_bare, percent_of_bare,
+    ratio, spread, twin_percent,
 };
 
 /// "median [min–max]" with `decimals` digits.
@@ -144,6 +145,8 @@ pub fn table(results: &Results) -> String {
          It leaves out what both twins pay alike (the syscall entry path, timer interrupts: see 1's other-process rows), and, like any CPU-time figure, the time strace keeps its target stopped"
     );
 
+    programs_section(&mut out, &r.programs);
+
     let _ = writeln!(out, "\n3. The tools themselves while tracing (2), unpinned");
     let header = [
         "",
@@ -196,6 +199,36 @@ const PER_CALL: Columns = Columns {
     widths: &[31, 20, 20, 20],
     figures: &[(values, 0), (added, 0), (ratio, 2), (cpu_added, 0)],
 };
+
+/// 2b: the tracer's kernel programs, from a run of their own per repeat.
+fn programs_section(out: &mut String, p: &ProgramTimes) {
+    let _ = writeln!(
+        out,
+        "\n2b. The tracer's eBPF programs during (2), default options, by the kernel's bpf_stats (a run of their own: the stats cost two clock reads per program run, counted here too)"
+    );
+    let widths = [31, 20];
+    let header = ["", "kernel ns per request", "% of the server's CPU"];
+    line(out, &widths, &header.map(String::from));
+    for ((group, _), per_request) in GROUPS.iter().zip(&p.per_request_ns) {
+        line(
+            out,
+            &widths,
+            &[group.to_string(), show(per_request, 0), String::new()],
+        );
+    }
+    let total: Vec<f64> = (0..p.percent_of_server.len())
+        .map(|i| p.per_request_ns.iter().map(|group| group[i]).sum())
+        .collect();
+    line(
+        out,
+        &widths,
+        &["all".into(), show(&total, 0), show(&p.percent_of_server, 2)],
+    );
+    let _ = writeln!(
+        out,
+        "   every run on the machine (the twin's, wrk's) per traced request: the programs' whole cost, without the syscall entry path they switch on"
+    );
+}
 
 /// What bench.json says of a loop's rows.
 const PER_CALL_JSON: [(&str, Relative); 5] = [
@@ -272,6 +305,14 @@ pub fn json(results: &Results) -> Value {
                 ("requests_per_cpu_s_percent_of_bare", cpu_percent_of_bare),
                 ("requests_per_cpu_s_percent_of_twin", twin_percent),
             ]),
+            "kernel_programs": {
+                "ns_per_request": GROUPS
+                    .iter()
+                    .zip(&r.programs.per_request_ns)
+                    .map(|((group, _), values)| ((*group).to_string(), summary(values)))
+                    .collect::<serde_json::Map<String, Value>>(),
+                "percent_of_server_cpu": summary(&r.programs.percent_of_server),
+            },
         },
     })
 }

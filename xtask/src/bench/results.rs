@@ -46,6 +46,17 @@ pub struct Cost {
     pub report_ms: Vec<f64>,
 }
 
+/// The tracer's eBPF programs during a run of (2) of their own, per repeat
+/// (see `programs`).
+#[derive(Default)]
+pub struct ProgramTimes {
+    /// Kernel time per traced request, ns, by `programs::GROUPS`: every
+    /// run on the machine (the twin's and wrk's too).
+    pub per_request_ns: [Vec<f64>; 3],
+    /// All of it, in percent of the traced server's CPU time.
+    pub percent_of_server: Vec<f64>,
+}
+
 pub struct Results {
     pub machine: Machine,
     pub tracer: String,
@@ -57,6 +68,7 @@ pub struct Results {
     pub syscall: Vec<Row>,
     /// The first row is the bare baseline.
     pub service: Vec<Row>,
+    pub programs: ProgramTimes,
     pub streamed_calls: u64,
     /// The first row is the bare baseline.
     pub streamed: Vec<Row>,

@@ -13,7 +13,8 @@ use anyhow::{Context, bail};
 use super::{
     observer::{self, Attached, Observer},
     process::{Guard, Lines, Stream, piped, run_time},
-    results::Row,
+    programs::{self, StatsOn},
+    results::{ProgramTimes, Row},
 };
 use crate::command::workspace_root;
 
@@ -77,18 +78,20 @@ impl Server {
 /// This machine's speed drifts by up to 3× within minutes, so runs one
 /// after the other compare poorly: the traced server's CPU time per request
 /// against its twin's, measured in the same seconds, does not drift. Each
-/// configuration once per repeat, interleaved.
+/// configuration once per repeat, interleaved; then a run that measures the
+/// tracer's kernel programs.
 pub fn measure(
     tracer: &Path,
     repeats: usize,
     duration: Duration,
     perf_skip: Option<&str>,
-) -> anyhow::Result<Vec<Row>> {
+) -> anyhow::Result<(Vec<Row>, ProgramTimes)> {
     let twins = [Server::start()?, Server::start()?];
     // First requests are slower (imports, allocator growth): not measured.
     load_both([twins[0].port, twins[1].port], Duration::from_secs(2)).context("warm-up")?;
 
     let mut rows: Vec<Row> = CONFIGS.iter().map(|(_, label)| Row::new(*label)).collect();
+    let mut programs = ProgramTimes::default();
     for repeat in 1..=repeats {
         for ((tool, label), row) in CONFIGS.iter().zip(&mut rows) {
             if *tool == Some(Observer::PerfTrace) && perf_skip.is_some() {
@@ -101,11 +104,53 @@ pub fn measure(
                 .with_context(|| format!("aiohttp, {label}, repeat {repeat}"))?;
             eprintln!("bench: [{repeat}/{repeats}] aiohttp, {label}: {rps:.0} requests/s");
         }
+        let traced = &twins[repeat % 2];
+        let percent = measure_programs(
+            tracer,
+            traced,
+            twins[1 - repeat % 2].port,
+            duration,
+            &mut programs,
+        )
+        .with_context(|| format!("aiohttp, kernel program time, repeat {repeat}"))?;
+        eprintln!(
+            "bench: [{repeat}/{repeats}] aiohttp, tracer's kernel programs: {percent:.2} % of the server's CPU"
+        );
     }
     for server in twins {
         server.stop()?;
     }
-    Ok(rows)
+    Ok((rows, programs))
+}
+
+/// A run with the default tracer attached to `traced` and the kernel's
+/// program statistics on; adds to `times` and returns the programs' time
+/// in percent of the traced server's CPU time.
+fn measure_programs(
+    tracer: &Path,
+    traced: &Server,
+    twin_port: u16,
+    duration: Duration,
+    times: &mut ProgramTimes,
+) -> anyhow::Result<f64> {
+    let attached = observer::attach(Observer::Tracer, tracer, traced.pid)?;
+    let stats = StatsOn::enable()?;
+    let before = programs::run_times(attached.pid())?;
+    let cpu_before = run_time(traced.pid)?;
+    let [(_, requests), _] = load_both([traced.port, twin_port], duration)?;
+    let cpu = run_time(traced.pid)?.saturating_sub(cpu_before);
+    let after = programs::run_times(attached.pid())?;
+    drop(stats);
+    attached.interrupt()?;
+    let mut total = Duration::ZERO;
+    for ((per_request, before), after) in times.per_request_ns.iter_mut().zip(before).zip(after) {
+        let spent = after.saturating_sub(before);
+        total += spent;
+        per_request.push(spent.as_nanos() as f64 / requests as f64);
+    }
+    let percent = 100.0 * total.as_secs_f64() / cpu.as_secs_f64();
+    times.percent_of_server.push(percent);
+    Ok(percent)
 }
 
 /// Loads the servers on both `ports` at once for `duration`; returns each
