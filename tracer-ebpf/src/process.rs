@@ -33,8 +33,7 @@ fn try_sched_process_exit() {
         let stint = if s.offcpu_since_ns == 0 && s.oncpu_since_ns != 0 {
             now_ns().saturating_sub(s.oncpu_since_ns)
         } else {
-            let runtime = kernel::runtime_ns(kernel::current_task());
-            runtime.saturating_sub(s.runtime_base_ns + s.oncpu_total_ns)
+            s.unaccounted_oncpu_ns(kernel::runtime_ns(kernel::current_task()))
         };
         (s.oncpu_total_ns + stint, s.runqueue_total_ns)
     });

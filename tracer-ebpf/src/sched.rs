@@ -97,8 +97,7 @@ fn switch_out(now: u64, tid: u32, prev: u64, off_state: u64) -> bool {
     };
     // The scheduler has just brought its count of the task's CPU time up
     // to date: the stint is exact even if the switch in went unreported.
-    let runtime = kernel::runtime_ns(prev).saturating_sub(state.runtime_base_ns);
-    let stint = runtime.saturating_sub(state.oncpu_total_ns);
+    let stint = state.unaccounted_oncpu_ns(kernel::runtime_ns(prev));
     state.oncpu_total_ns += stint;
     state.iteration_switched_out(now, stint);
     let capture = lean() && off_state != OFFCPU_RUNNABLE && sleep_begins(state, now);

@@ -12,7 +12,7 @@ const STATS_SWITCH: &str = "/proc/sys/kernel/bpf_stats_enabled";
 /// tracepoints), raw tracepoint (scheduler and process events, and the
 /// raw syscall tracepoints of --all-syscalls), perf event (the samplers).
 pub const GROUPS: [(&str, u32); 3] = [
-    ("syscalls:", 5),
+    ("syscalls: tracepoints", 5),
     ("raw tracepoints", 17),
     ("CPU samplers", 7),
 ];
