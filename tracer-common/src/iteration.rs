@@ -42,9 +42,15 @@ impl ThreadState {
 
     /// The idle wait begins at `now`: the iteration in progress ends. None
     /// when there was none (the first wait seen since tracing began).
-    pub fn enter_idle_wait(&mut self, now: u64) -> Option<Iteration> {
+    /// `runtime_ns` reads the scheduler's count of the thread's CPU time
+    /// (see [`ThreadState::unaccounted_oncpu_ns`]), if needed.
+    pub fn enter_idle_wait(
+        &mut self,
+        now: u64,
+        runtime_ns: impl FnOnce() -> u64,
+    ) -> Option<Iteration> {
         self.in_idle_wait = 1;
-        self.end_iteration(now)
+        self.end_iteration(now, runtime_ns)
     }
 
     /// The idle wait returned at `now`: a new iteration starts.
@@ -62,9 +68,13 @@ impl ThreadState {
     /// A futex wait that began at `began` turned out, while it waited, to
     /// be the thread's park (its idle wait): the iteration ended when the
     /// wait began, and the time the wait slept is not part of it.
-    pub fn end_iteration_at_park(&mut self, began: u64) -> Option<Iteration> {
+    pub fn end_iteration_at_park(
+        &mut self,
+        began: u64,
+        runtime_ns: impl FnOnce() -> u64,
+    ) -> Option<Iteration> {
         self.iter_blocked_ns = self.iter_blocked_ns.saturating_sub(self.syscall_blocked_ns);
-        self.end_iteration(began)
+        self.end_iteration(began, runtime_ns)
     }
 
     /// A syscall other than the idle wait returned after `duration` ns;
@@ -96,7 +106,7 @@ impl ThreadState {
         }
     }
 
-    fn end_iteration(&mut self, now: u64) -> Option<Iteration> {
+    fn end_iteration(&mut self, now: u64, runtime_ns: impl FnOnce() -> u64) -> Option<Iteration> {
         let start = self.iter_start_ns;
         if start == 0 {
             return None;
@@ -105,13 +115,17 @@ impl ThreadState {
         let busy_ns = now.saturating_sub(start);
         // The thread is running (it is making a syscall): on CPU since it
         // last went on, or since the iteration began. If it went off and
-        // its switch back in went unreported, when is unknown: none counted.
-        let running_since = if self.offcpu_since_ns == 0 {
-            self.oncpu_since_ns.max(start)
+        // its switch back in went unreported (this VM's kernel does that
+        // now and then), the scheduler's count says how long it has run
+        // since it went off, up to a tick behind.
+        let tail = if self.offcpu_since_ns == 0 {
+            now.saturating_sub(self.oncpu_since_ns.max(start))
         } else {
-            now
+            let went_off = self.offcpu_since_ns.max(start);
+            self.unaccounted_oncpu_ns(runtime_ns())
+                .min(now.saturating_sub(went_off))
         };
-        let oncpu_ns = self.iter_oncpu_ns + now.saturating_sub(running_since);
+        let oncpu_ns = self.iter_oncpu_ns + tail;
         Some(Iteration {
             start_ns: start,
             busy_ns,
@@ -142,13 +156,17 @@ mod tests {
     struct Thread {
         state: ThreadState,
         ended: std::vec::Vec<Iteration>,
+        /// The scheduler's count of the thread's CPU time.
+        runtime_ns: u64,
     }
 
     impl Thread {
         fn poll_enter(&mut self, now: u64, key: u64, sp: u64) -> bool {
             let own = self.state.claims_idle_wait(key, sp);
             if own {
-                self.ended.extend(self.state.enter_idle_wait(now));
+                let runtime = self.runtime_ns;
+                self.ended
+                    .extend(self.state.enter_idle_wait(now, || runtime));
             }
             own
         }
@@ -214,21 +232,39 @@ mod tests {
     }
 
     #[test]
-    fn a_switch_in_without_an_event_does_not_count_the_gap_as_on_cpu() {
+    fn a_switch_in_without_an_event_counts_the_schedulers_time_not_the_gap() {
         let mut t = Thread::default();
         t.state.oncpu_since_ns = MS;
         t.poll_enter(2 * MS, EPOLL_FD_4, SP);
         t.poll_exit(10 * MS);
         // Off at 15 ms after 14 ms on CPU (5 of them in the iteration); back
         // at 100 ms unreported; off again at 120 ms after 20 ms on CPU by
-        // the scheduler's count, and still off as far as events tell.
+        // the scheduler's count; back at 125 ms unreported again.
         t.state.iteration_switched_out(15 * MS, 14 * MS);
         t.state.offcpu_since_ns = 15 * MS;
         t.state.iteration_switched_out(120 * MS, 20 * MS);
         t.state.offcpu_since_ns = 120 * MS;
+        t.state.oncpu_total_ns = 34 * MS;
+        // At 130 ms the thread waits: by the scheduler, 5 ms since 120.
+        t.runtime_ns = 39 * MS;
         t.poll_enter(130 * MS, EPOLL_FD_4, SP);
         let it = t.ended[0];
-        assert_eq!((it.busy_ns, it.oncpu_ns), (120 * MS, 25 * MS));
+        assert_eq!((it.busy_ns, it.oncpu_ns), (120 * MS, 30 * MS));
+    }
+
+    #[test]
+    fn the_schedulers_time_after_an_unreported_switch_in_is_bounded_by_the_clock() {
+        let mut t = Thread::default();
+        t.poll_enter(MS, EPOLL_FD_4, SP);
+        t.poll_exit(10 * MS);
+        t.state.iteration_switched_out(12 * MS, 2 * MS);
+        t.state.offcpu_since_ns = 12 * MS;
+        t.state.oncpu_total_ns = 2 * MS;
+        // A count that ran ahead of the clock cannot make the tail longer
+        // than the time since the thread went off.
+        t.runtime_ns = 50 * MS;
+        t.poll_enter(20 * MS, EPOLL_FD_4, SP);
+        assert_eq!(t.ended[0].oncpu_ns, 10 * MS);
     }
 
     #[test]
@@ -287,11 +323,11 @@ mod tests {
         t.state.iteration_switched_out(12 * MS, 11 * MS);
         t.state.iteration_switched_in(488 * MS, 0);
         t.state.syscall_blocked_ns = 488 * MS;
-        let it = t.state.end_iteration_at_park(12 * MS).unwrap();
+        let it = t.state.end_iteration_at_park(12 * MS, || 0).unwrap();
         assert_eq!(
             (it.busy_ns, it.oncpu_ns, it.blocked_ns),
             (10 * MS, 10 * MS, 0)
         );
-        assert_eq!(t.state.end_iteration_at_park(13 * MS), None);
+        assert_eq!(t.state.end_iteration_at_park(13 * MS, || 0), None);
     }
 }

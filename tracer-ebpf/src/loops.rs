@@ -10,6 +10,7 @@ use aya_ebpf::{
 use tracer_common::{LoopStats, MAX_LOOPS, Stall, ThreadState, hist, iteration::Iteration, kind};
 
 use crate::{
+    kernel,
     maps::{header, send},
     stack::{PT_REGS_DI, PT_REGS_DX, PT_REGS_R10, PT_REGS_SI, pt_reg},
 };
@@ -133,7 +134,7 @@ pub fn late_park_exit(
     now: u64,
     threshold: u64,
 ) {
-    if let Some(iteration) = state.end_iteration_at_park(began) {
+    if let Some(iteration) = state.end_iteration_at_park(began, current_runtime_ns) {
         record(&iteration, state.loop_key, tgid, tid, began, threshold);
     }
     idle_wait_exit(state, tid, now, now.saturating_sub(began));
@@ -141,7 +142,7 @@ pub fn late_park_exit(
 
 #[inline(always)]
 pub fn idle_wait_enter(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, threshold: u64) {
-    if let Some(iteration) = state.enter_idle_wait(now) {
+    if let Some(iteration) = state.enter_idle_wait(now, current_runtime_ns) {
         record(&iteration, state.loop_key, tgid, tid, now, threshold);
     }
 }
@@ -160,6 +161,11 @@ pub fn idle_wait_exit(state: &mut ThreadState, tid: u32, now: u64, waited: u64) 
 #[inline(always)]
 pub fn syscall_in_iteration(state: &mut ThreadState, nr: u64, duration: u64, regs: *const u8) {
     state.syscall_returned(nr, duration, || pt_reg(regs, PT_REGS_DI));
+}
+
+/// The scheduler's count of the current thread's CPU time.
+fn current_runtime_ns() -> u64 {
+    kernel::runtime_ns(kernel::current_task())
 }
 
 fn loop_stats(tid: u32) -> Option<*mut LoopStats> {
