@@ -256,6 +256,11 @@ pub struct ThreadState {
     /// The scheduler's count of the thread's CPU time when its state was
     /// created (see `kernel::runtime_ns`).
     pub runtime_base_ns: u64,
+    /// Where the thread's readable user stack ends (page-aligned), learnt
+    /// from a stack copy cut short there; 0: not known yet.
+    pub user_stack_end: u64,
+    /// When the thread's last stall sample was taken (see `stall_sample`).
+    pub stall_sampled_ns: u64,
 }
 
 impl ThreadState {
@@ -338,7 +343,7 @@ const _: () = {
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 28 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 30 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(

@@ -9,6 +9,7 @@ pub mod iteration;
 pub mod kernel;
 pub mod python;
 pub mod sleep_capture;
+pub mod stall_sample;
 
 pub use event::*;
 pub use kernel::{FdInfo, KernelOffsets};

@@ -1,5 +1,5 @@
-//! On-CPU samples of traced threads from perf events: the CPU profile
-//! (`--rate` Hz), and fast samples of loop threads whose iteration is running
+//! On-CPU samples of traced threads: the CPU profile from perf events
+//! (`--rate` Hz), and samples of loop threads whose iteration is running
 //! long, which name the hot code of a CPU-bound stall.
 
 use core::ptr::addr_of_mut;
@@ -7,8 +7,8 @@ use core::ptr::addr_of_mut;
 use aya_ebpf::{
     Global,
     helpers::bpf_get_current_comm,
-    macros::perf_event,
-    programs::{PerfEventContext, tracing::StackIdContext},
+    macros::{perf_event, raw_tracepoint},
+    programs::{PerfEventContext, RawTracePointContext, tracing::StackIdContext},
 };
 use tracer_common::{CpuSample, SAMPLE_PROFILE, SAMPLE_STALL, UserRegs, counter, kind};
 
@@ -16,7 +16,7 @@ use crate::{
     counters::bump,
     helpers::now_ns,
     kernel,
-    maps::{EVENTS, KERNEL_STACKS, existing_thread_state, header, thread_state},
+    maps::{EVENTS, KERNEL_STACKS, batched, existing_thread_state, header, thread_state},
     stack::{capture_user, current_user_regs},
     target::current_traced,
 };
@@ -42,55 +42,57 @@ pub fn profile_sample(ctx: PerfEventContext) -> u32 {
     {
         state.oncpu_since_ns = now_ns();
     }
-    emit(&ctx, tgid, tid, SAMPLE_PROFILE);
-    0
-}
-
-#[perf_event]
-pub fn stall_sample(ctx: PerfEventContext) -> u32 {
-    let Some((tgid, tid)) = current_traced() else {
-        return 0;
-    };
-    let Some(state) = existing_thread_state(tid) else {
-        return 0;
-    };
-    let start = state.iter_start_ns;
-    if start != 0 && now_ns().saturating_sub(start) >= STALL_SAMPLE_AFTER_NS.load() {
-        emit(&ctx, tgid, tid, SAMPLE_STALL);
-    }
-    0
-}
-
-fn emit(ctx: &PerfEventContext, tgid: u32, tid: u32, reason: u32) {
-    let Some(mut entry) = EVENTS.reserve::<CpuSample>(0) else {
-        bump(counter::DROP_RINGBUF_FULL);
-        return;
-    };
     // Direct loads from the context: the verifier rewrites them to go
     // through the kernel's pointer to the sampled registers (a probe read
     // of the context would read that pointer instead).
     // SAFETY: `ctx.ctx` is the program's context.
     let sampled = unsafe { &(*ctx.ctx).regs };
-    let in_user = sampled.cs & 3 == 3;
-    let user_regs = if in_user {
-        UserRegs {
+    let (user, kernel_stack) = if sampled.cs & 3 == 3 {
+        let user = UserRegs {
             ip: sampled.rip,
             sp: sampled.rsp,
             bp: sampled.rbp,
-        }
-    } else {
-        current_user_regs().unwrap_or_default()
-    };
-    let kernel_stack = if in_user {
-        -1
+        };
+        (user, -1)
     } else {
         // Userspace reads a stack as soon as its event arrives, so a bucket
         // may be reused for a newer stack (no -EEXIST misses).
-        ctx.get_stackid(&KERNEL_STACKS, BPF_F_REUSE_STACKID)
+        let id = ctx
+            .get_stackid(&KERNEL_STACKS, BPF_F_REUSE_STACKID)
             .unwrap_or_else(|_| {
                 bump(counter::DROP_KERNEL_STACK);
                 -1
-            })
+            });
+        (current_user_regs().unwrap_or_default(), id)
+    };
+    send(tgid, tid, SAMPLE_PROFILE, user, kernel_stack);
+    0
+}
+
+/// `hrtimer_expire_entry`: a timer fires on this CPU, in an interrupt of
+/// whatever runs there; the scheduler tick of a busy CPU is one (HZ, 250
+/// here). A perf event of our own at 1 kHz did the same job and cost every
+/// CPU of this VM ~1.5 % in interrupts (~15 µs each); the tick is there
+/// anyway. The samples carry the user stack only: the kernel's would be
+/// the interrupt's.
+#[raw_tracepoint(tracepoint = "hrtimer_expire_entry")]
+pub fn stall_sample(_ctx: RawTracePointContext) -> i32 {
+    if let Some((tgid, tid)) = current_traced()
+        && let Some(state) = existing_thread_state(tid)
+        && state.take_stall_sample(now_ns(), STALL_SAMPLE_AFTER_NS.load())
+    {
+        // The registers saved when the thread last entered the kernel: at
+        // this interrupt if it ran user code, else at its syscall.
+        let user = current_user_regs().unwrap_or_default();
+        send(tgid, tid, SAMPLE_STALL, user, -1);
+    }
+    0
+}
+
+fn send(tgid: u32, tid: u32, reason: u32, user: UserRegs, kernel_stack: i64) {
+    let Some(mut entry) = EVENTS.reserve::<CpuSample>(0) else {
+        bump(counter::DROP_RINGBUF_FULL);
+        return;
     };
     let e = entry.as_mut_ptr();
     // SAFETY: `e` is a ring buffer reservation of the right size; every field
@@ -100,9 +102,9 @@ fn emit(ctx: &PerfEventContext, tgid: u32, tid: u32, reason: u32) {
         (*e).reason = reason;
         (*e)._pad = 0;
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        capture_user(user_regs, tgid, tid, addr_of_mut!((*e).stack));
+        capture_user(user, tgid, tid, addr_of_mut!((*e).stack));
         (*e).stack.kernel_stack_id = kernel_stack;
     }
-    entry.submit(0);
+    entry.submit(batched());
     bump(counter::EVENTS_SENT);
 }

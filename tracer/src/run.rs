@@ -33,6 +33,10 @@ use crate::{
 /// How often the event loops' statistics are read for their time series.
 const LOOP_SERIES_PERIOD: Duration = Duration::from_millis(100);
 
+/// How often the ring buffer is read for the records that do not wake us
+/// (CPU samples: a wake-up costs the sampled CPU more than the sample).
+const BATCH_DRAIN_PERIOD: Duration = Duration::from_millis(50);
+
 /// How often, and how long, a started command is checked for a runtime.
 const RUNTIME_WATCH_PERIOD: Duration = Duration::from_millis(5);
 const RUNTIME_WATCH_TIME: Duration = Duration::from_secs(5);
@@ -153,6 +157,7 @@ impl Session {
         let deadline = duration.map(|d| started + d);
         let mut ticks = interval(Duration::from_secs(1));
         let mut loop_reads = interval(LOOP_SERIES_PERIOD);
+        let mut batch_drains = interval(BATCH_DRAIN_PERIOD);
         let mut series = LoopSeries::default();
         // A started command is watched until its runtime is known, so that
         // its first events already carry Python frames.
@@ -179,6 +184,10 @@ impl Session {
                         self.recorder.watch_runtime(pid);
                         apply_updates(&mut self.recorder, &mut self.probes)?;
                     }
+                }
+                _ = batch_drains.tick() => {
+                    drain(ring.get_mut(), &mut self.recorder, &self.probes);
+                    apply_updates(&mut self.recorder, &mut self.probes)?;
                 }
                 _ = loop_reads.tick() => {
                     let now = monotonic_ns().saturating_sub(self.start_ns);

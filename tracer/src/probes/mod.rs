@@ -28,10 +28,6 @@ use crate::{
     trace::{Drops, RunqueueLatency, ShortOffCpu, SyscallTotals},
 };
 
-/// Period of the stall sampler: 1 ms, enough samples to name the hot code
-/// of a 20 ms stall.
-const STALL_SAMPLE_PERIOD_NS: u64 = 1_000_000;
-
 /// The kernel object, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probes"));
 
@@ -91,6 +87,15 @@ const WAIT_SYSCALLS: [&str; 9] = [
     "futex",
 ];
 
+/// Raw tracepoints of the scheduler and of process lifecycle, attached in
+/// both modes; each program has the tracepoint's name.
+const SCHEDULER_PROGRAMS: [&str; 4] = [
+    "sched_switch",
+    "sched_wakeup",
+    "sched_process_exit",
+    "sched_process_fork",
+];
+
 pub struct Probes {
     ebpf: Ebpf,
     /// Lean mode's links to the `syscalls:` tracepoints, by program.
@@ -102,9 +107,16 @@ impl Probes {
     /// following children, the processes added with
     /// [`Probes::trace_process`]).
     pub fn load(settings: &ProbeSettings, target_pid: u32) -> Result<Self, ProbeError> {
-        let kernel = kernel_offsets::from_running_kernel()?;
+        // aya's loader parses the kernel BTF as it is made, and our offsets
+        // need a parse of their own: side by side, ~15 ms each.
+        let (kernel, mut loader) = std::thread::scope(|scope| {
+            let offsets = scope.spawn(kernel_offsets::from_running_kernel);
+            let loader = EbpfLoader::new();
+            (offsets.join(), loader)
+        });
+        let kernel = kernel.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         let stall_sample_after = settings.threshold_ns / 2;
-        let mut ebpf = EbpfLoader::new()
+        let mut ebpf = loader
             .override_global(globals::THRESHOLD_NS, &settings.threshold_ns, true)
             .override_global(globals::STALL_SAMPLE_AFTER_NS, &stall_sample_after, true)
             .override_global(globals::OFFCPU_MIN_NS, &settings.offcpu_min_ns, true)
@@ -118,6 +130,7 @@ impl Probes {
             .override_global(globals::KERNEL, &kernel, true)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
+        load_programs(&mut ebpf, &programs_for(settings))?;
         let mut wait_links = Vec::new();
         if settings.lean {
             for (name, prefix) in [
@@ -129,25 +142,16 @@ impl Probes {
             }
             install_sleep_capture(&mut ebpf)?;
         } else {
-            attach_raw_tracepoint(&mut ebpf, "sys_enter")?;
-            attach_raw_tracepoint(&mut ebpf, "sys_exit")?;
+            attach_raw_tracepoint(&mut ebpf, "sys_enter", "sys_enter")?;
+            attach_raw_tracepoint(&mut ebpf, "sys_exit", "sys_exit")?;
         }
-        for name in [
-            "sched_switch",
-            "sched_wakeup",
-            "sched_process_exit",
-            "sched_process_fork",
-        ] {
-            attach_raw_tracepoint(&mut ebpf, name)?;
+        for name in SCHEDULER_PROGRAMS {
+            attach_raw_tracepoint(&mut ebpf, name, name)?;
         }
-        attach_sampler(
-            &mut ebpf,
-            "stall_sample",
-            SamplePolicy::Period(STALL_SAMPLE_PERIOD_NS),
-        )?;
+        attach_raw_tracepoint(&mut ebpf, "stall_sample", "hrtimer_expire_entry")?;
         // A fixed period, not a frequency the kernel adjusts: each sample
         // then stands for exactly 1/hz of CPU time. Rate 0: no profile.
-        if let Some(period_ns) = 1_000_000_000u64.checked_div(settings.profile_hz) {
+        if let Some(period_ns) = profile_period_ns(settings) {
             attach_sampler(&mut ebpf, "profile_sample", SamplePolicy::Period(period_ns))?;
         }
         Ok(Self { ebpf, wait_links })
@@ -410,16 +414,81 @@ where
         .ok_or(ProbeError::MissingProgram(name))
 }
 
-/// Loads program `name` and attaches it to the raw tracepoint of that name.
-fn attach_raw_tracepoint(ebpf: &mut Ebpf, name: &'static str) -> Result<(), ProbeError> {
+/// The sampling period of the CPU profile, if there is one.
+fn profile_period_ns(settings: &ProbeSettings) -> Option<u64> {
+    1_000_000_000u64.checked_div(settings.profile_hz)
+}
+
+/// The programs `settings` use (those of the other mode stay unloaded).
+fn programs_for(settings: &ProbeSettings) -> Vec<&'static str> {
+    let mut names = if settings.lean {
+        vec!["wait_syscall_enter", "wait_syscall_exit", "sleep_capture"]
+    } else {
+        vec!["sys_enter", "sys_exit"]
+    };
+    names.extend(SCHEDULER_PROGRAMS);
+    names.push("stall_sample");
+    if profile_period_ns(settings).is_some() {
+        names.push("profile_sample");
+    }
+    names
+}
+
+/// Loads programs `names` into the kernel, one thread each: the verifier
+/// takes most of the attach time (40-90 ms for the larger programs here)
+/// and runs on the calling thread, so side by side they use every core.
+fn load_programs(ebpf: &mut Ebpf, names: &[&'static str]) -> Result<(), ProbeError> {
+    let wanted: Vec<(&'static str, &mut Program)> = ebpf
+        .programs_mut()
+        .filter_map(|(name, program)| {
+            let name = names.iter().find(|wanted| **wanted == name)?;
+            Some((*name, program))
+        })
+        .collect();
+    if let Some(missing) = names
+        .iter()
+        .find(|name| !wanted.iter().any(|(found, _)| found == *name))
+    {
+        return Err(ProbeError::MissingProgram(missing));
+    }
+    std::thread::scope(|scope| {
+        let loads: Vec<_> = wanted
+            .into_iter()
+            .map(|(name, program)| (name, scope.spawn(move || load_program(program))))
+            .collect();
+        loads.into_iter().try_for_each(|(name, loading)| {
+            let result = loading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            result.map_err(|source| ProbeError::Attach { what: name, source })
+        })
+    })
+}
+
+/// Loads one program of the types this object has.
+fn load_program(program: &mut Program) -> Result<(), aya::programs::ProgramError> {
+    match program {
+        Program::RawTracePoint(program) => program.load(),
+        Program::TracePoint(program) => program.load(),
+        Program::PerfEvent(program) => program.load(),
+        other => unreachable!("the object has no {:?} program", other.prog_type()),
+    }
+}
+
+/// Attaches the loaded program `name` to raw tracepoint `tracepoint`.
+fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    tracepoint: &str,
+) -> Result<(), ProbeError> {
     let program: &mut RawTracePoint = program(ebpf, name)?;
-    let error = |source| ProbeError::Attach { what: name, source };
-    program.load().map_err(error)?;
-    program.attach(name).map_err(error)?;
+    program
+        .attach(tracepoint)
+        .map_err(|source| ProbeError::Attach { what: name, source })?;
     Ok(())
 }
 
-/// Loads tracepoint program `name` and attaches it to
+/// Attaches the loaded tracepoint program `name` to
 /// `syscalls:{prefix}{call}` for each of the [`WAIT_SYSCALLS`].
 fn attach_syscall_tracepoints(
     ebpf: &mut Ebpf,
@@ -428,7 +497,6 @@ fn attach_syscall_tracepoints(
 ) -> Result<Vec<TracePointLinkId>, ProbeError> {
     let program: &mut TracePoint = program(ebpf, name)?;
     let error = |source| ProbeError::Attach { what: name, source };
-    program.load().map_err(error)?;
     WAIT_SYSCALLS
         .iter()
         .map(|call| {
@@ -439,13 +507,12 @@ fn attach_syscall_tracepoints(
         .collect()
 }
 
-/// Loads `sleep_capture` into its slot of `SLEEP_CAPTURE`, for
+/// Puts the loaded `sleep_capture` into its slot of `SLEEP_CAPTURE`, for
 /// `sched_switch` to tail-call.
 fn install_sleep_capture(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
     const NAME: &str = "sleep_capture";
     let program: &mut RawTracePoint = program(ebpf, NAME)?;
     let error = |source| ProbeError::Attach { what: NAME, source };
-    program.load().map_err(error)?;
     let fd = program
         .fd()
         .map_err(error)?
@@ -459,7 +526,7 @@ fn install_sleep_capture(ebpf: &mut Ebpf) -> Result<(), ProbeError> {
     slots.set(0, &fd, 0).map_err(map_error)
 }
 
-/// Loads perf-event program `name` and attaches it to a CPU clock on every
+/// Attaches the loaded perf-event program `name` to a CPU clock on every
 /// online CPU (the program picks the traced threads).
 fn attach_sampler(
     ebpf: &mut Ebpf,
@@ -468,7 +535,6 @@ fn attach_sampler(
 ) -> Result<(), ProbeError> {
     let program: &mut PerfEvent = program(ebpf, name)?;
     let error = |source| ProbeError::Attach { what: name, source };
-    program.load().map_err(error)?;
     let cpus = online_cpus().map_err(|(_, e)| ProbeError::Cpus(e))?;
     for cpu in cpus {
         program
