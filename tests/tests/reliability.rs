@@ -243,6 +243,21 @@ fn sigterm_writes_the_full_report() {
     assert_eq!(slow, sleeps, "drops {}", done.report["drops"]);
 }
 
+#[test]
+fn ctrl_c_right_after_attaching_still_writes_the_report() {
+    require_root!("ctrl_c_right_after_attaching_still_writes_the_report");
+    // The signal goes out the moment the "attached" line is read: the
+    // tracer must already catch it (it once died of it, without a report,
+    // in one run of three when the reader was quick).
+    // A target waiting for its "go".
+    let target = Target::start(Command::new(env!("TARGET_LOAD")).args(["60", "0", "1"]));
+    for _ in 0..5 {
+        let done = Tracer::attach(target.pid, &[]).interrupt();
+        assert!(done.status.success(), "{:?} {:?}", done.status, done.stderr);
+        assert_eq!(done.report["ended_by"], "interrupted (Ctrl-C)");
+    }
+}
+
 /// Whether a BPF program with this id is still loaded.
 fn program_exists(id: u32) -> bool {
     const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;

@@ -31,6 +31,7 @@ pub mod maps {
     pub const OFFCPU_SHORT: &str = "OFFCPU_SHORT";
     pub const RUNQUEUE: &str = "RUNQUEUE";
     pub const SLEEP_CAPTURE: &str = "SLEEP_CAPTURE";
+    pub const STOPPED: &str = "STOPPED";
 }
 
 /// Names of the settings (`Global` statics) userspace overrides at load time.

@@ -10,7 +10,7 @@ use anyhow::Context;
 use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
-    signal::unix::{SignalKind, signal},
+    signal::unix::{Signal, SignalKind, signal},
     time::{Instant, interval, sleep_until},
 };
 
@@ -48,6 +48,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         output::check_file(path)?;
     }
     privileges::check()?;
+    // Caught from before the "attached" line on: a Ctrl-C right after it
+    // must stop the recording, not kill the tracer without a report.
+    let signals = StopSignals::catch()?;
     let settings = ProbeSettings {
         threshold_ns: cli.threshold.as_nanos() as u64,
         offcpu_min_ns: cli.offcpu_min.as_nanos() as u64,
@@ -69,7 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             session.target.pid, session.target.comm
         );
     }
-    let trace = session.record(cli.duration, quiet).await?;
+    let trace = session.record(cli.duration, quiet, signals).await?;
     // Either output is written even if the other fails.
     let saved = cli
         .record
@@ -78,6 +81,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     publish(&trace, &outputs, quiet)?;
     saved.transpose()?;
     Ok(())
+}
+
+/// The signals that end a recording, caught for the whole run.
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl StopSignals {
+    fn catch() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
 }
 
 /// A target with the probes attached and recording.
@@ -139,7 +157,12 @@ impl Session {
         })
     }
 
-    async fn record(mut self, duration: Option<Duration>, quiet: bool) -> anyhow::Result<Trace> {
+    async fn record(
+        mut self,
+        duration: Option<Duration>,
+        quiet: bool,
+        mut signals: StopSignals,
+    ) -> anyhow::Result<Trace> {
         let ring = self.probes.take_events()?;
         // SAFETY: the ring buffer owns its fd and keeps it open while it is
         // registered (AsyncFd owns the ring buffer).
@@ -151,8 +174,6 @@ impl Session {
             unsafe { AsyncFd::register_with_interest(self.pidfd.as_raw_fd(), Interest::READABLE) }
                 .map_err(|e| e.into_parts().1)
                 .context("cannot watch the target")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
         let started = Instant::now();
         let deadline = duration.map(|d| started + d);
         let mut ticks = interval(Duration::from_secs(1));
@@ -173,8 +194,8 @@ impl Session {
                     apply_updates(&mut self.recorder, &mut self.probes)?;
                 }
                 _ = exited.readable() => break self.exit_reason(),
-                _ = interrupt.recv() => break "interrupted (Ctrl-C)".to_string(),
-                _ = terminate.recv() => break "terminated (SIGTERM)".to_string(),
+                _ = signals.interrupt.recv() => break "interrupted (Ctrl-C)".to_string(),
+                _ = signals.terminate.recv() => break "terminated (SIGTERM)".to_string(),
                 _ = sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
                     break "duration elapsed".to_string();
                 }
@@ -202,9 +223,7 @@ impl Session {
         progress.finish();
         abort::second_interrupt_aborts(quiet);
         drop(exited);
-        for failure in self.probes.stop() {
-            log::warn!("cannot stop probe {failure}; the last counts may run past the report");
-        }
+        self.probes.stop()?;
         drain(ring.get_mut(), &mut self.recorder, &self.probes);
         let end_ns = monotonic_ns();
         let duration_ns = end_ns.saturating_sub(self.start_ns);
@@ -229,6 +248,7 @@ impl Session {
             },
             drops: self.probes.drops()?,
         };
+        self.probes.release();
         Ok(self.recorder.finish(ending))
     }
 

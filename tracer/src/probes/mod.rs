@@ -2,6 +2,7 @@
 
 pub mod btf;
 mod kernel_offsets;
+mod release;
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -312,11 +313,34 @@ impl Probes {
         Ok(times)
     }
 
-    /// Detaches and unloads every program, so that nothing is counted or
-    /// streamed after this: the last drain of the ring buffer and the final
-    /// reads of the maps then describe the same calls. Returns the names of
-    /// programs that could not be unloaded.
-    pub fn stop(&mut self) -> Vec<String> {
+    /// Stops tracing: nothing is counted or streamed once this returns, so
+    /// the last drain of the ring buffer and the final reads of the maps
+    /// describe the same calls. The programs stay attached, idle, until
+    /// [`Probes::release`]; where the kernel cannot wait for the programs
+    /// running at the moment (nohz_full), they are detached now instead.
+    pub fn stop(&mut self) -> Result<(), ProbeError> {
+        let map_error = map_error(maps::STOPPED);
+        let mut flag: Array<_, u32> =
+            Array::try_from(self.map_mut(maps::STOPPED)?).map_err(map_error)?;
+        flag.set(0, 1, 0).map_err(map_error)?;
+        if let Err(error) = release::wait_for_running_programs() {
+            log::debug!("membarrier: {error}; detaching the programs instead");
+            for failure in self.detach() {
+                log::warn!("cannot stop probe {failure}; the last counts may run past the report");
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets go of the programs without waiting for the kernel to detach
+    /// them (see `release.rs`).
+    pub fn release(self) {
+        release::hold_until_exit(self.ebpf);
+    }
+
+    /// Detaches and unloads every program. Returns the names of programs
+    /// that could not be unloaded.
+    fn detach(&mut self) -> Vec<String> {
         let mut failed = Vec::new();
         // Each `syscalls:` tracepoint link waits out an RCU grace period as
         // it goes (~70 ms here): one after the other they took 1.3 s, side
