@@ -21,7 +21,7 @@ use crate::{
     maps::{existing_thread_state, header, send},
     sched::add_short_offcpu,
     stack::{PT_REGS_AX, PT_REGS_ORIG_AX, current_pt_regs, first_arg, pt_reg},
-    syscalls::{Call, OFFCPU_MIN_NS, THRESHOLD_NS, emit, on_enter, on_exit},
+    syscalls::{Call, Detail, OFFCPU_MIN_NS, THRESHOLD_NS, emit, on_enter, on_exit},
     target::current_traced,
 };
 
@@ -138,7 +138,15 @@ pub fn sleep_capture(_ctx: RawTracePointContext) -> i32 {
             duration: 0,
             blocked: 0,
         };
-        emit(kind::SLEEP_BEGIN, regs, tgid, tid, &call, call.start);
+        emit(
+            kind::SLEEP_BEGIN,
+            regs,
+            tgid,
+            tid,
+            &call,
+            call.start,
+            Detail::Full,
+        );
     }
     0
 }

@@ -102,7 +102,7 @@ fn send(tgid: u32, tid: u32, reason: u32, user: UserRegs, kernel_stack: i64) {
         (*e).reason = reason;
         (*e)._pad = 0;
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        capture_user(user, tgid, tid, addr_of_mut!((*e).stack));
+        capture_user(user, tgid, tid, true, addr_of_mut!((*e).stack));
         (*e).stack.kernel_stack_id = kernel_stack;
     }
     entry.submit(batched());

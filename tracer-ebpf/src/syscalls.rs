@@ -9,7 +9,7 @@ use aya_ebpf::{
     Global, helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
 use tracer_common::{
-    MAX_SYSCALL_NR, SYSCALL_IN_ITERATION, SlowSyscall, ThreadState, counter, hist, kind,
+    FdInfo, MAX_SYSCALL_NR, SYSCALL_IN_ITERATION, SlowSyscall, ThreadState, counter, hist, kind,
 };
 
 use crate::{
@@ -95,7 +95,15 @@ fn futex_wait_enter(
             duration: 0,
             blocked: 0,
         };
-        emit(kind::WAIT_PROBE, regs, tgid, tid, &call, now);
+        emit(
+            kind::WAIT_PROBE,
+            regs,
+            tgid,
+            tid,
+            &call,
+            now,
+            Detail::NativeStack,
+        );
     }
 }
 
@@ -156,7 +164,15 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: *const u8) {
             duration,
             blocked,
         };
-        emit(kind::SLOW_SYSCALL, regs, tgid, tid, &call, now);
+        emit(
+            kind::SLOW_SYSCALL,
+            regs,
+            tgid,
+            tid,
+            &call,
+            now,
+            Detail::Full,
+        );
     }
 }
 
@@ -199,10 +215,29 @@ pub struct Call {
     pub blocked: u64,
 }
 
+/// What a streamed syscall event carries besides its registers and native
+/// stack.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The Python frames and what the fd is: what a report shows.
+    Full,
+    /// Nothing more: a wait probe, read for the runtime functions on its
+    /// native stack.
+    NativeStack,
+}
+
 /// Streams a syscall event of `kind` (slow call, wait probe, sleep) with
 /// its stack.
 #[inline(always)]
-pub fn emit(kind: u32, regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u64) {
+pub fn emit(
+    kind: u32,
+    regs: *const u8,
+    tgid: u32,
+    tid: u32,
+    call: &Call,
+    now: u64,
+    detail: Detail,
+) {
     let Some(mut entry) = EVENTS.reserve::<SlowSyscall>(0) else {
         bump(counter::DROP_RINGBUF_FULL);
         return;
@@ -219,9 +254,15 @@ pub fn emit(kind: u32, regs: *const u8, tgid: u32, tid: u32, call: &Call, now: u
         (*e).start_ns = call.start;
         (*e).duration_ns = call.duration;
         (*e).blocked_ns = call.blocked;
-        fds::describe((*e).arg0, addr_of_mut!((*e).fd));
+        let full = detail == Detail::Full;
+        if full {
+            fds::describe((*e).arg0, addr_of_mut!((*e).fd));
+        } else {
+            (*e).fd = FdInfo::default();
+        }
         (*e).comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        capture_user(user_regs_at(regs), tgid, tid, addr_of_mut!((*e).stack));
+        let stack = addr_of_mut!((*e).stack);
+        capture_user(user_regs_at(regs), tgid, tid, full, stack);
     }
     entry.submit(0);
     bump(counter::EVENTS_SENT);
