@@ -261,6 +261,8 @@ pub struct ThreadState {
     pub user_stack_end: u64,
     /// When the thread's last stall sample was taken (see `stall_sample`).
     pub stall_sampled_ns: u64,
+    /// Time in idle waits not yet added to the loop's statistics.
+    pub idle_before_ns: u64,
 }
 
 impl ThreadState {
@@ -343,7 +345,7 @@ const _: () = {
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 30 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 31 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(

@@ -22,6 +22,9 @@ pub struct Iteration {
     pub worst_nr: u64,
     pub worst_ns: u64,
     pub worst_arg0: u64,
+    /// How long the idle wait before it waited: the loop's statistics get
+    /// it with the iteration (one map update per iteration, not two).
+    pub idle_before_ns: u64,
 }
 
 impl ThreadState {
@@ -53,9 +56,11 @@ impl ThreadState {
         self.end_iteration(now, runtime_ns)
     }
 
-    /// The idle wait returned at `now`: a new iteration starts.
-    pub fn exit_idle_wait(&mut self, now: u64) {
+    /// The idle wait returned at `now` after waiting `waited` ns: a new
+    /// iteration starts.
+    pub fn exit_idle_wait(&mut self, now: u64, waited: u64) {
         self.in_idle_wait = 0;
+        self.idle_before_ns += waited;
         self.iter_start_ns = now;
         self.iter_oncpu_ns = 0;
         self.iter_runqueue_ns = 0;
@@ -135,6 +140,7 @@ impl ThreadState {
             worst_nr: self.iter_worst_nr,
             worst_ns: self.iter_worst_ns,
             worst_arg0: self.iter_worst_arg0,
+            idle_before_ns: core::mem::take(&mut self.idle_before_ns),
         })
     }
 }
@@ -158,12 +164,15 @@ mod tests {
         ended: std::vec::Vec<Iteration>,
         /// The scheduler's count of the thread's CPU time.
         runtime_ns: u64,
+        /// When the last idle wait began.
+        wait_began: u64,
     }
 
     impl Thread {
         fn poll_enter(&mut self, now: u64, key: u64, sp: u64) -> bool {
             let own = self.state.claims_idle_wait(key, sp);
             if own {
+                self.wait_began = now;
                 let runtime = self.runtime_ns;
                 self.ended
                     .extend(self.state.enter_idle_wait(now, || runtime));
@@ -171,7 +180,8 @@ mod tests {
             own
         }
         fn poll_exit(&mut self, now: u64) {
-            self.state.exit_idle_wait(now);
+            let waited = now - self.wait_began;
+            self.state.exit_idle_wait(now, waited);
         }
         fn syscall(&mut self, nr: u64, duration: u64, arg0: u64) {
             self.state.syscall_returned(nr, duration, || arg0);
@@ -209,6 +219,7 @@ mod tests {
                 worst_nr: RECVFROM,
                 worst_ns: 302 * MS,
                 worst_arg0: 7,
+                idle_before_ns: 8 * MS,
             }]
         );
         assert_eq!(t.state.in_idle_wait, 1);
@@ -314,10 +325,25 @@ mod tests {
     }
 
     #[test]
+    fn each_iteration_carries_the_idle_wait_before_it() {
+        let mut t = Thread::default();
+        t.poll_enter(MS, EPOLL_FD_4, SP);
+        t.poll_exit(5 * MS);
+        t.poll_enter(6 * MS, EPOLL_FD_4, SP);
+        t.poll_exit(16 * MS);
+        t.poll_enter(17 * MS, EPOLL_FD_4, SP);
+        let idle: std::vec::Vec<u64> = t.ended.iter().map(|it| it.idle_before_ns).collect();
+        assert_eq!(idle, [4 * MS, 10 * MS]);
+        // The wait now in progress goes with the next iteration.
+        t.poll_exit(20 * MS);
+        assert_eq!(t.state.idle_before_ns, 3 * MS);
+    }
+
+    #[test]
     fn a_park_recognised_late_ends_the_iteration_when_the_wait_began() {
         let mut t = Thread::default();
         t.state.oncpu_since_ns = MS;
-        t.state.exit_idle_wait(2 * MS);
+        t.state.exit_idle_wait(2 * MS, MS);
         // A futex wait from 12 ms, asleep until 500 ms: the worker's park.
         t.state.syscall_blocked_ns = 0;
         t.state.iteration_switched_out(12 * MS, 11 * MS);

@@ -7,7 +7,7 @@
 //! are in the saved user registers, and its stack is still the caller's.
 
 use aya_ebpf::{
-    Global,
+    EbpfContext, Global,
     macros::{map, raw_tracepoint, tracepoint},
     maps::ProgramArray,
     programs::{RawTracePointContext, TracePointContext},
@@ -20,7 +20,7 @@ use tracer_common::{
 use crate::{
     maps::{existing_thread_state, header, send},
     sched::add_short_offcpu,
-    stack::{PT_REGS_AX, PT_REGS_ORIG_AX, current_pt_regs, first_arg, pt_reg},
+    stack::{PT_REGS_AX, PT_REGS_ORIG_AX, current_pt_regs, first_arg, pt_reg, syscall_pt_regs},
     syscalls::{Call, Detail, OFFCPU_MIN_NS, THRESHOLD_NS, emit, on_enter, on_exit},
     target::current_traced,
 };
@@ -40,8 +40,12 @@ const NOT_IN_SYSCALL: u64 = u64::MAX;
 /// `-ENOSYS` as the saved `ax` holds it during a syscall.
 const ENOSYS_IN_AX: u64 = -38i64 as u64;
 
-// Offsets in the records of the `syscalls:sys_{enter,exit}_*` tracepoints.
+// Offsets in the records of the `syscalls:sys_{enter,exit}_*` tracepoints:
+// the number, then each argument in 8 bytes; or the return value. poll's
+// record, the shortest here, ends after three arguments (the kernel refuses
+// to attach a program that reads past a record).
 const TP_SYSCALL_NR: usize = 8;
+const TP_FIRST_ARG: usize = 16;
 const TP_RET: usize = 16;
 
 #[inline(always)]
@@ -49,15 +53,23 @@ pub fn lean() -> bool {
     LEAN.load() != 0
 }
 
+/// A field of the tracepoint's record, by plain load (no helper call).
+#[inline(always)]
+fn record_field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    // SAFETY: the offsets above are inside every attached tracepoint's
+    // record, and aligned; the verifier checks context loads.
+    unsafe { ctx.as_ptr().cast::<u8>().add(offset).cast::<T>().read() }
+}
+
 /// Attached to `syscalls:sys_enter_*` of the poll family and futex.
 #[tracepoint]
 pub fn wait_syscall_enter(ctx: TracePointContext) -> u32 {
     if let Some((tgid, tid)) = current_traced()
-        && let Some(regs) = current_pt_regs()
-        // SAFETY: the offset is inside the tracepoint's record.
-        && let Ok(nr) = unsafe { ctx.read_at::<i32>(TP_SYSCALL_NR) }
+        && let Some(regs) = syscall_pt_regs()
     {
-        on_enter(tgid, tid, nr as u64, regs);
+        let nr = record_field::<i32>(&ctx, TP_SYSCALL_NR);
+        let args = || [0, 1, 2].map(|i| record_field::<u64>(&ctx, TP_FIRST_ARG + 8 * i));
+        on_enter(tgid, tid, nr as u64, regs, args);
     }
     0
 }
@@ -65,12 +77,8 @@ pub fn wait_syscall_enter(ctx: TracePointContext) -> u32 {
 /// Attached to `syscalls:sys_exit_*` of the same calls.
 #[tracepoint]
 pub fn wait_syscall_exit(ctx: TracePointContext) -> u32 {
-    if let Some((tgid, tid)) = current_traced()
-        && let Some(regs) = current_pt_regs()
-        // SAFETY: the offset is inside the tracepoint's record.
-        && let Ok(ret) = unsafe { ctx.read_at::<i64>(TP_RET) }
-    {
-        on_exit(tgid, tid, ret, regs);
+    if let Some((tgid, tid)) = current_traced() {
+        on_exit(tgid, tid, record_field(&ctx, TP_RET), syscall_pt_regs);
     }
     0
 }

@@ -12,7 +12,7 @@ use tracer_common::{LoopStats, MAX_LOOPS, Stall, ThreadState, hist, iteration::I
 use crate::{
     kernel,
     maps::{header, send},
-    stack::{PT_REGS_DI, PT_REGS_DX, PT_REGS_R10, PT_REGS_SI, pt_reg},
+    stack::{PT_REGS_R10, pt_reg},
 };
 
 #[map]
@@ -50,36 +50,57 @@ const FUTEX_CMD_MASK: u64 = 0x7f;
 /// first).
 const MAX_PARK_PROBES: u64 = 8;
 
-/// The wait's key if `nr` is a poll-family call that waits for events:
-/// class in the high bits, fd (where there is one) in the low bits.
+/// Whether `nr` is a call [`wait_key`] or [`futex_wait_key`] may claim:
+/// only then are its arguments read.
 #[inline(always)]
-pub fn wait_key(nr: u64, regs: *const u8) -> Option<u64> {
+pub fn may_wait(nr: u64) -> bool {
+    matches!(
+        nr,
+        SYS_POLL
+            | SYS_SELECT
+            | SYS_EPOLL_WAIT
+            | SYS_PSELECT6
+            | SYS_PPOLL
+            | SYS_EPOLL_PWAIT
+            | SYS_IO_URING_ENTER
+            | SYS_EPOLL_PWAIT2
+            | SYS_FUTEX
+    )
+}
+
+/// The wait's key if `nr` is a poll-family call that waits for events:
+/// class in the high bits, fd (where there is one) in the low bits. `args`
+/// are its first three arguments, `regs` its saved registers (io_uring's
+/// flags are the fourth argument).
+#[inline(always)]
+pub fn wait_key(nr: u64, args: &[u64; 3], regs: *const u8) -> Option<u64> {
+    let [first, second, third] = *args;
     match nr {
         SYS_EPOLL_WAIT | SYS_EPOLL_PWAIT | SYS_EPOLL_PWAIT2 => {
-            Some(1 << 32 | (pt_reg(regs, PT_REGS_DI) & 0xffff_ffff))
+            Some(1 << 32 | (first & 0xffff_ffff))
         }
         // Without descriptors these are sleeps (CPython < 3.11's time.sleep
         // is a select), not waits for events.
-        SYS_SELECT | SYS_PSELECT6 => (pt_reg(regs, PT_REGS_DI) > 0).then_some(2 << 32),
-        SYS_POLL | SYS_PPOLL => (pt_reg(regs, PT_REGS_SI) > 0).then_some(2 << 32),
+        SYS_SELECT | SYS_PSELECT6 => (first > 0).then_some(2 << 32),
+        SYS_POLL | SYS_PPOLL => (second > 0).then_some(2 << 32),
         SYS_IO_URING_ENTER => {
             let flags = pt_reg(regs, PT_REGS_R10);
-            let min_complete = pt_reg(regs, PT_REGS_DX);
-            (flags & IORING_ENTER_GETEVENTS != 0 && min_complete > 0)
-                .then(|| 3 << 32 | (pt_reg(regs, PT_REGS_DI) & 0xffff_ffff))
+            (flags & IORING_ENTER_GETEVENTS != 0 && third > 0)
+                .then_some(3 << 32 | (first & 0xffff_ffff))
         }
         _ => None,
     }
 }
 
-/// The futex address if `nr` is a futex wait.
+/// The futex address if `nr` is a futex wait (`args` as in [`wait_key`]).
 #[inline(always)]
-pub fn futex_wait_key(nr: u64, regs: *const u8) -> Option<u64> {
+pub fn futex_wait_key(nr: u64, args: &[u64; 3]) -> Option<u64> {
     if nr != SYS_FUTEX {
         return None;
     }
-    let op = pt_reg(regs, PT_REGS_SI) & FUTEX_CMD_MASK;
-    (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET).then(|| pt_reg(regs, PT_REGS_DI))
+    let [address, op, _] = *args;
+    let op = op & FUTEX_CMD_MASK;
+    (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET).then_some(address)
 }
 
 /// A poll-family wait with `key` called with user stack pointer `sp`
@@ -137,7 +158,7 @@ pub fn late_park_exit(
     if let Some(iteration) = state.end_iteration_at_park(began, current_runtime_ns) {
         record(&iteration, state.loop_key, tgid, tid, began, threshold);
     }
-    idle_wait_exit(state, tid, now, now.saturating_sub(began));
+    idle_wait_exit(state, now, now.saturating_sub(began));
 }
 
 #[inline(always)]
@@ -149,18 +170,20 @@ pub fn idle_wait_enter(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, t
 
 /// The idle wait returned after `waited` ns: a new iteration starts.
 #[inline(always)]
-pub fn idle_wait_exit(state: &mut ThreadState, tid: u32, now: u64, waited: u64) {
-    state.exit_idle_wait(now);
-    if let Some(stats) = loop_stats(tid) {
-        // SAFETY: only this thread updates its entry.
-        unsafe { (*stats).idle_ns += waited };
-    }
+pub fn idle_wait_exit(state: &mut ThreadState, now: u64, waited: u64) {
+    state.exit_idle_wait(now, waited);
 }
 
-/// A syscall other than the idle wait returned inside an iteration.
+/// A syscall other than the idle wait returned inside an iteration;
+/// `first_arg` reads its first argument if it is the longest so far.
 #[inline(always)]
-pub fn syscall_in_iteration(state: &mut ThreadState, nr: u64, duration: u64, regs: *const u8) {
-    state.syscall_returned(nr, duration, || pt_reg(regs, PT_REGS_DI));
+pub fn syscall_in_iteration(
+    state: &mut ThreadState,
+    nr: u64,
+    duration: u64,
+    first_arg: impl FnOnce() -> u64,
+) {
+    state.syscall_returned(nr, duration, first_arg);
 }
 
 /// The scheduler's count of the current thread's CPU time.
@@ -187,6 +210,7 @@ fn record(iteration: &Iteration, loop_key: u64, tgid: u32, tid: u32, now: u64, t
         let bucket = hist::bucket(busy) & (hist::HIST_BUCKETS - 1);
         // SAFETY: only this thread updates its entry.
         unsafe {
+            (*stats).idle_ns += iteration.idle_before_ns;
             (*stats).iterations += 1;
             (*stats).busy_ns += busy;
             if busy > (*stats).max_busy_ns {

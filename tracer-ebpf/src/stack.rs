@@ -20,7 +20,7 @@ pub const PT_REGS_DI: usize = 112;
 pub const PT_REGS_ORIG_AX: usize = 120;
 const PT_REGS_IP: usize = 128;
 const PT_REGS_CS: usize = 136;
-const PT_REGS_SP: usize = 152;
+pub const PT_REGS_SP: usize = 152;
 /// sizeof(struct pt_regs).
 const PT_REGS_SIZE: u64 = 168;
 /// The user code segment selector: the registers are from user mode.
@@ -52,14 +52,27 @@ pub fn user_regs_at(regs: *const u8) -> UserRegs {
     }
 }
 
+/// The user stack pointer, from a `struct pt_regs *`.
+#[inline(always)]
+pub fn user_sp(regs: *const u8) -> u64 {
+    pt_reg(regs, PT_REGS_SP)
+}
+
 /// The current task's saved user registers (`task_pt_regs(current)`, a
-/// `struct pt_regs *`): at the top of its kernel stack. None if they do not
+/// `struct pt_regs *`): at the top of its kernel stack. In a syscall they
+/// are the caller's, so unlike [`current_pt_regs`] this does not check.
+#[inline(always)]
+pub fn syscall_pt_regs() -> Option<*const u8> {
+    let task = kernel::current_task();
+    let stack = kernel::read::<u64>(task, kernel::offsets().task_stack)?;
+    Some((stack + THREAD_SIZE - PT_REGS_SIZE) as *const u8)
+}
+
+/// As [`syscall_pt_regs`], in any context: None if the registers do not
 /// look like user mode.
 #[inline(always)]
 pub fn current_pt_regs() -> Option<*const u8> {
-    let task = kernel::current_task();
-    let stack = kernel::read::<u64>(task, kernel::offsets().task_stack)?;
-    let regs = (stack + THREAD_SIZE - PT_REGS_SIZE) as *const u8;
+    let regs = syscall_pt_regs()?;
     (pt_reg(regs, PT_REGS_CS) == USER_CS).then_some(regs)
 }
 

@@ -19,7 +19,9 @@ use crate::{
     kernel, loops,
     maps::{EVENTS, SYSCALL_STATS, existing_thread_state, header, thread_state},
     sched::add_short_offcpu,
-    stack::{capture_user, first_arg, user_regs_at},
+    stack::{
+        PT_REGS_DI, PT_REGS_DX, PT_REGS_SI, capture_user, first_arg, pt_reg, user_regs_at, user_sp,
+    },
     target::current_traced,
 };
 
@@ -39,23 +41,33 @@ const SYS_FUTEX: u64 = 202;
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     if let Some((tgid, tid)) = current_traced() {
-        on_enter(tgid, tid, ctx.arg(1), ctx.arg(0));
+        let regs: *const u8 = ctx.arg(0);
+        let args = || [PT_REGS_DI, PT_REGS_SI, PT_REGS_DX].map(|reg| pt_reg(regs, reg));
+        on_enter(tgid, tid, ctx.arg(1), regs, args);
     }
     0
 }
 
 /// Syscall `nr` of a traced thread begins; `regs` are its saved user
-/// registers (`struct pt_regs *`).
+/// registers (`struct pt_regs *`), `args` reads its first three arguments
+/// (asked only of the calls an event loop may wait in).
 #[inline(always)]
-pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8) {
+pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8, args: impl FnOnce() -> [u64; 3]) {
     // These never return, so they are counted on the way in.
     if nr == SYS_EXIT || nr == SYS_EXIT_GROUP {
         account(nr, 0, 0);
         return;
     }
     let now = now_ns();
-    let wait_key = loops::wait_key(nr, regs);
-    let futex_key = loops::futex_wait_key(nr, regs);
+    let (wait_key, futex_key) = if loops::may_wait(nr) {
+        let args = args();
+        (
+            loops::wait_key(nr, &args, regs),
+            loops::futex_wait_key(nr, &args),
+        )
+    } else {
+        (None, None)
+    };
     let Some(state) = thread_state(tid, kernel::current_task) else {
         bump(counter::DROP_THREAD_MAP_FULL);
         return;
@@ -65,7 +77,7 @@ pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8) {
     state.syscall_blocked_ns = 0;
     state.syscall_flags = 0;
     if let Some(key) = wait_key {
-        let sp = user_regs_at(regs).sp;
+        let sp = user_sp(regs);
         loops::wait_enter(state, key, sp, tgid, tid, now, THRESHOLD_NS.load());
     } else if let Some(futex) = futex_key {
         futex_wait_enter(state, regs, futex, tgid, tid, now);
@@ -111,14 +123,15 @@ fn futex_wait_enter(
 pub fn sys_exit(ctx: RawTracePointContext) -> i32 {
     if let Some((tgid, tid)) = current_traced() {
         // The second argument of sys_exit is the return value, not the number.
-        on_exit(tgid, tid, ctx.arg(1), ctx.arg(0));
+        on_exit(tgid, tid, ctx.arg(1), || Some(ctx.arg(0)));
     }
     0
 }
 
-/// A syscall of a traced thread returns `ret`; `regs` as in [`on_enter`].
+/// A syscall of a traced thread returns `ret`; `regs` finds its saved user
+/// registers as in [`on_enter`] (only for a call that may be streamed).
 #[inline(always)]
-pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: *const u8) {
+pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: impl Fn() -> Option<*const u8>) {
     let Some(state) = existing_thread_state(tid) else {
         return;
     };
@@ -134,7 +147,7 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: *const u8) {
     account(nr, duration, ret);
     if state.in_idle_wait != 0 {
         // The loop's own wait: idle time, not a blocking call.
-        loops::idle_wait_exit(state, tid, now, duration);
+        loops::idle_wait_exit(state, now, duration);
         return;
     }
     if nr == SYS_FUTEX && state.iter_start_ns != 0 && loops::is_park(tid, state.syscall_futex) {
@@ -142,7 +155,7 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: *const u8) {
         loops::late_park_exit(state, tgid, tid, start, now, THRESHOLD_NS.load());
         return;
     }
-    loops::syscall_in_iteration(state, nr, duration, regs);
+    loops::syscall_in_iteration(state, nr, duration, || regs().map_or(0, first_arg));
     let blocked = state.syscall_blocked_ns;
     let offcpu_min = OFFCPU_MIN_NS.load();
     if blocked > 0 && blocked < offcpu_min {
@@ -150,7 +163,9 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: *const u8) {
     }
     // Streamed: blocking calls, and calls that slept long enough for the
     // off-CPU profile.
-    if duration >= THRESHOLD_NS.load() || blocked >= offcpu_min {
+    if (duration >= THRESHOLD_NS.load() || blocked >= offcpu_min)
+        && let Some(regs) = regs()
+    {
         let in_iteration = if state.iter_start_ns != 0 {
             SYSCALL_IN_ITERATION
         } else {
