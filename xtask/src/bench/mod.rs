@@ -69,7 +69,7 @@ pub fn bench(options: Options) -> anyhow::Result<()> {
         options.repeats,
         perf_skip.as_deref(),
     )?;
-    let (service, programs) = service::measure(
+    let (service, server_cost) = service::measure(
         &tracer,
         options.repeats,
         options.duration,
@@ -92,7 +92,7 @@ pub fn bench(options: Options) -> anyhow::Result<()> {
         wrk: service::load(options.duration),
         syscall,
         service,
-        programs,
+        server_cost,
         streamed_calls: syscall::STREAMED_CALLS,
         streamed,
         elapsed_s,

@@ -2,16 +2,19 @@
 //! a running pid, live before the benchmark starts, stopped as Ctrl-C would.
 
 use std::{
+    fs,
     os::unix::process::ExitStatusExt,
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
     thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
+use serde_json::Value;
 
 use super::process::{Guard, Lines, Stream, cpu_time, interrupt, piped, status_kib, wchan};
+use crate::command::workspace_root;
 
 /// Attaching includes loading and verifying the eBPF programs.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,8 +36,7 @@ pub enum Observer {
 }
 
 impl Observer {
-    fn command(self, tracer: &Path, pid: u32) -> Command {
-        let pid = pid.to_string();
+    fn command(self, tracer: &Path, pid: u32, report: Option<&Path>) -> Command {
         let mut command = match self {
             // Without -q, for its "attached to pid" line on stderr; the
             // report on stdout is discarded.
@@ -60,8 +62,18 @@ impl Observer {
                 command
             }
         };
-        command.args(["-p", &pid]);
+        if let Some(report) = report {
+            command.arg("--json").arg(report);
+        }
+        command.args(["-p", &pid.to_string()]);
         command
+    }
+
+    fn is_tracer(self) -> bool {
+        matches!(
+            self,
+            Self::Tracer | Self::TracerAllSyscalls | Self::TracerEveryCallSlow
+        )
     }
 
     pub fn name(self) -> &'static str {
@@ -79,6 +91,8 @@ pub struct Attached {
     stderr: Lines,
     /// From its start to its probes being live.
     pub attach_time: Duration,
+    /// Where tracer writes its JSON report.
+    report: Option<PathBuf>,
 }
 
 /// Starts `observer` on `pid` and waits until it traces: tracer and strace
@@ -86,7 +100,10 @@ pub struct Attached {
 /// before it first sleeps in poll() for them.
 pub fn attach(observer: Observer, tracer: &Path, pid: u32) -> anyhow::Result<Attached> {
     let started = Instant::now();
-    let mut command = observer.command(tracer, pid);
+    let report = observer
+        .is_tracer()
+        .then(|| workspace_root().join(format!("target/bench/tracer-of-{pid}.json")));
+    let mut command = observer.command(tracer, pid, report.as_deref());
     let mut child = Guard::spawn(observer.name(), piped(&mut command, false, false, true))?;
     let mut stderr = child.lines(Stream::Stderr)?;
     let ready = match observer {
@@ -107,7 +124,29 @@ pub fn attach(observer: Observer, tracer: &Path, pid: u32) -> anyhow::Result<Att
         child,
         stderr,
         attach_time: started.elapsed(),
+        report,
     })
+}
+
+/// An observer that stopped on SIGINT.
+pub struct Ended {
+    /// From SIGINT to its exit.
+    pub report_time: Duration,
+    /// tracer: the syscalls its report counted (in the default mode, those
+    /// of the wait family only).
+    pub syscalls_counted: Option<u64>,
+}
+
+/// The sum of the counts in the syscall table of tracer's JSON report.
+fn syscalls_counted(report: &Path) -> anyhow::Result<u64> {
+    let text =
+        fs::read_to_string(report).with_context(|| format!("cannot read {}", report.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", report.display()))?;
+    let rows = json["syscalls"]
+        .as_array()
+        .with_context(|| format!("no syscall table in {}", report.display()))?;
+    Ok(rows.iter().filter_map(|row| row["count"].as_u64()).sum())
 }
 
 fn wait_for_poll(child: &mut Guard, stderr: &mut Lines) -> anyhow::Result<()> {
@@ -140,11 +179,19 @@ impl Attached {
     }
 
     /// Sends SIGINT and returns the time until it exited (its report time).
-    pub fn interrupt(mut self) -> anyhow::Result<Duration> {
+    pub fn interrupt(mut self) -> anyhow::Result<Ended> {
         let started = Instant::now();
         interrupt(self.pid())?;
         self.wait(true)?;
-        Ok(started.elapsed())
+        let report_time = started.elapsed();
+        let syscalls_counted = match &self.report {
+            Some(path) => Some(syscalls_counted(path)?),
+            None => None,
+        };
+        Ok(Ended {
+            report_time,
+            syscalls_counted,
+        })
     }
 
     /// Waits for it to exit by itself (as all three do when their target

@@ -9,13 +9,18 @@ use anyhow::Context;
 const STATS_SWITCH: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 /// The program groups, by `prog_type` in fdinfo: tracepoint (the syscall
-/// tracepoints), raw tracepoint (scheduler and process events, and the
-/// raw syscall tracepoints of --all-syscalls), perf event (the samplers).
+/// tracepoints), raw tracepoint (scheduler, timer and process events, and
+/// the raw syscall tracepoints of --all-syscalls), perf event (the CPU
+/// profile).
 pub const GROUPS: [(&str, u32); 3] = [
     ("syscalls: tracepoints", 5),
     ("raw tracepoints", 17),
-    ("CPU samplers", 7),
+    ("CPU profile", 7),
 ];
+
+/// Indexes in [`GROUPS`].
+pub const WAIT_SYSCALLS: usize = 0;
+pub const SCHEDULER: usize = 1;
 
 /// The kernel's statistics are on while this lives. They cost two clock
 /// reads per program run, so only a run of its own measures them.
@@ -37,9 +42,31 @@ impl Drop for StatsOn {
     }
 }
 
-/// Run time so far of the programs process `pid` holds, by [`GROUPS`].
-pub fn run_times(pid: u32) -> anyhow::Result<[Duration; 3]> {
-    let mut times = [Duration::ZERO; 3];
+/// What the kernel counted of a group of programs so far.
+#[derive(Clone, Copy, Default)]
+pub struct Runs {
+    pub time: Duration,
+    pub count: u64,
+}
+
+impl Runs {
+    /// What was counted since `before`.
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            time: self.time.saturating_sub(before.time),
+            count: self.count.saturating_sub(before.count),
+        }
+    }
+
+    /// Mean time of one run, ns.
+    pub fn mean_ns(self) -> f64 {
+        self.time.as_nanos() as f64 / self.count.max(1) as f64
+    }
+}
+
+/// Runs so far of the programs process `pid` holds, by [`GROUPS`].
+pub fn runs(pid: u32) -> anyhow::Result<[Runs; 3]> {
+    let mut runs = [Runs::default(); 3];
     let mut seen = Vec::new();
     let dir = format!("/proc/{pid}/fdinfo");
     for entry in fs::read_dir(&dir).with_context(|| dir.clone())? {
@@ -52,9 +79,12 @@ pub fn run_times(pid: u32) -> anyhow::Result<[Duration; 3]> {
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
                 .and_then(|value| value.trim().parse().ok())
         };
-        let (Some(id), Some(kind), Some(run_ns)) =
-            (field("prog_id"), field("prog_type"), field("run_time_ns"))
-        else {
+        let (Some(id), Some(kind), Some(run_ns), Some(count)) = (
+            field("prog_id"),
+            field("prog_type"),
+            field("run_time_ns"),
+            field("run_cnt"),
+        ) else {
             continue;
         };
         if seen.contains(&id) {
@@ -62,8 +92,9 @@ pub fn run_times(pid: u32) -> anyhow::Result<[Duration; 3]> {
         }
         seen.push(id);
         if let Some(group) = GROUPS.iter().position(|(_, k)| u64::from(*k) == kind) {
-            times[group] += Duration::from_nanos(run_ns);
+            runs[group].time += Duration::from_nanos(run_ns);
+            runs[group].count += count;
         }
     }
-    Ok(times)
+    Ok(runs)
 }

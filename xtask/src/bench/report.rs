@@ -7,9 +7,10 @@ use serde_json::{Value, json};
 use super::NICE;
 use super::programs::GROUPS;
 use super::results::{
-    ProgramTimes, Relative, Results, Row, added, cpu_added, cpu_percent_of_bare, percent_of_bare,
+    Relative, Results, Row, ServerCost, added, cpu_added, cpu_percent_of_bare, percent_of_bare,
     ratio, spread, twin_percent,
 };
+use super::syscall::ENTRY_PATH_ROW;
 
 /// "median [min–max]" with `decimals` digits.
 fn show(values: &[f64], decimals: usize) -> String {
@@ -145,7 +146,7 @@ pub fn table(results: &Results) -> String {
          It leaves out what both twins pay alike (the syscall entry path, timer interrupts: see 1's other-process rows), and, like any CPU-time figure, the time strace keeps its target stopped"
     );
 
-    programs_section(&mut out, &r.programs);
+    server_cost_section(&mut out, r);
 
     let _ = writeln!(out, "\n3. The tools themselves while tracing (2), unpinned");
     let header = [
@@ -200,33 +201,95 @@ const PER_CALL: Columns = Columns {
     figures: &[(values, 0), (added, 0), (ratio, 2), (cpu_added, 0)],
 };
 
-/// 2b: the tracer's kernel programs, from a run of their own per repeat.
-fn programs_section(out: &mut String, p: &ProgramTimes) {
+/// Per repeat: ns per request of the traced server that its syscalls' slower
+/// entry path costs (1's other-process row × its syscalls per request).
+fn entry_path_ns(r: &Results) -> Vec<f64> {
+    let (Some(base), Some(row)) = (r.syscall.first(), r.syscall.get(ENTRY_PATH_ROW)) else {
+        return Vec::new();
+    };
+    added(row, base)
+        .iter()
+        .zip(&r.server_cost.syscalls)
+        .map(|(ns, syscalls)| ns * syscalls)
+        .collect()
+}
+
+/// Per repeat: each of `parts` summed, in ns per request.
+fn sum(parts: &[&[f64]]) -> Vec<f64> {
+    let repeats = parts.iter().map(|part| part.len()).min().unwrap_or(0);
+    (0..repeats)
+        .map(|i| parts.iter().map(|part| part[i]).sum())
+        .collect()
+}
+
+/// Per repeat: `ns` per request in percent of the server's CPU time.
+fn percent_of_server(ns: &[f64], c: &ServerCost) -> Vec<f64> {
+    ns.iter()
+        .zip(&c.server_ns)
+        .map(|(ns, server)| 100.0 * ns / server)
+        .collect()
+}
+
+/// The figures of 2b, per repeat: (label, ns per request).
+fn server_cost_rows(r: &Results) -> Vec<(String, Vec<f64>)> {
+    let c = &r.server_cost;
+    let mut rows: Vec<(String, Vec<f64>)> = GROUPS
+        .iter()
+        .zip(&c.traced_work_ns)
+        .map(|((group, _), ns)| (format!("programs' work: {group}"), ns.clone()))
+        .collect();
+    rows.push((
+        "programs' filter on its own events".into(),
+        c.own_filter_ns.clone(),
+    ));
+    let syscalls = show(&c.syscalls, 1);
+    rows.push((
+        format!("syscall entry path ({syscalls} syscalls/req × 1's other-process row)"),
+        entry_path_ns(r),
+    ));
+    let parts: Vec<&[f64]> = rows.iter().map(|(_, ns)| ns.as_slice()).collect();
+    let total = sum(&parts);
+    rows.push(("all".into(), total));
+    rows
+}
+
+/// 2b: what the default tracer costs the traced server, by the kernel's
+/// accounting.
+fn server_cost_section(out: &mut String, r: &Results) {
+    let c = &r.server_cost;
     let _ = writeln!(
         out,
-        "\n2b. The tracer's eBPF programs during (2), default options, by the kernel's bpf_stats (a run of their own: the stats cost two clock reads per program run, counted here too)"
+        "\n2b. What the default tracer costs the traced server of (2), by the kernel's accounting (bpf_stats, in a run of its own beside a second tracer of an idle process; the stats add two clock reads to every program run, counted here too)"
     );
-    let widths = [31, 20];
-    let header = ["", "kernel ns per request", "% of the server's CPU"];
+    let widths = [58, 20];
+    let header = ["", "ns per request", "% of the server's CPU"];
     line(out, &widths, &header.map(String::from));
-    for ((group, _), per_request) in GROUPS.iter().zip(&p.per_request_ns) {
-        line(
+    let rows = server_cost_rows(r);
+    for (label, ns) in &rows {
+        let percent = show(&percent_of_server(ns, c), 2);
+        line(out, &widths, &[label.clone(), show(ns, 0), percent]);
+    }
+    if let Some((_, total)) = rows.last() {
+        let kept: Vec<f64> = percent_of_server(total, c)
+            .iter()
+            .map(|percent| 100.0 - percent)
+            .collect();
+        let _ = writeln!(
             out,
-            &widths,
-            &[group.to_string(), show(per_request, 0), String::new()],
+            "   the server keeps {} % of its throughput; its CPU: {} µs per request",
+            show(&kept, 2),
+            show(
+                &c.server_ns.iter().map(|ns| ns / 1000.0).collect::<Vec<_>>(),
+                1
+            )
         );
     }
-    let total: Vec<f64> = (0..p.percent_of_server.len())
-        .map(|i| p.per_request_ns.iter().map(|group| group[i]).sum())
-        .collect();
-    line(
-        out,
-        &widths,
-        &["all".into(), show(&total, 0), show(&p.percent_of_server, 2)],
-    );
     let _ = writeln!(
         out,
-        "   every run on the machine (the twin's, wrk's) per traced request: the programs' whole cost, without the syscall entry path they switch on"
+        "   work: the server's tracer's program time less the idle process's tracer's; filter: what the idle one spends per run, times the server's wait syscalls (2 runs each) and switches out. \
+         Not counted: the timer interrupts of the 99 Hz CPU profile, on every CPU. \
+         The idle process's tracer, on every process's events (the twin's, wrk's): {} ns per request",
+        show(&c.everyone_filter_ns, 0)
     );
 }
 
@@ -305,13 +368,14 @@ pub fn json(results: &Results) -> Value {
                 ("requests_per_cpu_s_percent_of_bare", cpu_percent_of_bare),
                 ("requests_per_cpu_s_percent_of_twin", twin_percent),
             ]),
-            "kernel_programs": {
-                "ns_per_request": GROUPS
-                    .iter()
-                    .zip(&r.programs.per_request_ns)
-                    .map(|((group, _), values)| ((*group).to_string(), summary(values)))
+            "cost_to_the_traced_server": {
+                "ns_per_request": server_cost_rows(r)
+                    .into_iter()
+                    .map(|(label, ns)| (label, summary(&ns)))
                     .collect::<serde_json::Map<String, Value>>(),
-                "percent_of_server_cpu": summary(&r.programs.percent_of_server),
+                "server_cpu_ns_per_request": summary(&r.server_cost.server_ns),
+                "syscalls_per_request": summary(&r.server_cost.syscalls),
+                "idle_tracer_ns_per_request": summary(&r.server_cost.everyone_filter_ns),
             },
         },
     })

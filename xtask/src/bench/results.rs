@@ -46,15 +46,23 @@ pub struct Cost {
     pub report_ms: Vec<f64>,
 }
 
-/// The tracer's eBPF programs during a run of (2) of their own, per repeat
-/// (see `programs`).
+/// Benchmark 2b, per repeat: what the traced server pays, by the kernel's
+/// accounting (see `service::measure_server_cost`). All in ns per request
+/// of the traced server.
 #[derive(Default)]
-pub struct ProgramTimes {
-    /// Kernel time per traced request, ns, by `programs::GROUPS`: every
-    /// run on the machine (the twin's and wrk's too).
-    pub per_request_ns: [Vec<f64>; 3],
-    /// All of it, in percent of the traced server's CPU time.
-    pub percent_of_server: Vec<f64>,
+pub struct ServerCost {
+    /// The programs' work for the traced server: its tracer's program time
+    /// less that of a tracer of an idle process, by `programs::GROUPS`.
+    pub traced_work_ns: [Vec<f64>; 3],
+    /// The programs' filter on the server's own events (its wait syscalls,
+    /// its switches out), which the difference above takes out.
+    pub own_filter_ns: Vec<f64>,
+    /// The idle process's tracer: the filter on every process's events.
+    pub everyone_filter_ns: Vec<f64>,
+    /// The traced server's CPU time.
+    pub server_ns: Vec<f64>,
+    /// The server's syscalls, from the `--all-syscalls` runs of (2).
+    pub syscalls: Vec<f64>,
 }
 
 pub struct Results {
@@ -68,7 +76,7 @@ pub struct Results {
     pub syscall: Vec<Row>,
     /// The first row is the bare baseline.
     pub service: Vec<Row>,
-    pub programs: ProgramTimes,
+    pub server_cost: ServerCost,
     pub streamed_calls: u64,
     /// The first row is the bare baseline.
     pub streamed: Vec<Row>,

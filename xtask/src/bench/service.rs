@@ -3,6 +3,7 @@
 //! itself costs meanwhile.
 
 use std::{
+    fs,
     path::Path,
     process::Command,
     time::{Duration, Instant},
@@ -13,8 +14,8 @@ use anyhow::{Context, bail};
 use super::{
     observer::{self, Attached, Observer},
     process::{Guard, Lines, Stream, piped, run_time},
-    programs::{self, StatsOn},
-    results::{ProgramTimes, Row},
+    programs::{self, Runs, StatsOn},
+    results::{Row, ServerCost},
 };
 use crate::command::workspace_root;
 
@@ -78,20 +79,20 @@ impl Server {
 /// This machine's speed drifts by up to 3× within minutes, so runs one
 /// after the other compare poorly: the traced server's CPU time per request
 /// against its twin's, measured in the same seconds, does not drift. Each
-/// configuration once per repeat, interleaved; then a run that measures the
-/// tracer's kernel programs.
+/// configuration once per repeat, interleaved; then a run that measures
+/// what the default tracer costs the server by the kernel's accounting.
 pub fn measure(
     tracer: &Path,
     repeats: usize,
     duration: Duration,
     perf_skip: Option<&str>,
-) -> anyhow::Result<(Vec<Row>, ProgramTimes)> {
+) -> anyhow::Result<(Vec<Row>, ServerCost)> {
     let twins = [Server::start()?, Server::start()?];
     // First requests are slower (imports, allocator growth): not measured.
     load_both([twins[0].port, twins[1].port], Duration::from_secs(2)).context("warm-up")?;
 
     let mut rows: Vec<Row> = CONFIGS.iter().map(|(_, label)| Row::new(*label)).collect();
-    let mut programs = ProgramTimes::default();
+    let mut cost = ServerCost::default();
     for repeat in 1..=repeats {
         for ((tool, label), row) in CONFIGS.iter().zip(&mut rows) {
             if *tool == Some(Observer::PerfTrace) && perf_skip.is_some() {
@@ -100,57 +101,116 @@ pub fn measure(
             }
             let traced = &twins[repeat % 2];
             let twin = &twins[1 - repeat % 2];
-            let rps = run(tracer, traced, twin, duration, *tool, row)
+            let run = run(tracer, traced, twin, duration, *tool, row)
                 .with_context(|| format!("aiohttp, {label}, repeat {repeat}"))?;
-            eprintln!("bench: [{repeat}/{repeats}] aiohttp, {label}: {rps:.0} requests/s");
+            if let (Some(Observer::TracerAllSyscalls), Some(syscalls)) = (tool, run.syscalls) {
+                cost.syscalls.push(syscalls as f64 / run.requests as f64);
+            }
+            eprintln!(
+                "bench: [{repeat}/{repeats}] aiohttp, {label}: {:.0} requests/s",
+                run.rps
+            );
         }
         let traced = &twins[repeat % 2];
-        let percent = measure_programs(
+        let percent = measure_server_cost(
             tracer,
             traced,
             twins[1 - repeat % 2].port,
             duration,
-            &mut programs,
+            &mut cost,
         )
-        .with_context(|| format!("aiohttp, kernel program time, repeat {repeat}"))?;
+        .with_context(|| format!("aiohttp, kernel accounting, repeat {repeat}"))?;
         eprintln!(
-            "bench: [{repeat}/{repeats}] aiohttp, tracer's kernel programs: {percent:.2} % of the server's CPU"
+            "bench: [{repeat}/{repeats}] aiohttp, the tracer's programs: {percent:.2} % of the server's CPU"
         );
     }
     for server in twins {
         server.stop()?;
     }
-    Ok((rows, programs))
+    Ok((rows, cost))
 }
 
-/// A run with the default tracer attached to `traced` and the kernel's
-/// program statistics on; adds to `times` and returns the programs' time
-/// in percent of the traced server's CPU time.
-fn measure_programs(
+/// A run with the default tracer attached to `traced`, a second one to an
+/// idle process, and the kernel's program statistics on. Both tracers'
+/// programs run on every process's events; only the first one's also work
+/// for the traced server, so the difference of their times is that work.
+/// Adds to `cost`; returns the programs' time for the server in percent of
+/// its CPU time.
+fn measure_server_cost(
     tracer: &Path,
     traced: &Server,
     twin_port: u16,
     duration: Duration,
-    times: &mut ProgramTimes,
+    cost: &mut ServerCost,
 ) -> anyhow::Result<f64> {
-    let attached = observer::attach(Observer::Tracer, tracer, traced.pid)?;
+    let idle = Guard::spawn(
+        "idle process",
+        piped(Command::new("sleep").arg("3600"), false, false, false),
+    )?;
+    let server_tracer = observer::attach(Observer::Tracer, tracer, traced.pid)?;
+    let idle_tracer = observer::attach(Observer::Tracer, tracer, idle.pid())?;
     let stats = StatsOn::enable()?;
-    let before = programs::run_times(attached.pid())?;
-    let cpu_before = run_time(traced.pid)?;
+    let runs = || -> anyhow::Result<_> {
+        Ok((
+            programs::runs(server_tracer.pid())?,
+            programs::runs(idle_tracer.pid())?,
+            run_time(traced.pid)?,
+            context_switches(traced.pid)?,
+        ))
+    };
+    let before = runs()?;
     let [(_, requests), _] = load_both([traced.port, twin_port], duration)?;
-    let cpu = run_time(traced.pid)?.saturating_sub(cpu_before);
-    let after = programs::run_times(attached.pid())?;
+    let after = runs()?;
     drop(stats);
-    attached.interrupt()?;
-    let mut total = Duration::ZERO;
-    for ((per_request, before), after) in times.per_request_ns.iter_mut().zip(before).zip(after) {
-        let spent = after.saturating_sub(before);
-        total += spent;
-        per_request.push(spent.as_nanos() as f64 / requests as f64);
+    let waits = server_tracer
+        .interrupt()?
+        .syscalls_counted
+        .context("no report from the server's tracer")?;
+    idle_tracer.interrupt()?;
+    drop(idle);
+
+    let per_request = |runs: Runs| runs.time.as_nanos() as f64 / requests as f64;
+    let mut work = 0.0;
+    let mut idle_runs = [Runs::default(); 3];
+    for (group, traced_work) in cost.traced_work_ns.iter_mut().enumerate() {
+        let server = after.0[group].since(before.0[group]);
+        idle_runs[group] = after.1[group].since(before.1[group]);
+        let ns = per_request(server) - per_request(idle_runs[group]);
+        traced_work.push(ns);
+        work += ns;
     }
-    let percent = 100.0 * total.as_secs_f64() / cpu.as_secs_f64();
-    times.percent_of_server.push(percent);
-    Ok(percent)
+    // A wait syscall runs an enter and an exit program.
+    let switches = after.3.saturating_sub(before.3);
+    let own_filter = 2.0 * waits as f64 * idle_runs[programs::WAIT_SYSCALLS].mean_ns()
+        + switches as f64 * idle_runs[programs::SCHEDULER].mean_ns();
+    cost.own_filter_ns.push(own_filter / requests as f64);
+    cost.everyone_filter_ns
+        .push(idle_runs.into_iter().map(per_request).sum());
+    let server_ns = after.2.saturating_sub(before.2).as_nanos() as f64 / requests as f64;
+    cost.server_ns.push(server_ns);
+    Ok(100.0 * (work + own_filter / requests as f64) / server_ns)
+}
+
+/// Times the threads of process `pid` were switched out, so far.
+fn context_switches(pid: u32) -> anyhow::Result<u64> {
+    let tasks = format!("/proc/{pid}/task");
+    let mut total = 0;
+    for task in fs::read_dir(&tasks).with_context(|| format!("cannot list {tasks}"))? {
+        // A thread that exited since the listing has nothing left to add.
+        let Ok(status) = fs::read_to_string(task?.path().join("status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .filter_map(|line| {
+                let count = line
+                    .strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))?;
+                count.trim().parse::<u64>().ok()
+            })
+            .sum::<u64>();
+    }
+    Ok(total)
 }
 
 /// Loads the servers on both `ports` at once for `duration`; returns each
@@ -161,10 +221,18 @@ fn load_both(ports: [u16; 2], duration: Duration) -> anyhow::Result<[(f64, u64);
     Ok([wrk_result(first, duration)?, wrk_result(second, duration)?])
 }
 
+/// What one run of (2) gives besides the figures of its row.
+struct Run {
+    rps: f64,
+    requests: u64,
+    /// The syscalls tracer counted (all of them with --all-syscalls).
+    syscalls: Option<u64>,
+}
+
 /// One run with `tool` attached to `traced` (if any) while `twin` runs
 /// untraced beside it; adds its figures to `row`: the traced server's
 /// requests/s, its CPU time per request, that per-request cost against the
-/// twin's, and what the tool cost. Returns the requests per second.
+/// twin's, and what the tool cost.
 fn run(
     tracer: &Path,
     traced: &Server,
@@ -172,7 +240,7 @@ fn run(
     duration: Duration,
     tool: Option<Observer>,
     row: &mut Row,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Run> {
     let attached = tool
         .map(|tool| observer::attach(tool, tracer, traced.pid))
         .transpose()?;
@@ -192,20 +260,27 @@ fn run(
     row.cpu_values.push(traced_cost);
     row.twin_percent.push(100.0 * twin_cost / traced_cost);
 
+    let mut run = Run {
+        rps,
+        requests,
+        syscalls: None,
+    };
     let (Some(attached), Some(tool_cpu_before)) = (attached, tool_cpu_before) else {
-        return Ok(rps);
+        return Ok(run);
     };
     let cpu = attached.cpu_time()?.saturating_sub(tool_cpu_before);
     let peak_rss_kib = attached.peak_rss_kib()?;
     let attach_time = attached.attach_time;
-    let report_time = attached.interrupt()?;
+    let ended = attached.interrupt()?;
+    run.syscalls = ended.syscalls_counted;
     let cost = &mut row.cost;
     cost.cpu_percent
         .push(100.0 * cpu.as_secs_f64() / wall.as_secs_f64());
     cost.peak_rss_mib.push(peak_rss_kib as f64 / 1024.0);
     cost.attach_ms.push(attach_time.as_secs_f64() * 1000.0);
-    cost.report_ms.push(report_time.as_secs_f64() * 1000.0);
-    Ok(rps)
+    cost.report_ms
+        .push(ended.report_time.as_secs_f64() * 1000.0);
+    Ok(run)
 }
 
 /// Starts wrk on CPU 1 against `port` for `duration`.

@@ -54,6 +54,14 @@ const CONFIGS: [(Config, &str); 7] = [
     (Config::Traced(Observer::PerfTrace), "perf trace -s -p"),
 ];
 
+/// The row of the default tracer tracing another process: the syscall
+/// entry path that every process pays while any `syscalls:` tracepoint is on.
+pub const ENTRY_PATH_ROW: usize = 2;
+const _: () = assert!(matches!(
+    CONFIGS[ENTRY_PATH_ROW].0,
+    Config::Elsewhere(Observer::Tracer)
+));
+
 /// Calls of benchmark 4's Python loop: few enough that their events (about
 /// 34 KiB each, mostly the stack copy) fit the 16 MiB ring buffer even if
 /// userspace read none, so that every one is streamed, none dropped.
