@@ -259,7 +259,8 @@ fn server_cost_section(out: &mut String, r: &Results) {
     let c = &r.server_cost;
     let _ = writeln!(
         out,
-        "\n2b. What the default tracer costs the traced server of (2), by the kernel's accounting (bpf_stats, in a run of its own beside a second tracer of an idle process; the stats add two clock reads to every program run, counted here too)"
+        "\n2b. What the default tracer costs an aiohttp server alone on CPU 0 under `{}` on CPU 1, by the kernel's accounting (bpf_stats, beside a second tracer of an idle process; the stats add two clock reads to every program run, counted here too)",
+        r.wrk
     );
     let widths = [58, 20];
     let header = ["", "ns per request", "% of the server's CPU"];
@@ -276,19 +277,21 @@ fn server_cost_section(out: &mut String, r: &Results) {
             .collect();
         let _ = writeln!(
             out,
-            "   the server keeps {} % of its throughput; its CPU: {} µs per request",
+            "   the server keeps {} % of its throughput; per request it ran {} µs and made {} wait syscalls and {} switches out",
             show(&kept, 2),
             show(
                 &c.server_ns.iter().map(|ns| ns / 1000.0).collect::<Vec<_>>(),
                 1
-            )
+            ),
+            show(&c.waits, 2),
+            show(&c.switches, 3)
         );
     }
     let _ = writeln!(
         out,
         "   work: the server's tracer's program time less the idle process's tracer's; filter: what the idle one spends per run, times the server's wait syscalls (2 runs each) and switches out. \
          Not counted: the timer interrupts of the 99 Hz CPU profile, on every CPU. \
-         The idle process's tracer, on every process's events (the twin's, wrk's): {} ns per request",
+         The idle process's tracer, on every process's events (wrk's too): {} ns per request",
         show(&c.everyone_filter_ns, 0)
     );
 }
@@ -375,6 +378,8 @@ pub fn json(results: &Results) -> Value {
                     .collect::<serde_json::Map<String, Value>>(),
                 "server_cpu_ns_per_request": summary(&r.server_cost.server_ns),
                 "syscalls_per_request": summary(&r.server_cost.syscalls),
+                "wait_syscalls_per_request": summary(&r.server_cost.waits),
+                "switches_out_per_request": summary(&r.server_cost.switches),
                 "idle_tracer_ns_per_request": summary(&r.server_cost.everyone_filter_ns),
             },
         },

@@ -47,8 +47,8 @@ pub struct Cost {
 }
 
 /// Benchmark 2b, per repeat: what the traced server pays, by the kernel's
-/// accounting (see `service::measure_server_cost`). All in ns per request
-/// of the traced server.
+/// accounting (see `service::measure_server_cost`). All per request of the
+/// traced server; times in ns.
 #[derive(Default)]
 pub struct ServerCost {
     /// The programs' work for the traced server: its tracer's program time
@@ -63,6 +63,9 @@ pub struct ServerCost {
     pub server_ns: Vec<f64>,
     /// The server's syscalls, from the `--all-syscalls` runs of (2).
     pub syscalls: Vec<f64>,
+    /// The server's wait syscalls (poll family, futex) and switches out.
+    pub waits: Vec<f64>,
+    pub switches: Vec<f64>,
 }
 
 pub struct Results {

@@ -111,15 +111,8 @@ pub fn measure(
                 run.rps
             );
         }
-        let traced = &twins[repeat % 2];
-        let percent = measure_server_cost(
-            tracer,
-            traced,
-            twins[1 - repeat % 2].port,
-            duration,
-            &mut cost,
-        )
-        .with_context(|| format!("aiohttp, kernel accounting, repeat {repeat}"))?;
+        let percent = measure_server_cost(tracer, &twins[repeat % 2], duration, &mut cost)
+            .with_context(|| format!("aiohttp, kernel accounting, repeat {repeat}"))?;
         eprintln!(
             "bench: [{repeat}/{repeats}] aiohttp, the tracer's programs: {percent:.2} % of the server's CPU"
         );
@@ -130,16 +123,16 @@ pub fn measure(
     Ok((rows, cost))
 }
 
-/// A run with the default tracer attached to `traced`, a second one to an
-/// idle process, and the kernel's program statistics on. Both tracers'
-/// programs run on every process's events; only the first one's also work
-/// for the traced server, so the difference of their times is that work.
-/// Adds to `cost`; returns the programs' time for the server in percent of
-/// its CPU time.
+/// A run with the server alone on CPU 0 under wrk on CPU 1 (its twin
+/// idle): the setup of a production server with a core of its own. The
+/// default tracer is attached to it, a second one to an idle process, and
+/// the kernel's program statistics are on. Both tracers' programs run on
+/// every process's events; only the first one's also work for the traced
+/// server, so the difference of their times is that work. Adds to `cost`;
+/// returns the programs' time for the server in percent of its CPU time.
 fn measure_server_cost(
     tracer: &Path,
     traced: &Server,
-    twin_port: u16,
     duration: Duration,
     cost: &mut ServerCost,
 ) -> anyhow::Result<f64> {
@@ -159,7 +152,7 @@ fn measure_server_cost(
         ))
     };
     let before = runs()?;
-    let [(_, requests), _] = load_both([traced.port, twin_port], duration)?;
+    let (_, requests) = wrk_result(start_wrk(traced.port, duration)?, duration)?;
     let after = runs()?;
     drop(stats);
     let waits = server_tracer
@@ -184,6 +177,8 @@ fn measure_server_cost(
     let own_filter = 2.0 * waits as f64 * idle_runs[programs::WAIT_SYSCALLS].mean_ns()
         + switches as f64 * idle_runs[programs::SCHEDULER].mean_ns();
     cost.own_filter_ns.push(own_filter / requests as f64);
+    cost.waits.push(waits as f64 / requests as f64);
+    cost.switches.push(switches as f64 / requests as f64);
     cost.everyone_filter_ns
         .push(idle_runs.into_iter().map(per_request).sum());
     let server_ns = after.2.saturating_sub(before.2).as_nanos() as f64 / requests as f64;
