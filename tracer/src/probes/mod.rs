@@ -20,8 +20,8 @@ use aya::{
 use std::collections::HashMap;
 
 use tracer_common::{
-    LatencyHist, LoopStats, MAX_SYSCALL_NR, OffCpuTotals, PyProcess, SyscallStats, ThreadState,
-    counter, globals, hist::HIST_BUCKETS, maps,
+    LatencyHist, LoopStats, MAX_SYSCALL_NR, MAX_THREADS, OffCpuTotals, PyProcess, SyscallStats,
+    ThreadState, counter, globals, hist::HIST_BUCKETS, maps,
 };
 
 use crate::{
@@ -188,10 +188,40 @@ impl Probes {
         let map_error = map_error(maps::LOOP_STATS);
         let map = self.map(maps::LOOP_STATS)?;
         let stats: BpfHashMap<_, u32, LoopStats> = BpfHashMap::try_from(map).map_err(map_error)?;
-        stats
+        let mut loops = stats
             .iter()
             .collect::<Result<Vec<_>, _>>()
-            .map_err(map_error)
+            .map_err(map_error)?;
+        // The kernel adds a wait's idle time to the statistics when the
+        // iteration after it ends; the one in between is in the thread's
+        // state.
+        for (tid, stats) in &mut loops {
+            if let Some(state) = self.thread_state(*tid)? {
+                stats.idle_ns += state.idle_before_ns;
+            }
+        }
+        Ok(loops)
+    }
+
+    /// The state of traced thread `tid`, if it has one: in its slot of
+    /// `THREADS`, or in `THREADS_OVERFLOW`.
+    fn thread_state(&self, tid: u32) -> Result<Option<ThreadState>, ProbeError> {
+        let slots: Array<_, ThreadState> =
+            Array::try_from(self.map(maps::THREADS)?).map_err(map_error(maps::THREADS))?;
+        let slot = slots
+            .get(&(tid % MAX_THREADS), 0)
+            .map_err(map_error(maps::THREADS))?;
+        if slot.tid == u64::from(tid) {
+            return Ok(Some(slot));
+        }
+        let overflow: BpfHashMap<_, u32, ThreadState> =
+            BpfHashMap::try_from(self.map(maps::THREADS_OVERFLOW)?)
+                .map_err(map_error(maps::THREADS_OVERFLOW))?;
+        match overflow.get(&tid, 0) {
+            Ok(state) => Ok(Some(state)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(error) => Err(map_error(maps::THREADS_OVERFLOW)(error)),
+        }
     }
 
     /// The ring buffer of events; can be taken once.
