@@ -265,14 +265,6 @@ pub struct ThreadState {
     pub idle_before_ns: u64,
 }
 
-impl ThreadState {
-    /// On-CPU time the thread's total does not hold yet, given the
-    /// scheduler's count of its CPU time now (`kernel::runtime_ns`).
-    pub fn unaccounted_oncpu_ns(&self, runtime_ns: u64) -> u64 {
-        runtime_ns.saturating_sub(self.runtime_base_ns + self.oncpu_total_ns)
-    }
-}
-
 /// [`ThreadState::offcpu_state`]: asleep, interruptibly (waiting for an
 /// event, a lock, a timer).
 pub const OFFCPU_SLEEPING: u64 = 0;
@@ -366,21 +358,4 @@ mod pod {
     unsafe impl aya::Pod for super::OffCpuTotals {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::LatencyHist {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unaccounted_oncpu_time_is_the_scheduler_count_past_the_total() {
-        let state = ThreadState {
-            runtime_base_ns: 5_000,
-            oncpu_total_ns: 1_200,
-            ..ThreadState::default()
-        };
-        assert_eq!(state.unaccounted_oncpu_ns(6_500), 300);
-        // A count read stale (as of the last tick) adds nothing, not a wrap.
-        assert_eq!(state.unaccounted_oncpu_ns(6_000), 0);
-    }
 }

@@ -10,6 +10,7 @@ pub mod kernel;
 pub mod python;
 pub mod sleep_capture;
 pub mod stall_sample;
+pub mod switches;
 
 pub use event::*;
 pub use kernel::{FdInfo, KernelOffsets};

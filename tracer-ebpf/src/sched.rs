@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     LatencyHist, MAX_SYSCALL_NR, OFFCPU_RUNNABLE, OFFCPU_SLEEPING, OFFCPU_UNINTERRUPTIBLE,
-    OffCpuTotals, SYSCALL_UNINTERRUPTIBLE, hist,
+    OffCpuTotals, ThreadState, hist,
 };
 
 use crate::{
@@ -95,6 +95,7 @@ fn switch_out(now: u64, tid: u32, prev: u64, off_state: u64) -> bool {
     let Some(state) = existing_thread_state(tid) else {
         return false;
     };
+    running(state, now);
     // The scheduler has just brought its count of the task's CPU time up
     // to date: the stint is exact even if the switch in went unreported.
     let stint = state.unaccounted_oncpu_ns(kernel::runtime_ns(prev));
@@ -117,40 +118,37 @@ fn switch_in(now: u64, tgid: u32, tid: u32, next: *const u8) {
     } else {
         thread_state(tid, || next as u64)
     };
-    let Some(state) = state else {
+    if let Some(state) = state {
+        back_on_cpu(state, tgid, tid, now);
+    }
+}
+
+/// The current thread runs (it makes a syscall, it switches out): a switch
+/// back in that went unreported is accounted now (see
+/// `tracer_common::switches`); only the thread's own totals get it.
+#[inline(always)]
+pub fn running(state: &mut ThreadState, now: u64) {
+    let runtime = || kernel::runtime_ns(kernel::current_task());
+    if let Some(back) = state.unreported_switch_in(now, runtime) {
+        state.switched_in(back);
+    }
+}
+
+/// The thread is on CPU again since `now`: its time off CPU goes to the
+/// iteration, the syscall in progress or the sleep it was in, and the run
+/// queue.
+fn back_on_cpu(state: &mut ThreadState, tgid: u32, tid: u32, now: u64) {
+    let Some(off) = state.switched_in(now) else {
         return;
     };
-    if state.offcpu_since_ns != 0 {
-        let since = state.offcpu_since_ns;
-        // Preempted: all of it was waiting for a CPU. Asleep: until the
-        // wake-up it slept, after it waited.
-        let woke = if state.offcpu_state == OFFCPU_RUNNABLE {
-            since
-        } else if state.wakeup_ns >= since && state.wakeup_ns <= now {
-            state.wakeup_ns
+    if state.syscall_start_ns == 0 && off.asleep_ns > 0 {
+        if lean() {
+            sleep_ends(state, tgid, tid, off.asleep_ns, now);
         } else {
-            now
-        };
-        let asleep = woke - since;
-        let waited = now.saturating_sub(woke);
-        state.iteration_switched_in(asleep, waited);
-        if state.syscall_start_ns != 0 {
-            state.syscall_blocked_ns += asleep;
-            if state.offcpu_state == OFFCPU_UNINTERRUPTIBLE {
-                state.syscall_flags |= SYSCALL_UNINTERRUPTIBLE as u64;
-            }
-        } else if asleep > 0 {
-            if lean() {
-                sleep_ends(state, tgid, tid, asleep, now);
-            } else {
-                add_short_offcpu(MAX_SYSCALL_NR, asleep);
-            }
+            add_short_offcpu(MAX_SYSCALL_NR, off.asleep_ns);
         }
-        state.runqueue_total_ns += waited;
-        add_runqueue(waited);
     }
-    state.offcpu_since_ns = 0;
-    state.oncpu_since_ns = now;
+    add_runqueue(off.waited_ns);
 }
 
 /// Counts an off-CPU span too short to stream, under syscall `index`.

@@ -18,7 +18,7 @@ use crate::{
     helpers::now_ns,
     kernel, loops,
     maps::{EVENTS, SYSCALL_STATS, existing_thread_state, header, thread_state},
-    sched::add_short_offcpu,
+    sched::{self, add_short_offcpu},
     stack::{
         PT_REGS_DI, PT_REGS_DX, PT_REGS_SI, capture_user, first_arg, pt_reg, user_regs_at, user_sp,
     },
@@ -72,6 +72,7 @@ pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8, args: impl FnOnce
         bump(counter::DROP_THREAD_MAP_FULL);
         return;
     };
+    sched::running(state, now);
     state.syscall_start_ns = now;
     state.syscall_nr = nr;
     state.syscall_blocked_ns = 0;
@@ -140,9 +141,11 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: impl Fn() -> Option<*const u
     if start == 0 {
         return;
     }
+    let now = now_ns();
+    // Before the call ends: time asleep in it is the call's.
+    sched::running(state, now);
     state.syscall_start_ns = 0;
     let nr = state.syscall_nr;
-    let now = now_ns();
     let duration = now.saturating_sub(start);
     account(nr, duration, ret);
     if state.in_idle_wait != 0 {
