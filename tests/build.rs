@@ -3,7 +3,13 @@
 
 use std::{env, path::PathBuf, process::Command};
 
-const C_TARGETS: &[&str] = &["syscall_counts", "cpu_split", "many_threads", "load"];
+const C_TARGETS: &[&str] = &[
+    "syscall_counts",
+    "cpu_split",
+    "many_threads",
+    "load",
+    "zero_reads",
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));

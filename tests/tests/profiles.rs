@@ -112,6 +112,23 @@ fn c_program_cpu_shares_and_sampler_agrees_with_scheduler() {
 }
 
 #[test]
+fn kernel_time_is_sampled_inside_the_syscall() {
+    require_root!("kernel_time_is_sampled_inside_the_syscall");
+    let Run { out, .. } = trace_to_dir(
+        &mut Command::new(env!("TARGET_ZERO_READS")),
+        &["--rate", "499"],
+    );
+    let stacks = folded(&out.path().join("cpu.folded"));
+    let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+    assert!(total > 500, "{total} samples in 2 s at 499 Hz");
+    // Clearing the buffer is the kernel's work, inside read(2), called from
+    // read_zeros: the kernel's frames sit beneath the user frames.
+    let in_read = inclusive_share(&stacks, |f| f.starts_with("ksys_read"));
+    assert!(in_read > 0.8, "ksys_read in {in_read:.3} of the samples");
+    assert!(inclusive_share(&stacks, |f| f == "read_zeros") > 0.8);
+}
+
+#[test]
 fn python_function_dominates_cpu_flame_graph() {
     require_root!("python_function_dominates_cpu_flame_graph");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/python_crunch.py");
