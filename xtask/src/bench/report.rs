@@ -290,7 +290,7 @@ fn server_cost_section(out: &mut String, r: &Results) {
     let _ = writeln!(
         out,
         "   work: the server's tracer's program time less the idle process's tracer's; filter: what the idle one spends per run, times the server's wait syscalls (2 runs each) and switches out. \
-         Not counted: the timer interrupts of the 99 Hz CPU profile, on every CPU. \
+         Not counted: the timer interrupts of the CPU profile (--rate), on every CPU. \
          The idle process's tracer, on every process's events (wrk's too): {} ns per request",
         show(&c.everyone_filter_ns, 0)
     );
