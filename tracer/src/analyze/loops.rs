@@ -285,8 +285,51 @@ pub fn groups(rows: &[StallRow]) -> Vec<StallGroup> {
             group.tids.push(row.tid);
         }
     }
+    merge_nested_cpu_groups(&mut groups);
     groups.sort_by_key(|g| std::cmp::Reverse(g.total_ns));
     groups
+}
+
+/// CPU stalls in one callback whose paths end at different depths (a
+/// path goes as deep as most of the stall's samples agree, and a few dozen
+/// samples do not always agree on the innermost call) are one group, at the
+/// outer of the paths.
+fn merge_nested_cpu_groups(groups: &mut Vec<StallGroup>) {
+    let mut i = 0;
+    while i < groups.len() {
+        let outer = (0..groups.len())
+            .find(|&j| j != i && cpu_path_encloses(&groups[j].cause, &groups[i].cause));
+        let Some(outer) = outer else {
+            i += 1;
+            continue;
+        };
+        let inner = groups.remove(i);
+        let group = &mut groups[if outer > i { outer - 1 } else { outer }];
+        group.count += inner.count;
+        group.total_ns += inner.total_ns;
+        group.max_ns = group.max_ns.max(inner.max_ns);
+        for tid in inner.tids {
+            if !group.tids.contains(&tid) {
+                group.tids.push(tid);
+            }
+        }
+        i = 0;
+    }
+}
+
+/// Whether both causes are CPU stalls and `inner`'s path runs through
+/// `outer`'s, deeper (stacks are innermost first).
+fn cpu_path_encloses(outer: &Cause, inner: &Cause) -> bool {
+    outer.kind == CauseKind::Cpu
+        && inner.kind == CauseKind::Cpu
+        && !outer.stack.is_empty()
+        && outer.stack.len() < inner.stack.len()
+        && outer
+            .stack
+            .iter()
+            .rev()
+            .zip(inner.stack.iter().rev())
+            .all(|(o, i)| function_key(o) == function_key(i))
 }
 
 fn signature(cause: &Cause) -> String {
@@ -444,6 +487,42 @@ mod tests {
             cause.description,
             "blocked 300 ms in recvfrom on another epoll fd (nested loop)"
         );
+    }
+
+    #[test]
+    fn cpu_stalls_whose_paths_end_at_different_depths_are_one_group() {
+        let trace = sample::trace();
+        let mut rows = stalls(&trace);
+        let cpu = rows
+            .iter()
+            .find(|row| row.cause.kind == CauseKind::Cpu)
+            .expect("the sample trace's CPU stall")
+            .clone();
+        // The same callback, with the path one call shorter.
+        let mut shallower = cpu.clone();
+        shallower.cause.stack.remove(0);
+        shallower.duration_ns += 1_000_000;
+        rows.push(shallower.clone());
+        // A stall with a syscall cause on the deeper path stays apart.
+        let mut blocked = cpu.clone();
+        blocked.cause.kind = CauseKind::Syscall;
+        rows.push(blocked.clone());
+        let groups = groups(&rows);
+        let cpu_groups: Vec<&StallGroup> = groups
+            .iter()
+            .filter(|g| g.cause.kind == CauseKind::Cpu)
+            .collect();
+        assert_eq!(cpu_groups.len(), 1, "{groups:#?}");
+        assert_eq!(cpu_groups[0].count, 2);
+        assert_eq!(cpu_groups[0].total_ns, 2 * cpu.duration_ns + 1_000_000);
+        assert_eq!(
+            names(&cpu_groups[0].cause.stack),
+            names(&shallower.cause.stack)
+        );
+        assert!(groups.iter().any(|g| {
+            g.cause.kind == CauseKind::Syscall
+                && names(&g.cause.stack) == names(&blocked.cause.stack)
+        }));
     }
 
     #[test]
