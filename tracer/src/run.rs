@@ -72,6 +72,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             session.target.pid, session.target.comm
         );
     }
+    yield_to_the_target();
     let trace = session.record(cli.duration, quiet, signals).await?;
     // Either output is written even if the other fails.
     let saved = cli
@@ -81,6 +82,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     publish(&trace, &outputs, quiet)?;
     saved.transpose()?;
     Ok(())
+}
+
+/// Once attached, the tracer's bursts of work (unwinding and naming the
+/// first stacks, the report) give way to the service it traces: its nice
+/// value goes up by 10 (from wherever the user set it).
+fn yield_to_the_target() {
+    // SAFETY: nice() changes this thread's priority and touches no memory
+    // but errno, which it may set (and -1 can be a new nice value, so errno
+    // is cleared first). The tracer records on this one thread (the
+    // current-thread runtime).
+    let failed = unsafe {
+        *libc::__errno_location() = 0;
+        libc::nice(10) == -1 && *libc::__errno_location() != 0
+    };
+    if failed {
+        log::debug!(
+            "cannot lower the tracer's priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// The signals that end a recording, caught for the whole run.
