@@ -93,8 +93,22 @@ fn coroutine_on(interpreter: &Path) {
     let done = tracer.finish();
     assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
     let stalls = done.report["stalls"].as_array().expect("stalls");
-    assert_eq!(stalls.len(), 5, "{interpreter:?}: {stalls:#?}");
-    for stall in stalls {
+    // The five sleeps. The target warms its code up before tracing, but a
+    // page of it read from a cold disk can still block an iteration outside
+    // any syscall (50 ms once, on a fresh CI machine): such a stall is real
+    // and reported as such; no other kind may appear.
+    let (sleeps, others): (Vec<&Value>, Vec<&Value>) = stalls
+        .iter()
+        .partition(|s| !s["cause"]["syscall"].is_null());
+    assert_eq!(sleeps.len(), 5, "{interpreter:?}: {stalls:#?}");
+    for other in &others {
+        let description = other["cause"]["description"].as_str().unwrap();
+        assert!(
+            description.contains("outside syscalls (page faults)"),
+            "{interpreter:?}: {other:#}"
+        );
+    }
+    for stall in sleeps {
         let names: Vec<String> = python_frames(&stall["cause"]["stack"])
             .into_iter()
             .map(|(f, _)| f)

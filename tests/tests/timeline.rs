@@ -72,6 +72,8 @@ fn blockers_service_timeline() {
 
     // Off-CPU spans, named by why they slept: time.sleep(0.25) twice, the
     // subprocess waits twice, the upstream recvs twice (on the loop thread).
+    // Short spans may join them: vfork waits for its child's exec (1.3 ms
+    // once, which passes the 1 ms streaming minimum).
     let off_cpu = |reason: &str, code: &str| -> Vec<f64> {
         events
             .iter()
@@ -90,10 +92,15 @@ fn blockers_service_timeline() {
         ("socket", "query_upstream", 300.0),
     ] {
         let spans = off_cpu(reason, code);
-        assert_eq!(spans.len(), 2, "{reason} in {code}: {spans:?}");
-        for span in spans {
+        let (long, short): (Vec<f64>, Vec<f64>) = spans.iter().partition(|&&s| s >= ms / 2.0);
+        assert_eq!(long.len(), 2, "{reason} in {code}: {spans:?}");
+        for span in long {
             assert!((span - ms).abs() < 0.1 * ms, "{reason} {span} ms");
         }
+        assert!(
+            short.iter().all(|&s| s < 20.0),
+            "{reason} in {code}: {spans:?}"
+        );
     }
 
     // The loop thread comes first, named, with its activity as counters.

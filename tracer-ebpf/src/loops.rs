@@ -158,7 +158,7 @@ pub fn late_park_exit(
     if let Some(iteration) = state.end_iteration_at_park(began, current_runtime_ns) {
         record(&iteration, state.loop_key, tgid, tid, began, threshold);
     }
-    idle_wait_exit(state, now, now.saturating_sub(began));
+    state.exit_idle_wait(now, now.saturating_sub(began));
 }
 
 #[inline(always)]
@@ -166,24 +166,6 @@ pub fn idle_wait_enter(state: &mut ThreadState, tgid: u32, tid: u32, now: u64, t
     if let Some(iteration) = state.enter_idle_wait(now, current_runtime_ns) {
         record(&iteration, state.loop_key, tgid, tid, now, threshold);
     }
-}
-
-/// The idle wait returned after `waited` ns: a new iteration starts.
-#[inline(always)]
-pub fn idle_wait_exit(state: &mut ThreadState, now: u64, waited: u64) {
-    state.exit_idle_wait(now, waited);
-}
-
-/// A syscall other than the idle wait returned inside an iteration;
-/// `first_arg` reads its first argument if it is the longest so far.
-#[inline(always)]
-pub fn syscall_in_iteration(
-    state: &mut ThreadState,
-    nr: u64,
-    duration: u64,
-    first_arg: impl FnOnce() -> u64,
-) {
-    state.syscall_returned(nr, duration, first_arg);
 }
 
 /// The scheduler's count of the current thread's CPU time.

@@ -72,7 +72,7 @@ pub fn profile_sample(ctx: PerfEventContext) -> u32 {
 /// `hrtimer_expire_entry`: a timer fires on this CPU, in an interrupt of
 /// whatever runs there; the scheduler tick of a busy CPU is one (HZ, 250
 /// here). A perf event of our own at 1 kHz did the same job and cost every
-/// CPU of this VM ~1.5 % in interrupts (~15 µs each); the tick is there
+/// CPU of this VM 1.5-4 % in interrupts (20-40 µs each); the tick is there
 /// anyway. The samples carry the user stack only: the kernel's would be
 /// the interrupt's.
 #[raw_tracepoint(tracepoint = "hrtimer_expire_entry")]

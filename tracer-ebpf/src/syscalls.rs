@@ -150,7 +150,7 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: impl Fn() -> Option<*const u
     account(nr, duration, ret);
     if state.in_idle_wait != 0 {
         // The loop's own wait: idle time, not a blocking call.
-        loops::idle_wait_exit(state, now, duration);
+        state.exit_idle_wait(now, duration);
         return;
     }
     if nr == SYS_FUTEX && state.iter_start_ns != 0 && loops::is_park(tid, state.syscall_futex) {
@@ -158,7 +158,7 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: impl Fn() -> Option<*const u
         loops::late_park_exit(state, tgid, tid, start, now, THRESHOLD_NS.load());
         return;
     }
-    loops::syscall_in_iteration(state, nr, duration, || regs().map_or(0, first_arg));
+    state.syscall_returned(nr, duration, || regs().map_or(0, first_arg));
     let blocked = state.syscall_blocked_ns;
     let offcpu_min = OFFCPU_MIN_NS.load();
     if blocked > 0 && blocked < offcpu_min {

@@ -143,10 +143,15 @@ fn from_call(
 
 /// A blocked stall with no streamed call (many short calls, or the call
 /// ended after the stall): the kernel's summary of its longest syscall.
+/// With no syscall at all, a thread sleeps only in a page fault (or when
+/// stopped by a signal, which a service is not).
 fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
     let Some(longest) = &stall.longest else {
         return Cause {
-            description: format!("blocked {} (not in a syscall)", format_ns(stall.blocked_ns)),
+            description: format!(
+                "blocked {} outside syscalls (page faults)",
+                format_ns(stall.blocked_ns)
+            ),
             ..Cause::empty(kind)
         };
     };

@@ -137,10 +137,12 @@ pub struct Ended {
     pub syscalls_counted: Option<u64>,
 }
 
-/// The sum of the counts in the syscall table of tracer's JSON report.
+/// The sum of the counts in the syscall table of tracer's JSON report,
+/// which is then removed (one is written per traced pid).
 fn syscalls_counted(report: &Path) -> anyhow::Result<u64> {
     let text =
         fs::read_to_string(report).with_context(|| format!("cannot read {}", report.display()))?;
+    fs::remove_file(report).with_context(|| format!("cannot remove {}", report.display()))?;
     let json: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", report.display()))?;
     let rows = json["syscalls"]
