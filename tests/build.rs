@@ -9,6 +9,7 @@ const C_TARGETS: &[&str] = &[
     "many_threads",
     "load",
     "zero_reads",
+    "page_faults",
 ];
 
 fn main() {

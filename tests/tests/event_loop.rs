@@ -1,9 +1,9 @@
 //! Event-loop stalls on real services: asyncio (default loop and uvloop),
-//! Node.js and tokio, each with planted blockers. Every planted stall must be
-//! found once, with its duration (within 10 %), cause and code location; an
-//! idle wait must not be a stall. Each in the default (lean) mode, which
-//! finds blocking calls as the loop thread sleeps, and with every syscall
-//! traced (`--all-syscalls`).
+//! Node.js, tokio and a C loop that page-faults, each with planted blockers.
+//! Every planted stall must be found once, with its duration (within 10 %),
+//! cause and code location; an idle wait must not be a stall. Each in the
+//! default (lean) mode, which finds blocking calls as the loop thread
+//! sleeps, and with every syscall traced (`--all-syscalls`).
 
 use std::{process::Command, time::Duration};
 
@@ -76,22 +76,53 @@ fn show(stalls: &[Value]) {
     }
 }
 
-fn check(stalls: &[&Value], count: usize, kind: &str, syscall: Option<&str>, ms: f64) {
+fn check(
+    report: &Value,
+    stalls: &[&Value],
+    count: usize,
+    kind: &str,
+    syscall: Option<&str>,
+    ms: f64,
+) {
     assert_eq!(stalls.len(), count, "{stalls:#?}");
     for stall in stalls {
         assert_eq!(stall["cause"]["kind"], kind, "{stall:#}");
         assert_eq!(stall["cause"]["syscall"].as_str(), syscall, "{stall:#}");
-        // Time the loop thread waited for a CPU is not the planted
-        // blocker's: on 2 cores, a busy moment of the machine (the tracer
-        // symbolizing a first stack, writeback after a build) adds it.
         let duration = stall["duration_ns"].as_f64().unwrap();
-        let waited = stall["runqueue_ns"].as_f64().unwrap();
-        let error = (duration - waited - ms * 1e6).abs();
+        let machines = machines_ns(report, stall, syscall);
+        let error = (duration - machines - ms * 1e6).abs();
         assert!(
             error <= TOLERANCE * ms * 1e6,
-            "stall of {duration} ns ({waited} ns waiting for a CPU) is not within {TOLERANCE} of {ms} ms: {stall:#}"
+            "stall of {duration} ns ({machines} ns the machine's) is not within {TOLERANCE} of {ms} ms: {stall:#}"
         );
     }
+}
+
+/// Time in `stall` that was the machine's, not the planted blocker's, as
+/// the tracer measured it: waiting for a CPU (on 2 cores, a busy moment of
+/// the machine, such as the tracer symbolizing a first stack, adds it), and
+/// asleep in page faults other than a planted one (code read from a cold
+/// disk: the service's first getaddrinfo imports the idna codec, and the
+/// dlopen of `unicodedata` under it once slept 73 ms in one).
+fn machines_ns(report: &Value, stall: &Value, planted: Option<&str>) -> f64 {
+    let waited = stall["runqueue_ns"].as_f64().unwrap();
+    if planted == Some("page fault") {
+        return waited;
+    }
+    let start = stall["start_ns"].as_f64().unwrap();
+    let end = start + stall["duration_ns"].as_f64().unwrap();
+    let faults: f64 = report["blocking"]
+        .as_array()
+        .expect("blocking")
+        .iter()
+        .filter(|c| c["syscall"] == "page fault" && c["tid"] == stall["tid"])
+        .map(|c| {
+            let from = c["start_ns"].as_f64().unwrap();
+            let to = from + c["duration_ns"].as_f64().unwrap();
+            (to.min(end) - from.max(start)).max(0.0)
+        })
+        .sum();
+    waited + faults
 }
 
 fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {
@@ -114,22 +145,36 @@ fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {
     show(&all);
     // Two rounds of four blockers, each in the service's `serve`. Other
     // iterations may reach 10 ms too (asyncio.run's teardown starts and
-    // joins a thread; seen at 12 ms on a cold machine), but the final
-    // `await asyncio.sleep(2)` is idle: no stall comes near its length.
-    assert_eq!(stalls_in(&all, "serve").len(), 8, "{all:#?}");
+    // joins a thread; seen at 12 ms on a cold machine; a page fault on a
+    // cold disk), but the final `await asyncio.sleep(2)` is idle: no stall
+    // comes near its length.
+    let planted = stalls_in(&all, "serve")
+        .into_iter()
+        .filter(|s| s["cause"]["syscall"] != "page fault")
+        .count();
+    assert_eq!(planted, 8, "{all:#?}");
     assert!(
         all.iter().all(|s| s["duration_ns"].as_f64().unwrap() < 1e9),
         "{all:#?}"
     );
     check(
+        &report,
         &stalls_in(&all, "fetch_profile"),
         2,
         "syscall",
         Some("clock_nanosleep"),
         250.0,
     );
-    check(&stalls_in(&all, "render_report"), 2, "cpu", None, 200.0);
     check(
+        &report,
+        &stalls_in(&all, "render_report"),
+        2,
+        "cpu",
+        None,
+        200.0,
+    );
+    check(
+        &report,
         &stalls_in(&all, "convert_image"),
         2,
         "syscall",
@@ -137,7 +182,14 @@ fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {
         200.0,
     );
     let upstream_calls = stalls_in(&all, "query_upstream");
-    check(&upstream_calls, 2, "syscall", Some("recvfrom"), 300.0);
+    check(
+        &report,
+        &upstream_calls,
+        2,
+        "syscall",
+        Some("recvfrom"),
+        300.0,
+    );
     for stall in upstream_calls {
         let target = stall["cause"]["target"].as_str().expect("socket target");
         assert!(target.starts_with("tcp:127.0.0.1:"), "{target}");
@@ -189,6 +241,56 @@ fn node_all_syscalls() {
     node_stalls(&["--all-syscalls"]);
 }
 
+#[test]
+fn page_faults_in_callbacks() {
+    require_root!("page_faults_in_callbacks");
+    page_fault_stalls(&[]);
+}
+
+#[test]
+fn page_faults_in_callbacks_all_syscalls() {
+    require_root!("page_faults_in_callbacks_all_syscalls");
+    page_fault_stalls(&["--all-syscalls"]);
+}
+
+/// A C event loop whose three callbacks each sleep 150 ms in a page fault,
+/// outside any syscall (a userfaultfd thread fills the page late): three
+/// stalls named page faults at the faulting function, and the off-CPU
+/// profile's own reason for them.
+fn page_fault_stalls(tracer_args: &[&str]) {
+    let mut target = Target::start(&mut Command::new(env!("TARGET_PAGE_FAULTS")));
+    let report = trace_to_end(&mut target, tracer_args);
+    let all = stalls(&report);
+    show(&all);
+    check(
+        &report,
+        &all.iter().collect::<Vec<_>>(),
+        3,
+        "syscall",
+        Some("page fault"),
+        150.0,
+    );
+    for stall in &all {
+        let description = stall["cause"]["description"].as_str().unwrap();
+        assert!(description.contains("in a page fault"), "{description}");
+        let stack = functions(&stall["cause"]["stack"]);
+        assert_eq!(stack.first().map(String::as_str), Some("read_cold_page"));
+        assert!(stack.iter().any(|f| f == "main"), "{stack:?}");
+    }
+    let off_cpu = report["off_cpu"].as_array().expect("off_cpu");
+    let faults: Vec<&Value> = off_cpu
+        .iter()
+        .filter(|row| row["reason"] == "page fault")
+        .collect();
+    assert_eq!(faults.len(), 1, "{off_cpu:#?}");
+    assert_eq!(faults[0]["count"], 3);
+    let total_ms = faults[0]["total_ns"].as_f64().unwrap() / 1e6;
+    assert!(
+        (total_ms - 450.0).abs() < 45.0,
+        "{total_ms} ms in page faults"
+    );
+}
+
 fn node_stalls(tracer_args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/node_stalls.js");
     let mut target = Target::start(Command::new("node").arg(script));
@@ -201,7 +303,7 @@ fn node_stalls(tracer_args: &[&str]) {
         .filter(|s| s["cause"]["nested_loop"] == true)
         .collect();
     // execSync runs a nested loop: 200 ms of sleep plus spawning a shell.
-    check(&nested, 3, "syscall", Some("epoll_pwait"), 210.0);
+    check(&report, &nested, 3, "syscall", Some("epoll_pwait"), 210.0);
     for stall in &nested {
         let description = stall["cause"]["description"].as_str().unwrap();
         assert!(description.contains("nested loop"), "{description}");
@@ -212,7 +314,7 @@ fn node_stalls(tracer_args: &[&str]) {
         );
     }
     let cpu: Vec<&Value> = all.iter().filter(|s| s["cause"]["kind"] == "cpu").collect();
-    check(&cpu, 3, "cpu", None, 200.0);
+    check(&report, &cpu, 3, "cpu", None, 200.0);
 }
 
 #[test]
@@ -232,7 +334,7 @@ fn tokio_stalls(tracer_args: &[&str]) {
     let report = trace_to_end(&mut target, tracer_args);
     let all = stalls(&report);
     let all: Vec<&Value> = all.iter().collect();
-    check(&all, 3, "syscall", Some("clock_nanosleep"), 200.0);
+    check(&report, &all, 3, "syscall", Some("clock_nanosleep"), 200.0);
     for stall in all {
         // On a worker thread, not the main (block_on) thread.
         assert_ne!(stall["tid"], target.pid);

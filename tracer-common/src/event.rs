@@ -245,8 +245,9 @@ pub struct ThreadState {
     pub park_probes: u64,
     /// The thread this state belongs to; 0 marks a free slot of `THREADS`.
     pub tid: u64,
-    /// Lean mode: the untraced syscall the thread sleeps in (`u64::MAX`:
-    /// none) and its first argument, noted as it went to sleep.
+    /// The untraced syscall (or `PAGE_FAULT_NR`) the thread sleeps in
+    /// (`u64::MAX`: not noted) and its first argument, noted as it went to
+    /// sleep.
     pub sleep_nr: u64,
     pub sleep_arg0: u64,
     /// When that sleep began, if its stack was streamed (0: not).

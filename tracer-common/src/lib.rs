@@ -43,11 +43,12 @@ pub mod globals {
     pub const OFFCPU_MIN_NS: &str = "OFFCPU_MIN_NS";
     pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
     pub const TARGET_TGID: &str = "TARGET_TGID";
-    pub const LEAN: &str = "LEAN";
 }
 
 /// Syscall numbers below this have per-syscall statistics (x86-64 has < 470).
 pub const MAX_SYSCALL_NR: u32 = 512;
+/// A sleep in a page fault is reported as a call of this number.
+pub const PAGE_FAULT_NR: u32 = MAX_SYSCALL_NR;
 /// Length of a task's `comm`, including the trailing NUL.
 pub const TASK_COMM_LEN: usize = 16;
 /// Bytes of user stack copied (from the stack pointer up) for DWARF unwinding.

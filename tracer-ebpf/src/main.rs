@@ -14,6 +14,7 @@ mod process;
 mod python;
 mod sampling;
 mod sched;
+mod sleeps;
 mod stack;
 mod syscalls;
 mod target;

@@ -16,13 +16,13 @@ use tracer_common::{
 use crate::{
     helpers::now_ns,
     kernel,
-    lean::{capture_sleep, lean, sleep_begins, sleep_ends},
     maps::{existing_thread_state, thread_state},
+    sleeps::{capture_sleep, sleep_begins, sleep_ends},
     target::{current_traced, is_traced},
 };
 
 /// Off-CPU time below the streaming minimum, by syscall number; the last
-/// slot is time asleep outside any syscall (page faults).
+/// slot (`PAGE_FAULT_NR`) is time asleep in page faults, or unexplained.
 #[map]
 pub static OFFCPU_SHORT: PerCpuArray<OffCpuTotals> =
     PerCpuArray::with_max_entries(MAX_SYSCALL_NR + 1, 0);
@@ -101,7 +101,7 @@ fn switch_out(now: u64, tid: u32, prev: u64, off_state: u64) -> bool {
     let stint = state.unaccounted_oncpu_ns(kernel::runtime_ns(prev));
     state.oncpu_total_ns += stint;
     state.iteration_switched_out(now, stint);
-    let capture = lean() && off_state != OFFCPU_RUNNABLE && sleep_begins(state, now);
+    let capture = off_state != OFFCPU_RUNNABLE && sleep_begins(state, now);
     state.offcpu_since_ns = now;
     state.offcpu_state = off_state;
     state.wakeup_ns = 0;
@@ -142,11 +142,7 @@ fn back_on_cpu(state: &mut ThreadState, tgid: u32, tid: u32, now: u64) {
         return;
     };
     if state.syscall_start_ns == 0 && off.asleep_ns > 0 {
-        if lean() {
-            sleep_ends(state, tgid, tid, off.asleep_ns, now);
-        } else {
-            add_short_offcpu(MAX_SYSCALL_NR, off.asleep_ns);
-        }
+        sleep_ends(state, tgid, tid, off.asleep_ns, now);
     }
     add_runqueue(off.waited_ns);
 }

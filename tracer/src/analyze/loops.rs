@@ -126,7 +126,12 @@ fn from_call(
         (Some(target), false) => format!(" on {target}"),
         (None, false) => String::new(),
     };
-    let mut description = format!("blocked {} in {syscall}{on}", format_ns(shared));
+    let call_words = if syscall == syscalls::PAGE_FAULT {
+        "a page fault"
+    } else {
+        &syscall
+    };
+    let mut description = format!("blocked {} in {call_words}{on}", format_ns(shared));
     if kind == CauseKind::Mixed {
         description = format!("on CPU {}, {description}", format_ns(stall.oncpu_ns));
     }
@@ -142,9 +147,9 @@ fn from_call(
 }
 
 /// A blocked stall with no streamed call (many short calls, or the call
-/// ended after the stall): the kernel's summary of its longest syscall.
-/// With no syscall at all, a thread sleeps only in a page fault (or when
-/// stopped by a signal, which a service is not).
+/// ended after the stall): the kernel's summary of its longest syscall or
+/// page fault. With neither noted, the thread slept outside syscalls all
+/// the same: a page fault (or stopped by a signal, which a service is not).
 fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
     let Some(longest) = &stall.longest else {
         return Cause {
@@ -161,6 +166,11 @@ fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
         .as_deref()
         .map(|t| format!(" on {t}"))
         .unwrap_or_default();
+    let spent_in = if syscall == syscalls::PAGE_FAULT {
+        "page faults and syscalls"
+    } else {
+        "syscalls"
+    };
     Cause {
         kind,
         syscall: Some(syscall.clone()),
@@ -169,7 +179,7 @@ fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
         nested_loop: stall.nested_loop,
         stack: Vec::new(),
         description: format!(
-            "blocked {} in syscalls, longest {syscall}{on} {}",
+            "blocked {} in {spent_in}, longest {syscall}{on} {}",
             format_ns(stall.blocked_ns),
             format_ns(longest.duration_ns)
         ),

@@ -28,6 +28,9 @@ pub enum WaitReason {
     Pipe,
     /// wait4/waitid: waiting for a child process.
     Child,
+    /// A page fault: code or data read from disk, a userfaultfd.
+    #[serde(rename = "page fault")]
+    PageFault,
     /// poll/epoll/select waits that are not an event loop's own idle wait
     /// (a nested loop, a helper thread).
     Poll,
@@ -45,6 +48,7 @@ impl WaitReason {
             WaitReason::Sleep => "sleep",
             WaitReason::Pipe => "pipe",
             WaitReason::Child => "child",
+            WaitReason::PageFault => "page fault",
             WaitReason::Poll => "poll",
             WaitReason::Idle => "idle",
             WaitReason::Other => "other",
@@ -57,6 +61,7 @@ pub fn reason(syscall: &str, fd_kind: FdKind, arg0: u64, uninterruptible: bool) 
     match syscall {
         // vfork sleeps uninterruptibly until the child execs or exits.
         "vfork" | "wait4" | "waitid" => return WaitReason::Child,
+        syscalls::PAGE_FAULT => return WaitReason::PageFault,
         _ if uninterruptible => return WaitReason::Disk,
         _ => {}
     }
@@ -230,6 +235,10 @@ mod tests {
             WaitReason::Child
         );
         assert_eq!(reason("vfork", FdKind::Unknown, 0, true), WaitReason::Child);
+        assert_eq!(
+            reason("page fault", FdKind::Unknown, 0, true),
+            WaitReason::PageFault
+        );
         assert_eq!(
             reason("epoll_pwait", FdKind::Other, 9, false),
             WaitReason::Poll

@@ -127,7 +127,6 @@ impl Probes {
                 true,
             )
             .override_global(globals::TARGET_TGID, &target_pid, true)
-            .override_global(globals::LEAN, &u32::from(settings.lean), true)
             .override_global(globals::KERNEL, &kernel, true)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
@@ -141,11 +140,11 @@ impl Probes {
                 let links = attach_syscall_tracepoints(&mut ebpf, name, prefix)?;
                 wait_links.extend(links.into_iter().map(|link| (name, link)));
             }
-            install_sleep_capture(&mut ebpf)?;
         } else {
             attach_raw_tracepoint(&mut ebpf, "sys_enter", "sys_enter")?;
             attach_raw_tracepoint(&mut ebpf, "sys_exit", "sys_exit")?;
         }
+        install_sleep_capture(&mut ebpf)?;
         for name in SCHEDULER_PROGRAMS {
             attach_raw_tracepoint(&mut ebpf, name, name)?;
         }
@@ -476,11 +475,12 @@ fn profile_period_ns(settings: &ProbeSettings) -> Option<u64> {
 /// The programs `settings` use (those of the other mode stay unloaded).
 fn programs_for(settings: &ProbeSettings) -> Vec<&'static str> {
     let mut names = if settings.lean {
-        vec!["wait_syscall_enter", "wait_syscall_exit", "sleep_capture"]
+        vec!["wait_syscall_enter", "wait_syscall_exit"]
     } else {
         vec!["sys_enter", "sys_exit"]
     };
     names.extend(SCHEDULER_PROGRAMS);
+    names.push("sleep_capture");
     names.push("stall_sample");
     if profile_period_ns(settings).is_some() {
         names.push("profile_sample");

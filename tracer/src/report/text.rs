@@ -237,8 +237,12 @@ fn off_cpu(out: &mut String, r: &Report) {
     if totals.is_empty() {
         let _ = writeln!(out, "  none");
     }
+    let width = totals
+        .iter()
+        .map(|(reason, _)| reason.name().len())
+        .fold(8, usize::max);
     for (reason, total) in &totals {
-        let _ = writeln!(out, "  {:<8} {:>10}", reason.name(), format_ns(*total));
+        let _ = writeln!(out, "  {:<width$} {:>10}", reason.name(), format_ns(*total));
     }
     let waits: Vec<_> = r
         .off_cpu

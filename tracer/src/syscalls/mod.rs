@@ -2,8 +2,17 @@
 
 mod table;
 
-/// The syscall's name, or `syscall_N` for a number this table does not know.
+use tracer_common::PAGE_FAULT_NR;
+
+/// What a sleep in a page fault is called where a syscall's name would be.
+pub const PAGE_FAULT: &str = "page fault";
+
+/// The syscall's name, or `syscall_N` for a number this table does not
+/// know; page faults (`PAGE_FAULT_NR`) are [`PAGE_FAULT`].
 pub fn name(nr: u32) -> String {
+    if nr == PAGE_FAULT_NR {
+        return PAGE_FAULT.to_string();
+    }
     match table::NAMES.get(nr as usize) {
         Some(name) if !name.is_empty() => (*name).to_string(),
         _ => format!("syscall_{nr}"),
