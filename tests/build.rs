@@ -10,6 +10,7 @@ const C_TARGETS: &[&str] = &[
     "load",
     "zero_reads",
     "page_faults",
+    "disk_then_sleep",
 ];
 
 fn main() {

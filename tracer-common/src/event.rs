@@ -252,8 +252,10 @@ pub struct ThreadState {
     pub sleep_arg0: u64,
     /// When that sleep began, if its stack was streamed (0: not).
     pub sleep_captured_ns: u64,
-    /// Rate limit of those streams (see `sleep_capture`).
+    /// Rate limits of those streams (see `sleep_capture`): interruptible
+    /// sleeps, and uninterruptible ones (disk).
     pub capture_due_ns: u64,
+    pub disk_capture_due_ns: u64,
     /// The scheduler's count of the thread's CPU time when its state was
     /// created (see `kernel::runtime_ns`).
     pub runtime_base_ns: u64,
@@ -338,7 +340,7 @@ const _: () = {
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 31 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 32 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(

@@ -101,7 +101,8 @@ fn switch_out(now: u64, tid: u32, prev: u64, off_state: u64) -> bool {
     let stint = state.unaccounted_oncpu_ns(kernel::runtime_ns(prev));
     state.oncpu_total_ns += stint;
     state.iteration_switched_out(now, stint);
-    let capture = off_state != OFFCPU_RUNNABLE && sleep_begins(state, now);
+    let capture = off_state != OFFCPU_RUNNABLE
+        && sleep_begins(state, now, off_state == OFFCPU_UNINTERRUPTIBLE);
     state.offcpu_since_ns = now;
     state.offcpu_state = off_state;
     state.wakeup_ns = 0;

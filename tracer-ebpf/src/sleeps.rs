@@ -34,13 +34,14 @@ const NOT_NOTED: u64 = u64::MAX;
 /// `-ENOSYS` as the saved `ax` holds it during a syscall.
 const ENOSYS_IN_AX: u64 = -38i64 as u64;
 
-/// A traced thread goes to sleep (in its own context, at `now`). Notes the
-/// untraced syscall or the page fault it sleeps in; inside a loop
-/// iteration, returns whether its stack should be streamed (within the
-/// budget of `tracer_common::sleep_capture`), to be paired with the
-/// [`SleepEnd`] if the sleep turns out long: then [`capture_sleep`] does it.
+/// A traced thread goes to sleep (in its own context, at `now`;
+/// `uninterruptible`: in D state). Notes the untraced syscall or the page
+/// fault it sleeps in; inside a loop iteration, returns whether its stack
+/// should be streamed (within the budget of `tracer_common::sleep_capture`),
+/// to be paired with the [`SleepEnd`] if the sleep turns out long: then
+/// [`capture_sleep`] does it.
 #[inline(always)]
-pub fn sleep_begins(state: &mut ThreadState, now: u64) -> bool {
+pub fn sleep_begins(state: &mut ThreadState, now: u64, uninterruptible: bool) -> bool {
     state.sleep_nr = NOT_NOTED;
     state.sleep_captured_ns = 0;
     if state.syscall_start_ns != 0 {
@@ -63,7 +64,7 @@ pub fn sleep_begins(state: &mut ThreadState, now: u64) -> bool {
     }
     state.sleep_nr = nr;
     state.sleep_arg0 = arg0;
-    if state.iter_start_ns == 0 || !state.take_sleep_capture(now) {
+    if state.iter_start_ns == 0 || !state.take_sleep_capture(now, uninterruptible) {
         return false;
     }
     state.sleep_captured_ns = now;
