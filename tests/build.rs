@@ -15,6 +15,7 @@ const C_TARGETS: &[&str] = &[
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    println!("cargo:rerun-if-changed=targets/tick_loop.h");
     for name in C_TARGETS {
         let source = format!("targets/{name}.c");
         println!("cargo:rerun-if-changed={source}");

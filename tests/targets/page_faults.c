@@ -7,16 +7,12 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <pthread.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <time.h>
-#include <unistd.h>
+
+#include "tick_loop.h"
 
 #define ROUNDS 3
 #define FAULT_MS 150
@@ -63,30 +59,14 @@ int main(void) {
     if (pthread_create(&filler, NULL, fill_pages_late, NULL) != 0)
         return 2;
 
-    int timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    int loop = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ready = {.events = EPOLLIN, .data.fd = timer};
-    if (timer < 0 || loop < 0 || epoll_ctl(loop, EPOLL_CTL_ADD, timer, &ready) != 0)
-        return 2;
-
-    char line[16];
-    printf("ready %d\n", getpid());
-    fflush(stdout);
-    if (read(0, line, sizeof line) <= 0)
-        return 1;
-    struct itimerspec every = {{0, TICK_MS * 1000000L}, {0, TICK_MS * 1000000L}};
-    timerfd_settime(timer, 0, &every, NULL);
-    /* One callback more, so that the loop waits again after the last fault
-     * (a stall ends when the loop waits). */
+    struct tick_loop loop = tick_loop_create();
+    tick_loop_start_when_told(loop, TICK_MS);
     int sum = 0;
-    for (int round = 0; round <= ROUNDS;) {
-        struct epoll_event got;
-        uint64_t ticks;
-        if (epoll_wait(loop, &got, 1, -1) != 1 || read(timer, &ticks, sizeof ticks) < 0)
-            continue;
-        if (round < ROUNDS)
-            sum += read_cold_page(region + round * page);
-        round++;
+    for (int round = 0; round < ROUNDS; round++) {
+        tick_loop_wait(loop);
+        sum += read_cold_page(region + round * page);
     }
+    /* A stall ends when the loop waits again. */
+    tick_loop_wait(loop);
     return sum;
 }
