@@ -123,7 +123,8 @@ pub struct CallGroup {
 /// Off-CPU time in spans below the streaming minimum, summed by syscall.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShortOffCpu {
-    /// None: asleep outside any syscall (e.g. a page fault).
+    /// `PAGE_FAULT_NR`: asleep outside any syscall, in page faults. None
+    /// only in recordings made before page faults had that number.
     pub nr: Option<u32>,
     pub count: u64,
     pub total_ns: u64,

@@ -245,4 +245,25 @@ mod tests {
         );
         assert_eq!(reason("ioctl", FdKind::Other, 9, false), WaitReason::Other);
     }
+
+    #[test]
+    fn short_sleeps_in_page_faults_are_page_faults() {
+        let target = crate::trace::TargetInfo {
+            pid: 1,
+            comm: "t".into(),
+            cmdline: vec![],
+        };
+        let trace = Trace {
+            offcpu_short: vec![crate::trace::ShortOffCpu {
+                nr: Some(tracer_common::PAGE_FAULT_NR),
+                count: 40,
+                total_ns: 9_000_000,
+            }],
+            ..Trace::empty(target)
+        };
+        let row = &rows(&trace)[0];
+        assert_eq!(row.reason, WaitReason::PageFault);
+        assert_eq!(row.syscall.as_deref(), Some("page fault"));
+        assert_eq!((row.count, row.total_ns), (40, 9_000_000));
+    }
 }

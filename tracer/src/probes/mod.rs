@@ -20,7 +20,7 @@ use aya::{
 use std::collections::HashMap;
 
 use tracer_common::{
-    LatencyHist, LoopStats, MAX_SYSCALL_NR, MAX_THREADS, OffCpuTotals, PyProcess, SyscallStats,
+    LatencyHist, LoopStats, MAX_THREADS, OffCpuTotals, PAGE_FAULT_NR, PyProcess, SyscallStats,
     ThreadState, counter, globals, hist::HIST_BUCKETS, maps,
 };
 
@@ -270,15 +270,15 @@ impl Probes {
         let map = self.map(maps::OFFCPU_SHORT)?;
         let totals: PerCpuArray<_, OffCpuTotals> = PerCpuArray::try_from(map).map_err(map_error)?;
         let mut rows = Vec::new();
-        for index in 0..=MAX_SYSCALL_NR {
+        // By syscall number, and last the page faults' slot.
+        for index in 0..=PAGE_FAULT_NR {
             let per_cpu = totals.get(&index, 0).map_err(map_error)?;
             let (count, total_ns) = per_cpu
                 .iter()
                 .fold((0, 0), |(c, t), v| (c + v.count, t + v.total_ns));
             if count > 0 {
-                let nr = (index < MAX_SYSCALL_NR).then_some(index);
                 rows.push(ShortOffCpu {
-                    nr,
+                    nr: Some(index),
                     count,
                     total_ns,
                 });
