@@ -1,8 +1,12 @@
-//! Builds the kernel programs (tracer-ebpf) for the BPF target with aya-build;
-//! the object lands in OUT_DIR/probes and is embedded in the binary. Needs the
-//! nightly toolchain with rust-src and bpf-linker: `cargo xtask setup`.
+//! Builds the kernel programs (tracer-ebpf) for the BPF target with aya-build,
+//! twice: OUT_DIR/probes uses `bpf_loop` (Linux 5.17+), OUT_DIR/probes-bounded
+//! (the `bounded-loops` feature) runs on older kernels. Both are embedded in
+//! the binary. Needs the nightly toolchain with rust-src and bpf-linker:
+//! `cargo xtask setup`.
 
-use std::path::Path;
+use std::{fs, path::Path};
+
+use anyhow::Context;
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
@@ -11,15 +15,33 @@ fn main() -> anyhow::Result<()> {
     let Some(ebpf_dir) = ebpf_dir.to_str() else {
         anyhow::bail!("non-UTF-8 path {}", ebpf_dir.display());
     };
-    if std::env::var_os("AYA_BUILD_SKIP").is_none() && which_bpf_linker().is_none() {
+    if std::env::var_os("AYA_BUILD_SKIP").is_some() {
+        return aya_build::build_ebpf([], aya_build::Toolchain::Nightly);
+    }
+    if which_bpf_linker().is_none() {
         anyhow::bail!("bpf-linker is not on PATH: run `cargo xtask setup` first");
     }
-    let package = aya_build::Package {
-        name: "tracer-ebpf",
-        root_dir: ebpf_dir,
-        ..Default::default()
-    };
-    aya_build::build_ebpf([package], aya_build::Toolchain::Nightly)
+    let out_dir = std::env::var("OUT_DIR")?;
+    let object = Path::new(&out_dir).join("probes");
+    // Each build writes OUT_DIR/probes: the bounded one first, moved aside.
+    for (features, name) in [
+        (&["bounded-loops"][..], "probes-bounded"),
+        (&[][..], "probes"),
+    ] {
+        let package = aya_build::Package {
+            name: "tracer-ebpf",
+            root_dir: ebpf_dir,
+            features,
+            ..Default::default()
+        };
+        aya_build::build_ebpf([package], aya_build::Toolchain::Nightly)?;
+        let built = Path::new(&out_dir).join(name);
+        if built != object {
+            fs::rename(&object, &built)
+                .with_context(|| format!("cannot move {} aside", object.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn which_bpf_linker() -> Option<std::path::PathBuf> {

@@ -67,6 +67,12 @@ pub struct PyFrame {
 /// interpreter's C eval loop: native `_PyEval_EvalFrameDefault` frames and
 /// these boundaries line up when stacks are merged.
 pub const PY_FRAME_ENTRY: u32 = 1;
+/// Not a Python frame: a shim frame CPython's C code pushes where it enters
+/// the interpreter (3.12+). It marks the frame before it as an entry; the
+/// kernel keeps it in the list (every turn of the walk then records one
+/// frame, which keeps the verifier's work linear without `bpf_loop`) and
+/// userspace drops it.
+pub const PY_FRAME_SHIM: u32 = 2;
 
 /// Python stack read at the event. `status` is one of `PY_STATUS_*`.
 #[repr(C)]

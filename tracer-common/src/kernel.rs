@@ -17,6 +17,9 @@ pub struct KernelOffsets {
     pub task_runtime: u32,
     /// `task_struct.thread.fsbase`: `pthread_self()` of a thread.
     pub task_fsbase: u32,
+    /// `task_struct.__state` (`state` before 5.14): read at a switch where
+    /// the tracepoint does not pass it (before 5.18).
+    pub task_state: u32,
     pub task_files: u32,
     pub files_fdt: u32,
     pub fdtable_max_fds: u32,
@@ -70,7 +73,7 @@ pub const FD_PIPE: u32 = 5;
 pub const FD_OTHER: u32 = 6;
 
 const _: () = {
-    assert!(core::mem::size_of::<KernelOffsets>() == 22 * 4);
+    assert!(core::mem::size_of::<KernelOffsets>() == 23 * 4);
     assert!(core::mem::size_of::<FdInfo>() == 56);
 };
 

@@ -43,6 +43,7 @@ pub mod globals {
     pub const OFFCPU_MIN_NS: &str = "OFFCPU_MIN_NS";
     pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
     pub const TARGET_TGID: &str = "TARGET_TGID";
+    pub const SWITCH_STATE_ARG: &str = "SWITCH_STATE_ARG";
 }
 
 /// Syscall numbers below this have per-syscall statistics (x86-64 has < 470).

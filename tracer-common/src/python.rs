@@ -65,18 +65,21 @@ impl PyOffsets {
         } else {
             8
         };
-        [
-            (self.frame_back, 8),
-            (self.frame_code, 8),
-            (self.frame_instr, instr_size),
-            (self.frame_owner, 1),
-            (self.frame_is_entry, 1),
-        ]
-        .into_iter()
-        .filter(|&(offset, _)| offset != Self::ABSENT)
-        .map(|(offset, size)| offset + size)
-        .max()
-        .unwrap_or(0)
+        // Plain compares: the kernel side runs this, and an array walked by
+        // an iterator left reads of unwritten stack slots that Linux 6.1's
+        // verifier refuses.
+        let end = |offset: u32, size: u32| {
+            if offset == Self::ABSENT {
+                0
+            } else {
+                offset + size
+            }
+        };
+        end(self.frame_back, 8)
+            .max(end(self.frame_code, 8))
+            .max(end(self.frame_instr, instr_size))
+            .max(end(self.frame_owner, 1))
+            .max(end(self.frame_is_entry, 1))
     }
 }
 

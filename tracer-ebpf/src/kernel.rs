@@ -10,6 +10,7 @@ static KERNEL: Global<KernelOffsets> = Global::new(KernelOffsets {
     task_flags: 0,
     task_runtime: 0,
     task_fsbase: 0,
+    task_state: 0,
     task_files: 0,
     files_fdt: 0,
     fdtable_max_fds: 0,
@@ -29,9 +30,24 @@ static KERNEL: Global<KernelOffsets> = Global::new(KernelOffsets {
     sock_protocol: 0,
 });
 
+/// One field of the kernel offsets, read alone: `KERNEL.load()` copies the
+/// whole struct onto the 512-byte BPF stack at each use.
+macro_rules! offset {
+    ($field:ident) => {
+        // SAFETY: `Global` is `repr(transparent)` over its value. The read
+        // is volatile, as `Global::load`'s, or the compiler would fold in
+        // the initial value the loader overrides.
+        unsafe {
+            core::ptr::read_volatile(core::ptr::addr_of!((*$crate::kernel::offsets_ptr()).$field))
+        }
+    };
+}
+pub(crate) use offset;
+
+/// Where the kernel offsets are; read them with [`offset!`].
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    KERNEL.load()
+pub fn offsets_ptr() -> *const KernelOffsets {
+    (&raw const KERNEL).cast()
 }
 
 /// Reads a `T` at `base + offset` in kernel memory.
@@ -48,7 +64,7 @@ const PF_EXITING: u32 = 0x4;
 /// freed already and must not be created again.
 #[inline(always)]
 pub fn exiting(task: u64) -> bool {
-    read::<u32>(task, offsets().task_flags).is_some_and(|flags| flags & PF_EXITING != 0)
+    read::<u32>(task, offset!(task_flags)).is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 /// The scheduler's count of `task`'s CPU time (`se.sum_exec_runtime`): up
@@ -56,7 +72,7 @@ pub fn exiting(task: u64) -> bool {
 /// last scheduler tick (at most 4 ms behind at HZ=250).
 #[inline(always)]
 pub fn runtime_ns(task: u64) -> u64 {
-    read::<u64>(task, offsets().task_runtime).unwrap_or(0)
+    read::<u64>(task, offset!(task_runtime)).unwrap_or(0)
 }
 
 /// The current task (`task_struct *`).

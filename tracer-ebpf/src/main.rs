@@ -12,6 +12,7 @@ mod loops;
 mod maps;
 mod process;
 mod python;
+mod repeat;
 mod sampling;
 mod sched;
 mod sleeps;

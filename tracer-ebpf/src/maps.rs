@@ -25,6 +25,11 @@ pub static THREADS: Array<ThreadState> = Array::with_max_entries(MAX_THREADS, 0)
 #[map]
 pub static THREADS_OVERFLOW: HashMap<u32, ThreadState> = HashMap::with_max_entries(MAX_THREADS, 0);
 
+/// One zeroed `ThreadState`: what a new entry of `THREADS_OVERFLOW` is
+/// inserted from.
+#[map]
+static ZERO_THREAD_STATE: Array<ThreadState> = Array::with_max_entries(1, 0);
+
 /// Per-syscall statistics indexed by syscall number.
 #[map]
 pub static SYSCALL_STATS: PerCpuArray<SyscallStats> =
@@ -108,42 +113,45 @@ pub fn existing_thread_state(tid: u32) -> Option<&'static mut ThreadState> {
 /// one free slot at the same instant would share it (there is no
 /// compare-and-swap here): it takes threads whose ids differ by a multiple
 /// of MAX_THREADS starting within the same few instructions. `task` gives
-/// the thread's `task_struct *`, asked for only to create the state.
+/// the thread's `task_struct *`, asked for only to create the state. A new
+/// state is zeroed in its slot, not built on the BPF stack (256 bytes of
+/// the 512 a call chain may use).
 #[inline(always)]
 pub fn thread_state(tid: u32, task: impl FnOnce() -> u64) -> Option<&'static mut ThreadState> {
     if let Some(state) = existing_thread_state(tid) {
         return Some(state);
     }
-    let fresh = ThreadState {
-        tid: u64::from(tid),
-        runtime_base_ns: kernel::runtime_ns(task()),
-        ..ThreadState::default()
-    };
     let slot = slot(tid)?;
     // SAFETY: as in existing_thread_state.
-    unsafe {
+    let state = unsafe {
         if (*slot).tid == 0 {
-            *slot = fresh;
-            return Some(&mut *slot);
+            core::ptr::write_bytes(slot, 0, 1);
+            &mut *slot
+        } else {
+            THREADS_OVERFLOW
+                .insert(tid, ZERO_THREAD_STATE.get(0)?, 0)
+                .ok()?;
+            &mut *THREADS_OVERFLOW.get_ptr_mut(tid)?
         }
-        THREADS_OVERFLOW.insert(tid, fresh, 0).ok()?;
-        THREADS_OVERFLOW.get_ptr_mut(tid).map(|state| &mut *state)
-    }
+    };
+    state.tid = u64::from(tid);
+    state.runtime_base_ns = kernel::runtime_ns(task());
+    Some(state)
 }
 
-/// Frees the thread's state; returns what it held.
+/// Frees the thread's state; returns what `last` reads of it first.
 #[inline(always)]
-pub fn free_thread_state(tid: u32) -> Option<ThreadState> {
+pub fn free_thread_state<R>(tid: u32, last: impl FnOnce(&ThreadState) -> R) -> Option<R> {
     let slot = slot(tid)?;
     // SAFETY: as in existing_thread_state.
     unsafe {
         if (*slot).tid == u64::from(tid) {
-            let state = *slot;
+            let result = last(&*slot);
             (*slot).tid = 0;
-            return Some(state);
+            return Some(result);
         }
-        let state = THREADS_OVERFLOW.get(tid).copied();
+        let result = THREADS_OVERFLOW.get(tid).map(last);
         let _ = THREADS_OVERFLOW.remove(tid);
-        state
+        result
     }
 }

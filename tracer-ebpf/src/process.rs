@@ -26,7 +26,7 @@ fn try_sched_process_exit() {
     let Some((tgid, tid)) = current_traced() else {
         return;
     };
-    let (oncpu_ns, runqueue_ns) = free_thread_state(tid).map_or((0, 0), |s| {
+    let (oncpu_ns, runqueue_ns) = free_thread_state(tid, |s| {
         // It is running now: add the stint since it last went on CPU, by
         // the clock if that switch was seen, else by the scheduler's count
         // (as of its last tick).
@@ -36,7 +36,8 @@ fn try_sched_process_exit() {
             s.unaccounted_oncpu_ns(kernel::runtime_ns(kernel::current_task()))
         };
         (s.oncpu_total_ns + stint, s.runqueue_total_ns)
-    });
+    })
+    .unwrap_or((0, 0));
     python::forget_thread(tid);
     // The process is gone when its leader exits: untrace its pid, which
     // the kernel will hand out again.
@@ -70,7 +71,7 @@ fn try_follow_child(child: *const u8) {
     };
     // `pid` and `tgid` are neighbours in task_struct.
     let Some([child_tid, child_tgid]) =
-        kernel::read::<[u32; 2]>(child as u64, kernel::offsets().task_pid)
+        kernel::read::<[u32; 2]>(child as u64, kernel::offset!(task_pid))
     else {
         return;
     };

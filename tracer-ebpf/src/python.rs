@@ -5,21 +5,22 @@
 //! when it blocks — then the frame chain is walked. Only code addresses and
 //! positions are read here; userspace turns them into names and lines.
 
-use core::ffi::c_void;
-
 use aya_ebpf::{
-    helpers::{bpf_probe_read_user, generated::bpf_loop},
+    helpers::bpf_probe_read_user,
     macros::map,
     maps::{HashMap, LruHashMap},
 };
 use tracer_common::{
-    KernelOffsets, MAX_PROCESSES, MAX_PY_FRAMES, MAX_THREADS, PY_FRAME_ENTRY, PY_STATUS_NO_THREAD,
-    PY_STATUS_NONE, PY_STATUS_OK, PY_STATUS_READ_ERROR, PY_STATUS_TRUNCATED, PyFrame, PyOffsets,
-    PyProcess, PyStack,
+    KernelOffsets, MAX_PROCESSES, MAX_PY_FRAMES, MAX_THREADS, PY_FRAME_ENTRY, PY_FRAME_SHIM,
+    PY_STATUS_NO_THREAD, PY_STATUS_NONE, PY_STATUS_OK, PY_STATUS_READ_ERROR, PY_STATUS_TRUNCATED,
+    PyFrame, PyOffsets, PyProcess, PyStack,
     python::{FRAME_OWNED_BY_CSTACK, frame_layout},
 };
 
-use crate::kernel;
+use crate::{
+    kernel,
+    repeat::{Step, repeat},
+};
 
 /// Traced processes that run CPython, filled by userspace.
 #[map]
@@ -29,8 +30,6 @@ pub static PY_PROCS: HashMap<u32, PyProcess> = HashMap::with_max_entries(MAX_PRO
 #[map]
 static PY_THREADS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_THREADS, 0);
 
-/// Thread states visited at most when looking for a thread.
-const MAX_THREAD_WALK: u32 = 512;
 /// Interpreters visited at most (subinterpreters are rare).
 const MAX_INTERPRETERS: u32 = 4;
 
@@ -50,12 +49,33 @@ pub fn forget_process(tgid: u32) {
     let _ = PY_PROCS.remove(tgid);
 }
 
+/// Thread states visited at most when looking for a thread, and turns of
+/// the frame walk (one frame each, and one to see the chain's end).
+/// Without `bpf_loop` (before Linux 5.17) the verifier checks every turn of
+/// a loop: fewer.
+#[cfg(not(feature = "bounded-loops"))]
+const MAX_THREAD_WALK: u32 = 512;
+#[cfg(not(feature = "bounded-loops"))]
+const MAX_FRAME_WALK: u32 = MAX_PY_FRAMES as u32 + 1;
+#[cfg(feature = "bounded-loops")]
+const MAX_THREAD_WALK: u32 = 16;
+#[cfg(feature = "bounded-loops")]
+const MAX_FRAME_WALK: u32 = 24;
+
+/// Bytes of a frame read at once, at most: every version's frame fields
+/// lie in its first 112 bytes (see `PyOffsets::frame_window`).
+pub const FRAME_WINDOW: usize = 128;
+
 /// Fills `out` with the current thread's Python frames, innermost first.
+/// `scratch` holds each frame's fields as they are read: memory of the
+/// same ring-buffer record that the caller overwrites afterwards (on the
+/// BPF stack the window took a quarter of what a call chain may use).
 ///
 /// # Safety
-/// `out` must be valid for writes (a ring buffer reservation).
+/// `out` and `scratch` must be valid for writes (a ring buffer
+/// reservation).
 #[inline(never)]
-pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack) {
+pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack, scratch: *mut [u8; FRAME_WINDOW]) {
     // SAFETY: the caller guarantees `out` is writable.
     unsafe {
         (*out).len = 0;
@@ -68,13 +88,13 @@ pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack) {
     let status = match thread_state(process, tid) {
         None => PY_STATUS_NO_THREAD,
         // SAFETY: forwarded from the caller.
-        Some(tstate) => unsafe { walk_frames(&process.offsets, tstate, out) },
+        Some(tstate) => unsafe { walk_frames(&process.offsets, tstate, out, scratch) },
     };
     // SAFETY: as above.
     unsafe { (*out).status = status };
 }
 
-fn thread_state(process: &PyProcess, tid: u32) -> Option<u64> {
+fn thread_state(process: &'static PyProcess, tid: u32) -> Option<u64> {
     let o = &process.offsets;
     // SAFETY: map values are read-only here.
     if let Some(&tstate) = unsafe { PY_THREADS.get(tid) }
@@ -88,20 +108,12 @@ fn thread_state(process: &PyProcess, tid: u32) -> Option<u64> {
             return None;
         }
         let mut search = ThreadSearch {
-            offsets: *o,
+            offsets: o,
             tid,
             tstate: read(interp + o.interp_threads_head as u64)?,
             found: 0,
         };
-        // SAFETY: the callback only touches `search`, which outlives the loop.
-        unsafe {
-            bpf_loop(
-                MAX_THREAD_WALK,
-                next_thread as *mut c_void,
-                (&raw mut search).cast(),
-                0,
-            )
-        };
+        repeat(MAX_THREAD_WALK, &mut search);
         if search.found != 0 {
             let _ = PY_THREADS.insert(tid, search.found, 0);
             return Some(search.found);
@@ -113,25 +125,26 @@ fn thread_state(process: &PyProcess, tid: u32) -> Option<u64> {
 
 /// State of the walk along an interpreter's thread list.
 struct ThreadSearch {
-    offsets: PyOffsets,
+    offsets: &'static PyOffsets,
     tid: u32,
     tstate: u64,
     found: u64,
 }
 
-/// bpf_loop body: checks one thread state; returns 1 to stop.
-extern "C" fn next_thread(_index: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: bpf_loop passes back the pointer to the caller's ThreadSearch.
-    let search = unsafe { &mut *ctx.cast::<ThreadSearch>() };
-    if search.tstate == 0 {
-        return 1;
+impl Step for ThreadSearch {
+    /// Checks one thread state; true stops.
+    #[inline(always)]
+    fn step(&mut self) -> bool {
+        if self.tstate == 0 {
+            return true;
+        }
+        if is_thread(self.offsets, self.tstate, self.tid) {
+            self.found = self.tstate;
+            return true;
+        }
+        self.tstate = read(self.tstate + self.offsets.tstate_next as u64).unwrap_or(0);
+        false
     }
-    if is_thread(&search.offsets, search.tstate, search.tid) {
-        search.found = search.tstate;
-        return 1;
-    }
-    search.tstate = read(search.tstate + search.offsets.tstate_next as u64).unwrap_or(0);
-    0
 }
 
 /// Whether `tstate` belongs to the current thread (`tid`).
@@ -139,7 +152,7 @@ fn is_thread(o: &PyOffsets, tstate: u64, tid: u32) -> bool {
     // thread_id is pthread_self(): the thread's fs base (glibc and musl on
     // x86-64). Unlike native_thread_id (3.11+) it is the same seen from
     // inside a PID namespace (a container) and from the host.
-    let offset = kernel::offsets().task_fsbase;
+    let offset = kernel::offset!(task_fsbase);
     if offset != KernelOffsets::MISSING {
         let task = kernel::current_task();
         let fsbase = kernel::read::<u64>(task, offset);
@@ -161,24 +174,22 @@ fn current_frame(o: &PyOffsets, tstate: u64) -> Option<u64> {
     read(tstate + o.tstate_frame as u64)
 }
 
-/// Bytes of a frame read at once, at most: every version's frame fields
-/// lie in its first 112 bytes (see `PyOffsets::frame_window`).
-const FRAME_WINDOW: usize = 128;
-
 /// State of the walk along a frame chain.
 struct FrameWalk {
-    offsets: PyOffsets,
+    offsets: &'static PyOffsets,
     frame: u64,
     n: u32,
     status: u32,
     out: *mut PyStack,
     /// The current frame's first `window_len` bytes.
-    window: [u8; FRAME_WINDOW],
+    #[cfg(not(feature = "bounded-loops"))]
+    window: *mut [u8; FRAME_WINDOW],
     window_len: u32,
 }
 
 impl FrameWalk {
     /// Reads the current frame's fields in one go.
+    #[cfg(not(feature = "bounded-loops"))]
     fn read_frame(&mut self) -> bool {
         let len = self.window_len as usize;
         if len == 0 || len > FRAME_WINDOW {
@@ -187,15 +198,16 @@ impl FrameWalk {
         // SAFETY: `len` bytes fit in `window`; the helper checks the source.
         let ret = unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_user(
-                self.window.as_mut_ptr().cast(),
+                self.window.cast(),
                 len as u32,
-                self.frame as *const c_void,
+                self.frame as *const core::ffi::c_void,
             )
         };
         ret == 0
     }
 
     /// The field of type `T` at `offset` in the frame read last.
+    #[cfg(not(feature = "bounded-loops"))]
     fn field<T: Copy>(&self, offset: u32) -> Option<T> {
         let offset = offset as usize;
         if offset > FRAME_WINDOW - core::mem::size_of::<T>()
@@ -206,99 +218,112 @@ impl FrameWalk {
         // SAFETY: in bounds (checked above); unaligned reads are allowed.
         Some(unsafe {
             self.window
-                .as_ptr()
+                .cast::<u8>()
                 .add(offset)
                 .cast::<T>()
                 .read_unaligned()
         })
+    }
+
+    /// Nothing to read ahead: without `bpf_loop` the walk's turns are one
+    /// function, whose loop-invariant `window + offset` the compiler
+    /// computes once and keeps on the stack, where Linux 5.10 loses its
+    /// bounds. So each field is read from the frame itself.
+    #[cfg(feature = "bounded-loops")]
+    fn read_frame(&mut self) -> bool {
+        true
+    }
+
+    /// The field of type `T` at `offset` in the current frame.
+    #[cfg(feature = "bounded-loops")]
+    fn field<T: Copy>(&self, offset: u32) -> Option<T> {
+        if offset as usize + core::mem::size_of::<T>() > self.window_len as usize {
+            return None;
+        }
+        read(self.frame + u64::from(offset))
     }
 }
 
 /// Walks the chain from the current frame outwards; returns the status.
 ///
 /// # Safety
-/// `out` must be valid for writes.
-unsafe fn walk_frames(o: &PyOffsets, tstate: u64, out: *mut PyStack) -> u32 {
+/// `out` and `scratch` must be valid for writes.
+unsafe fn walk_frames(
+    o: &'static PyOffsets,
+    tstate: u64,
+    out: *mut PyStack,
+    scratch: *mut [u8; FRAME_WINDOW],
+) -> u32 {
     let Some(frame) = current_frame(o, tstate) else {
         return PY_STATUS_READ_ERROR;
     };
+    // Unused there: each field is read from the frame itself.
+    #[cfg(feature = "bounded-loops")]
+    let _ = scratch;
     let mut walk = FrameWalk {
-        offsets: *o,
+        offsets: o,
         frame,
         n: 0,
         status: PY_STATUS_TRUNCATED,
         out,
-        window: [0; FRAME_WINDOW],
+        #[cfg(not(feature = "bounded-loops"))]
+        window: scratch,
         window_len: o.frame_window(),
     };
-    // Shim frames are skipped, so allow for some beyond MAX_PY_FRAMES.
-    // SAFETY: the callback only touches `walk` and `out` (valid, caller).
-    unsafe {
-        bpf_loop(
-            (MAX_PY_FRAMES * 2) as u32,
-            next_frame as *mut c_void,
-            (&raw mut walk).cast(),
-            0,
-        );
-        (*out).len = walk.n;
-    }
+    repeat(MAX_FRAME_WALK, &mut walk);
+    // SAFETY: `out` is writable (caller).
+    unsafe { (*out).len = walk.n };
     walk.status
 }
 
-/// bpf_loop body: records one frame and moves to the caller; 1 stops.
-extern "C" fn next_frame(_index: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: bpf_loop passes back the pointer to the caller's FrameWalk.
-    let walk = unsafe { &mut *ctx.cast::<FrameWalk>() };
-    if walk.frame == 0 {
-        walk.status = PY_STATUS_OK;
-        return 1;
-    }
-    let n = walk.n as usize;
-    if n >= MAX_PY_FRAMES {
-        return 1;
-    }
-    let o = walk.offsets;
-    let code = if walk.read_frame() {
-        walk.field::<u64>(o.frame_code)
-    } else {
-        None
-    };
-    let Some(code) = code else {
-        walk.status = PY_STATUS_READ_ERROR;
-        return 1;
-    };
-    let entry = if o.frame_layout == frame_layout::FRAME_OBJECT {
-        // One C eval call per frame.
-        Some((
-            walk.field::<i32>(o.frame_instr).unwrap_or(-1),
-            PY_FRAME_ENTRY,
-        ))
-    } else {
-        interpreter_frame(walk, code, n)
-    };
-    if let Some((lasti, flags)) = entry {
+impl Step for FrameWalk {
+    /// Records one frame and moves to the caller; true stops.
+    #[inline(always)]
+    fn step(&mut self) -> bool {
+        if self.frame == 0 {
+            self.status = PY_STATUS_OK;
+            return true;
+        }
+        let n = self.n as usize;
+        if n >= MAX_PY_FRAMES {
+            return true;
+        }
+        let o = self.offsets;
+        let code = if self.read_frame() {
+            self.field::<u64>(o.frame_code)
+        } else {
+            None
+        };
+        let Some(code) = code else {
+            self.status = PY_STATUS_READ_ERROR;
+            return true;
+        };
+        let (lasti, flags) = if o.frame_layout == frame_layout::FRAME_OBJECT {
+            // One C eval call per frame.
+            (
+                self.field::<i32>(o.frame_instr).unwrap_or(-1),
+                PY_FRAME_ENTRY,
+            )
+        } else {
+            interpreter_frame(self, code)
+        };
         // SAFETY: n < MAX_PY_FRAMES (checked above); `out` is writable.
-        unsafe { (*walk.out).frames[n] = PyFrame { code, lasti, flags } };
-        walk.n += 1;
+        unsafe { (*self.out).frames[n] = PyFrame { code, lasti, flags } };
+        self.n += 1;
+        self.frame = self.field(o.frame_back).unwrap_or(0);
+        false
     }
-    walk.frame = walk.field(o.frame_back).unwrap_or(0);
-    0
 }
 
-/// Position and flags of a 3.11+ frame, or None for a shim frame (which
-/// marks the frame before it as the first of a C eval call).
-fn interpreter_frame(walk: &FrameWalk, code: u64, n: usize) -> Option<(i32, u32)> {
-    let o = &walk.offsets;
+/// Position and flags of a 3.11+ frame; a shim frame is flagged as such.
+fn interpreter_frame(walk: &FrameWalk, code: u64) -> (i32, u32) {
+    let o = walk.offsets;
     let owner = walk.field::<u8>(o.frame_owner).unwrap_or(0);
     if owner == FRAME_OWNED_BY_CSTACK {
-        if n > 0 && n <= MAX_PY_FRAMES {
-            // SAFETY: n - 1 < MAX_PY_FRAMES; `out` is writable (caller).
-            unsafe { (*walk.out).frames[n - 1].flags |= PY_FRAME_ENTRY };
-        }
-        return None;
+        return (0, PY_FRAME_SHIM);
     }
     let instr = walk.field::<u64>(o.frame_instr).unwrap_or(0);
     let lasti = instr.wrapping_sub(code + o.code_adaptive as u64) as i32;
     let entry = walk.field::<u8>(o.frame_is_entry).unwrap_or(0) != 0;
-    Some((lasti, if entry { PY_FRAME_ENTRY } else { 0 }))
+    (lasti, if entry { PY_FRAME_ENTRY } else { 0 })
 }

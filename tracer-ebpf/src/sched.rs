@@ -4,6 +4,7 @@
 //! and the run-queue latency are summed here.
 
 use aya_ebpf::{
+    Global,
     macros::{map, raw_tracepoint},
     maps::PerCpuArray,
     programs::RawTracePointContext,
@@ -33,6 +34,13 @@ static RUNQUEUE: PerCpuArray<LatencyHist> = PerCpuArray::with_max_entries(1, 0);
 
 const TASK_UNINTERRUPTIBLE: u64 = 2;
 
+/// 1 where `sched_switch` passes the previous task's state (5.18+); before,
+/// the program must not even read that argument (the kernel refuses to
+/// attach it), and reads the task's state field instead. Set at load; the
+/// verifier knows the value and checks only the branch taken.
+#[unsafe(no_mangle)]
+static SWITCH_STATE_ARG: Global<u32> = Global::new(1);
+
 /// `sched_switch(bool preempt, task_struct *prev, task_struct *next,
 /// unsigned int prev_state)`; the current task is `prev`.
 #[raw_tracepoint(tracepoint = "sched_switch")]
@@ -47,7 +55,12 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     }
     let now = now_ns();
     let preempt: u64 = ctx.arg(0);
-    let prev_state: u64 = ctx.arg(3);
+    let prev: u64 = ctx.arg(1);
+    let prev_state: u64 = if SWITCH_STATE_ARG.load() != 0 {
+        ctx.arg(3)
+    } else {
+        kernel::read::<u32>(prev, kernel::offset!(task_state)).map_or(0, u64::from)
+    };
     let off_state = if preempt != 0 || prev_state & 0xff == 0 {
         OFFCPU_RUNNABLE
     } else if prev_state & TASK_UNINTERRUPTIBLE != 0 {
@@ -55,7 +68,6 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     } else {
         OFFCPU_SLEEPING
     };
-    let prev: u64 = ctx.arg(1);
     let capture = prev_traced.is_some_and(|(_, tid)| switch_out(now, tid, prev, off_state));
     if let Some((tgid, tid)) = next_traced {
         switch_in(now, tgid, tid, next);
@@ -83,7 +95,7 @@ pub fn sched_wakeup(ctx: RawTracePointContext) -> i32 {
 /// (tgid, tid) of a traced task given by pointer (not the current task).
 fn traced_task(task: *const u8) -> Option<(u32, u32)> {
     // `pid` and `tgid` are neighbours in task_struct.
-    let [tid, tgid] = kernel::read::<[u32; 2]>(task as u64, kernel::offsets().task_pid)?;
+    let [tid, tgid] = kernel::read::<[u32; 2]>(task as u64, kernel::offset!(task_pid))?;
     is_traced(tgid).then_some((tgid, tid))
 }
 

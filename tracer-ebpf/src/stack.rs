@@ -64,7 +64,7 @@ pub fn user_sp(regs: *const u8) -> u64 {
 #[inline(always)]
 pub fn syscall_pt_regs() -> Option<*const u8> {
     let task = kernel::current_task();
-    let stack = kernel::read::<u64>(task, kernel::offsets().task_stack)?;
+    let stack = kernel::read::<u64>(task, kernel::offset!(task_stack))?;
     Some((stack + THREAD_SIZE - PT_REGS_SIZE) as *const u8)
 }
 
@@ -105,7 +105,9 @@ pub unsafe fn capture_user(
         (*out).kernel_stack_id = -1;
         (*out)._pad = 0;
         if python {
-            python::read_stack(tgid, tid, addr_of_mut!((*out).py));
+            // The stack copy below overwrites the walk's scratch space.
+            let scratch = addr_of_mut!((*out).user).cast();
+            python::read_stack(tgid, tid, addr_of_mut!((*out).py), scratch);
         } else {
             (*out).py.len = 0;
             (*out).py.status = PY_STATUS_NONE;

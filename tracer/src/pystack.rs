@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use tracer_common::{PY_FRAME_ENTRY, PyFrame};
+use tracer_common::{PY_FRAME_ENTRY, PY_FRAME_SHIM, PyFrame};
 
 use crate::{
     python::{CodeReader, PythonProcess},
@@ -52,7 +52,8 @@ impl PythonTarget {
 
     /// Names the kernel's frames: (frame, ends an eval call).
     pub fn frames(&self, code: &mut CodeReader, raw: &[PyFrame]) -> Vec<(Frame, bool)> {
-        raw.iter()
+        without_shims(raw)
+            .iter()
             .map(|py| {
                 let frame = match code.frame(&self.process, py) {
                     Some(info) => Frame {
@@ -74,6 +75,20 @@ impl PythonTarget {
             })
             .collect()
     }
+}
+
+/// The frames without the shim frames, each shim marking the frame before
+/// it as the first of an eval call.
+fn without_shims(raw: &[PyFrame]) -> Vec<PyFrame> {
+    let mut frames: Vec<PyFrame> = Vec::with_capacity(raw.len());
+    for frame in raw {
+        if frame.flags & PY_FRAME_SHIM == 0 {
+            frames.push(*frame);
+        } else if let Some(previous) = frames.last_mut() {
+            previous.flags |= PY_FRAME_ENTRY;
+        }
+    }
+    frames
 }
 
 /// Replaces each eval-loop frame of `native` (innermost first) with the
@@ -106,6 +121,29 @@ pub fn merge(native: Vec<(RawFrame, bool)>, python: Vec<(Frame, bool)>) -> Vec<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shim_frames_are_dropped_and_mark_the_frame_before_them() {
+        let frame = |code, flags| PyFrame {
+            code,
+            lasti: 0,
+            flags,
+        };
+        // A leaf, its caller entered from C (a shim after it), then the
+        // outermost frame; a shim first has no frame to mark.
+        let raw = [
+            frame(0, PY_FRAME_SHIM),
+            frame(1, 0),
+            frame(2, 0),
+            frame(0, PY_FRAME_SHIM),
+            frame(3, PY_FRAME_ENTRY),
+        ];
+        let kept: Vec<(u64, u32)> = without_shims(&raw)
+            .iter()
+            .map(|f| (f.code, f.flags))
+            .collect();
+        assert_eq!(kept, [(1, 0), (2, PY_FRAME_ENTRY), (3, PY_FRAME_ENTRY)]);
+    }
 
     fn py(name: &str) -> Frame {
         Frame {

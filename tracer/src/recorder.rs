@@ -103,6 +103,7 @@ pub struct Ending {
     pub loops: Vec<(u32, LoopStats)>,
     pub loop_windows: Vec<LoopWindow>,
     pub drops: Drops,
+    pub kernel_limits: Vec<String>,
 }
 
 impl Recorder {
@@ -489,6 +490,7 @@ impl Recorder {
             runqueue: ending.runqueue,
             stacks: self.stacks.symbolize(&self.symbolizer),
             drops: ending.drops,
+            kernel_limits: ending.kernel_limits,
         }
     }
 }

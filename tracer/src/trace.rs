@@ -257,6 +257,9 @@ pub struct Trace {
     pub runqueue: RunqueueLatency,
     pub stacks: Vec<Stack>,
     pub drops: Drops,
+    /// What the kernel it ran on could not do, one line each (e.g. shorter
+    /// Python stacks without `bpf_loop`).
+    pub kernel_limits: Vec<String>,
 }
 
 impl Trace {
@@ -302,6 +305,7 @@ impl Trace {
             runqueue: RunqueueLatency::default(),
             stacks: Vec::new(),
             drops: Drops::default(),
+            kernel_limits: Vec::new(),
         }
     }
 }

@@ -30,6 +30,7 @@ pub fn analyze(trace: &Trace) -> Report {
         ended_by: trace.ended_by.clone(),
         dropped_events: trace.drops.total(),
         drops: trace.drops.clone(),
+        kernel_limits: trace.kernel_limits.clone(),
         processes: trace.processes.clone(),
         threads: trace
             .threads

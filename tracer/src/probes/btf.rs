@@ -57,6 +57,8 @@ pub struct KernelBtf {
     /// Index = type id (0 is void).
     types: Vec<Type>,
     by_name: HashMap<String, u32>,
+    /// The names (string offsets) of every enumerator of every enum.
+    enumerators: Vec<u32>,
 }
 
 fn u32_at(data: &[u8], offset: usize) -> Option<u32> {
@@ -94,6 +96,7 @@ impl KernelBtf {
             strings,
             types: vec![Type::Other],
             by_name: HashMap::new(),
+            enumerators: Vec::new(),
         };
         let mut at = 0;
         while at < type_data.len() {
@@ -127,11 +130,20 @@ impl KernelBtf {
                     Type::Composite { name, members }
                 }
                 KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST => Type::Alias(size_or_type),
+                KIND_ENUM => {
+                    for i in 0..vlen {
+                        let name = u32_at(type_data, at + 8 * i)
+                            .ok_or(malformed("truncated enumerator"))?;
+                        this.enumerators.push(name);
+                    }
+                    at += 8 * vlen;
+                    Type::Other
+                }
                 _ => {
                     at += match kind {
                         KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
                         KIND_ARRAY => 12,
-                        KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                        KIND_FUNC_PROTO => 8 * vlen,
                         KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
                         _ => 0,
                     };
@@ -186,6 +198,14 @@ impl KernelBtf {
         None
     }
 
+    /// Whether some enum has an enumerator `name` (e.g. `BPF_FUNC_loop` of
+    /// `enum bpf_func_id`: the helpers this kernel has).
+    pub fn has_enumerator(&self, name: &str) -> bool {
+        self.enumerators
+            .iter()
+            .any(|&offset| self.string(offset) == name)
+    }
+
     /// Byte offset of a member path in a struct, e.g.
     /// `offset_of("task_struct", &["thread", "fsbase"])`.
     pub fn offset_of(&self, structure: &str, path: &[&str]) -> Result<u32, BtfError> {
@@ -222,6 +242,15 @@ mod tests {
             btf.offset_of("task_struct", &["no_such_field"]),
             Err(BtfError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn finds_the_helpers_of_this_kernel() {
+        let btf = KernelBtf::from_sys_fs().expect("this kernel has BTF");
+        // bpf_probe_read_user: 5.5; bpf_loop: 5.17.
+        assert!(btf.has_enumerator("BPF_FUNC_probe_read_user"));
+        assert!(btf.has_enumerator("BPF_FUNC_loop"));
+        assert!(!btf.has_enumerator("BPF_FUNC_no_such_helper"));
     }
 
     #[test]

@@ -4,11 +4,10 @@ use tracer_common::KernelOffsets;
 
 use super::btf::{BtfError, KernelBtf};
 
-/// Offsets from the running kernel. The scheduler fields are required;
+/// Offsets from a kernel's BTF. The scheduler fields are required;
 /// the others only enable extras (Python < 3.11 thread matching, socket
 /// addresses), so a missing one is logged and marked MISSING.
-pub fn from_running_kernel() -> Result<KernelOffsets, BtfError> {
-    let btf = KernelBtf::from_sys_fs()?;
+pub fn from_btf(btf: &KernelBtf) -> Result<KernelOffsets, BtfError> {
     let optional = |structure: &str, path: &[&str]| match btf.offset_of(structure, path) {
         Ok(offset) => offset,
         Err(error) => {
@@ -22,6 +21,9 @@ pub fn from_running_kernel() -> Result<KernelOffsets, BtfError> {
         task_flags: btf.offset_of("task_struct", &["flags"])?,
         task_runtime: btf.offset_of("task_struct", &["se", "sum_exec_runtime"])?,
         task_fsbase: optional("task_struct", &["thread", "fsbase"]),
+        task_state: btf
+            .offset_of("task_struct", &["__state"])
+            .or_else(|_| btf.offset_of("task_struct", &["state"]))?,
         task_files: optional("task_struct", &["files"]),
         files_fdt: optional("files_struct", &["fdt"]),
         fdtable_max_fds: optional("fdtable", &["max_fds"]),
@@ -48,7 +50,7 @@ mod tests {
 
     #[test]
     fn all_offsets_found_on_this_kernel() {
-        let k = from_running_kernel().unwrap();
+        let k = from_btf(&KernelBtf::from_sys_fs().unwrap()).unwrap();
         for (name, offset) in [
             ("fsbase", k.task_fsbase),
             ("files", k.task_files),

@@ -1,8 +1,11 @@
 //! Loading and attaching the kernel programs, and reading their maps.
 
 pub mod btf;
+mod kernel;
 mod kernel_offsets;
 mod release;
+#[cfg(test)]
+mod stack_budget;
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -29,8 +32,11 @@ use crate::{
     trace::{Drops, RunqueueLatency, ShortOffCpu, SyscallTotals},
 };
 
-/// The kernel object, built by build.rs.
+/// The kernel object, built by build.rs, for kernels with `bpf_loop`
+/// (5.17+), and the one for older kernels.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probes"));
+static OBJECT_BOUNDED: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/probes-bounded"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -55,7 +61,7 @@ pub enum ProbeError {
     #[error("eBPF program {0} is missing from the object (a build problem)")]
     MissingProgram(&'static str),
     #[error("{0}")]
-    Btf(#[from] btf::BtfError),
+    Kernel(#[from] kernel::KernelError),
     #[error("cannot list the online CPUs: {0}")]
     Cpus(#[source] std::io::Error),
 }
@@ -101,6 +107,8 @@ pub struct Probes {
     ebpf: Ebpf,
     /// Lean mode's links to the `syscalls:` tracepoints, by program.
     wait_links: Vec<(&'static str, TracePointLinkId)>,
+    /// What this kernel cannot do, one line each.
+    kernel_limits: Vec<String>,
 }
 
 impl Probes {
@@ -111,11 +119,16 @@ impl Probes {
         // aya's loader parses the kernel BTF as it is made, and our offsets
         // need a parse of their own: side by side, ~15 ms each.
         let (kernel, mut loader) = std::thread::scope(|scope| {
-            let offsets = scope.spawn(kernel_offsets::from_running_kernel);
+            let kernel = scope.spawn(kernel::RunningKernel::inspect);
             let loader = EbpfLoader::new();
-            (offsets.join(), loader)
+            (kernel.join(), loader)
         });
         let kernel = kernel.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        let object = if kernel.bpf_loop {
+            OBJECT
+        } else {
+            OBJECT_BOUNDED
+        };
         let stall_sample_after = settings.threshold_ns / 2;
         let mut ebpf = loader
             .override_global(globals::THRESHOLD_NS, &settings.threshold_ns, true)
@@ -127,8 +140,13 @@ impl Probes {
                 true,
             )
             .override_global(globals::TARGET_TGID, &target_pid, true)
-            .override_global(globals::KERNEL, &kernel, true)
-            .load(OBJECT)
+            .override_global(globals::KERNEL, &kernel.offsets, true)
+            .override_global(
+                globals::SWITCH_STATE_ARG,
+                &u32::from(kernel.switch_state_arg),
+                true,
+            )
+            .load(object)
             .map_err(ProbeError::Load)?;
         load_programs(&mut ebpf, &programs_for(settings))?;
         let mut wait_links = Vec::new();
@@ -154,7 +172,16 @@ impl Probes {
         if let Some(period_ns) = profile_period_ns(settings) {
             attach_sampler(&mut ebpf, "profile_sample", SamplePolicy::Period(period_ns))?;
         }
-        Ok(Self { ebpf, wait_links })
+        Ok(Self {
+            ebpf,
+            wait_links,
+            kernel_limits: kernel.limits(),
+        })
+    }
+
+    /// What tracing on this kernel cannot do, one line each.
+    pub fn kernel_limits(&self) -> &[String] {
+        &self.kernel_limits
     }
 
     /// Starts tracing every thread of process `pid`.
@@ -553,12 +580,23 @@ fn attach_syscall_tracepoints(
     let error = |source| ProbeError::Attach { what: name, source };
     WAIT_SYSCALLS
         .iter()
-        .map(|call| {
-            program
-                .attach("syscalls", &format!("{prefix}{call}"))
-                .map_err(error)
-        })
+        .map(|call| format!("{prefix}{call}"))
+        .filter(|tracepoint| syscall_tracepoint_exists(tracepoint))
+        .map(|tracepoint| program.attach("syscalls", &tracepoint).map_err(error))
         .collect()
+}
+
+/// Whether the kernel has tracepoint `syscalls:{name}`: a kernel older than
+/// a syscall has neither (epoll_pwait2 is 5.11), and nothing can wait in it.
+fn syscall_tracepoint_exists(name: &str) -> bool {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|tracefs| {
+            std::path::Path::new(tracefs)
+                .join("events/syscalls")
+                .join(name)
+                .exists()
+        })
 }
 
 /// Puts the loaded `sleep_capture` into its slot of `SLEEP_CAPTURE`, for

@@ -259,5 +259,6 @@ pub fn trace() -> Trace {
             kernel_stacks: 3,
             process_map_full: 4,
         },
+        kernel_limits: vec!["Linux 5.10 has no bpf_loop".into()],
     }
 }

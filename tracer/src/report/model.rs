@@ -21,6 +21,8 @@ pub struct Report {
     /// Sum of `drops`: events the tracer could not record.
     pub dropped_events: u64,
     pub drops: Drops,
+    /// What the kernel could not do, one line each.
+    pub kernel_limits: Vec<String>,
     /// The target, then the child processes it started while traced.
     pub processes: Vec<ProcessInfo>,
     pub threads: Vec<ThreadRow>,

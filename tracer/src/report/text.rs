@@ -59,6 +59,9 @@ fn header(out: &mut String, r: &Report) {
             .collect();
         let _ = writeln!(out, "child processes followed: {}", children.join(", "));
     }
+    for limit in &r.kernel_limits {
+        let _ = writeln!(out, "  NOTE: {limit}");
+    }
     if r.dropped_events > 0 {
         let d = &r.drops;
         let _ = writeln!(
@@ -418,6 +421,7 @@ mod tests {
             ended_by: "duration elapsed".into(),
             dropped_events: 0,
             drops: Drops::default(),
+            kernel_limits: vec![],
             processes: vec![],
             threads: vec![ThreadRow {
                 pid: 4242,
