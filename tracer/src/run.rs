@@ -154,6 +154,8 @@ impl Session {
                 (target, Some(launched))
             }
         };
+        // From here on, an error drops `launched`, which kills and reaps
+        // the command before it ever ran.
         let pidfd = target::open_pidfd(target.pid)?;
         let mut probes = Probes::load(&settings, target.pid)?;
         let start_ns = monotonic_ns();
@@ -268,6 +270,7 @@ impl Session {
                 series.windows
             },
             drops: self.probes.drops()?,
+            kernel_limits: self.probes.kernel_limits().to_vec(),
         };
         self.probes.release();
         Ok(self.recorder.finish(ending))

@@ -94,16 +94,19 @@ pub fn open_pidfd(pid: u32) -> Result<OwnedFd, TargetError> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// A started command, waiting at the gate before its `execve`.
+/// A started command, waiting at the gate before its `execve`. Dropped
+/// without [`Launched::release`] (attaching failed), it kills and reaps the
+/// command, which then never runs.
 pub struct Launched {
     pub pid: u32,
     gate: OwnedFd,
     exec_error: OwnedFd,
+    released: bool,
 }
 
 impl Launched {
     /// Lets the command run (it execs), and reports whether exec failed.
-    pub fn release(self, command: &str) -> Result<(), TargetError> {
+    pub fn release(mut self, command: &str) -> Result<(), TargetError> {
         let spawn_error = |source| TargetError::Spawn {
             command: command.to_string(),
             source,
@@ -112,17 +115,49 @@ impl Launched {
         if unsafe { libc::write(self.gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) } != 1 {
             return Err(spawn_error(io::Error::last_os_error()));
         }
-        drop(self.gate);
-        let mut errno = [0u8; 4];
         // The exec-error pipe is close-on-exec: EOF means exec succeeded.
-        // SAFETY: reading into a valid 4-byte buffer from an fd we own.
-        let n = unsafe { libc::read(self.exec_error.as_raw_fd(), errno.as_mut_ptr().cast(), 4) };
-        if n == 4 {
-            return Err(spawn_error(io::Error::from_raw_os_error(
-                i32::from_ne_bytes(errno),
-            )));
+        match read_errno(&self.exec_error) {
+            Some(errno) => Err(spawn_error(io::Error::from_raw_os_error(errno))),
+            None => {
+                self.released = true;
+                Ok(())
+            }
         }
-        Ok(())
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        if !self.released {
+            kill_and_reap(self.pid);
+        }
+    }
+}
+
+/// The errno a failed exec wrote to its pipe, or None at end of file.
+fn read_errno(pipe: &OwnedFd) -> Option<i32> {
+    let mut errno = [0u8; 4];
+    loop {
+        // SAFETY: reading into a valid 4-byte buffer from an fd we own.
+        let n = unsafe { libc::read(pipe.as_raw_fd(), errno.as_mut_ptr().cast(), 4) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return (n == 4).then(|| i32::from_ne_bytes(errno));
+    }
+}
+
+/// Ends a child of ours that must not run, and reaps it so that no zombie
+/// is left either.
+fn kill_and_reap(pid: u32) {
+    // SAFETY: signalling and waiting for our own child; waitpid writes the
+    // status into a valid int.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+        let mut status = 0;
+        while libc::waitpid(pid as i32, &mut status, 0) < 0
+            && *libc::__errno_location() == libc::EINTR
+        {}
     }
 }
 
@@ -157,8 +192,64 @@ fn cstring(text: &OsStr) -> Result<CString, io::Error> {
     CString::new(text.as_bytes()).map_err(|_| io::Error::other("argument contains a NUL byte"))
 }
 
+/// What the forked child needs, made before fork: after it, in a process
+/// with threads, only async-signal-safe calls are allowed (no allocation).
+struct Exec {
+    path: CString,
+    /// Keep the strings the pointers below point into.
+    _args: Vec<CString>,
+    _env: Vec<CString>,
+    arg_ptrs: Vec<*const libc::c_char>,
+    env_ptrs: Vec<*const libc::c_char>,
+}
+
+impl Exec {
+    fn new(program: &Path, argv: &[OsString]) -> io::Result<Self> {
+        let path = cstring(program.as_os_str())?;
+        let args: Vec<CString> = argv.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
+        let env: Vec<CString> = std::env::vars_os()
+            .map(|(k, v)| {
+                let mut pair = k;
+                pair.push("=");
+                pair.push(v);
+                cstring(&pair)
+            })
+            .collect::<Result<_, _>>()?;
+        let null_terminated = |strings: &[CString]| {
+            let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+            ptrs.push(std::ptr::null());
+            ptrs
+        };
+        Ok(Self {
+            path,
+            arg_ptrs: null_terminated(&args),
+            env_ptrs: null_terminated(&env),
+            _args: args,
+            _env: env,
+        })
+    }
+}
+
+/// The pipes between the tracer and the gated child. Each end is
+/// close-on-exec, but a fork copies them all: the child first closes the
+/// tracer's ends (holding the gate's write end itself, it would wait
+/// forever once the tracer is gone).
+struct Pipes {
+    gate_read: OwnedFd,
+    gate_write: OwnedFd,
+    error_read: OwnedFd,
+    error_write: OwnedFd,
+}
+
 /// Forks a child that waits for [`Launched::release`] before it execs
 /// `argv`, so tracing can start before the command's first instruction.
+///
+/// The child dies with the tracer: SIGKILL while it waits at the gate, so a
+/// failed or killed start leaves nothing behind; SIGTERM once the command
+/// runs (also when the tracer ends normally with the command still running,
+/// after `--duration`), so it can end cleanly and does not outlive its
+/// trace. Call this on the main thread: the kernel sends that signal when
+/// the thread that forked ends.
 pub fn launch(argv: &[OsString]) -> Result<Launched, TargetError> {
     let command = argv
         .first()
@@ -170,57 +261,136 @@ pub fn launch(argv: &[OsString]) -> Result<Launched, TargetError> {
     };
     let program = find_program(argv.first().map(OsString::as_os_str).unwrap_or_default())
         .ok_or_else(|| TargetError::CommandNotFound(command.clone()))?;
-    // Everything the child needs is allocated before fork: after it, only
-    // async-signal-safe calls are allowed.
-    let path = cstring(program.as_os_str()).map_err(spawn_error)?;
-    let args: Vec<CString> = argv
-        .iter()
-        .map(|a| cstring(a))
-        .collect::<Result<_, _>>()
-        .map_err(spawn_error)?;
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| {
-            let mut pair = k;
-            pair.push("=");
-            pair.push(v);
-            cstring(&pair)
-        })
-        .collect::<Result<_, _>>()
-        .map_err(spawn_error)?;
-    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    arg_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    env_ptrs.push(std::ptr::null());
+    let exec = Exec::new(&program, argv).map_err(spawn_error)?;
     let (gate_read, gate_write) = pipe().map_err(spawn_error)?;
     let (error_read, error_write) = pipe().map_err(spawn_error)?;
-
-    // SAFETY: fork() duplicates the process; the child below only calls
-    // async-signal-safe functions (read, execve, write, _exit).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(spawn_error(io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        // SAFETY: in the child; all pointers were prepared before fork.
-        unsafe {
-            let mut byte = 0u8;
-            if libc::read(gate_read.as_raw_fd(), (&raw mut byte).cast(), 1) != 1 {
-                // The tracer died before releasing us: do not run untraced.
-                libc::_exit(126);
-            }
-            libc::execve(path.as_ptr(), arg_ptrs.as_ptr(), env_ptrs.as_ptr());
-            let errno = *libc::__errno_location();
-            libc::write(error_write.as_raw_fd(), (&raw const errno).cast(), 4);
-            libc::_exit(127);
-        }
-    }
-    drop(gate_read);
-    drop(error_write);
+    let pipes = Pipes {
+        gate_read,
+        gate_write,
+        error_read,
+        error_write,
+    };
+    let pid = fork_gated(&exec, &pipes).map_err(spawn_error)?;
+    let Pipes {
+        gate_read,
+        gate_write,
+        error_read,
+        error_write,
+    } = pipes;
+    // The child's ends: with them closed here, a pipe that the child has
+    // left too reads end of file (or fails a write) instead of blocking.
+    drop((gate_read, error_write));
     Ok(Launched {
-        pid: pid as u32,
+        pid,
         gate: gate_write,
         exec_error: error_read,
+        released: false,
     })
+}
+
+/// Forks the gated child (see [`gated_child`]) with every signal blocked,
+/// so that no handler of the tracer runs in it before it has reset them.
+fn fork_gated(exec: &Exec, pipes: &Pipes) -> io::Result<u32> {
+    // SAFETY: getpid has no preconditions.
+    let tracer = unsafe { libc::getpid() };
+    // SAFETY: sigset_t is plain data, filled by sigfillset before use.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; pthread_sigmask writes the old mask into it.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers; this changes only this thread's mask,
+    // restored below in the tracer.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    // SAFETY: the child runs only `gated_child`, which calls async-signal-
+    // safe functions on memory prepared before the fork, and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child of the fork, as `gated_child` requires.
+        unsafe { gated_child(tracer, exec, pipes) };
+    }
+    let fork_error = io::Error::last_os_error();
+    // SAFETY: restores the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    if pid < 0 {
+        return Err(fork_error);
+    }
+    Ok(pid as u32)
+}
+
+/// The child until its exec: lets go of the tracer's pipe ends, arranges
+/// to die with the tracer, waits at the gate, then execs. On end of file at
+/// the gate (the tracer is gone: the command must not run untraced) or any
+/// error it exits at once.
+///
+/// # Safety
+/// Only in the child of a fork, with every signal blocked; `tracer` is the
+/// parent's pid.
+unsafe fn gated_child(tracer: libc::pid_t, exec: &Exec, pipes: &Pipes) -> ! {
+    // SAFETY: only async-signal-safe calls (close, prctl, getppid,
+    // sigaction, sigprocmask, read, execve, write, _exit) on fds of this
+    // process and on memory prepared before the fork.
+    unsafe {
+        libc::close(pipes.gate_write.as_raw_fd());
+        libc::close(pipes.error_read.as_raw_fd());
+        // If the tracer died before this prctl, nothing would signal us:
+        // we would have been adopted by another process already.
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != tracer {
+            libc::_exit(126);
+        }
+        reset_signals();
+        let mut byte = 0u8;
+        loop {
+            match libc::read(pipes.gate_read.as_raw_fd(), (&raw mut byte).cast(), 1) {
+                1 => break,
+                n if n < 0 && *libc::__errno_location() == libc::EINTR => continue,
+                _ => libc::_exit(126),
+            }
+        }
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+            libc::_exit(126);
+        }
+        libc::execve(
+            exec.path.as_ptr(),
+            exec.arg_ptrs.as_ptr(),
+            exec.env_ptrs.as_ptr(),
+        );
+        let errno = *libc::__errno_location();
+        libc::write(pipes.error_write.as_raw_fd(), (&raw const errno).cast(), 4);
+        libc::_exit(127)
+    }
+}
+
+/// Gives the command the signal state a shell would: the signals the
+/// tracer catches back to their default action (an exec would do that
+/// too, but the child waits at the gate with them first: SIGTERM must end
+/// it there), SIGPIPE too (Rust programs ignore it), and nothing blocked.
+/// Signals ignored by whoever started the tracer (`nohup`) stay ignored.
+///
+/// # Safety
+/// Only in the child of a fork: async-signal-safe calls only.
+unsafe fn reset_signals() {
+    // SAFETY: sigaction reads and writes valid structs; the libc wrapper
+    // refuses (EINVAL) the signals that cannot be changed, which we skip.
+    unsafe {
+        let mut default: libc::sigaction = std::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..=64 {
+            let mut current: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, std::ptr::null(), &mut current) != 0 {
+                continue;
+            }
+            let caught =
+                current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN;
+            if caught || signal == libc::SIGPIPE {
+                libc::sigaction(signal, &default, std::ptr::null_mut());
+            }
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
 }
 
 /// Reaps a child that has exited and describes how it ended.
@@ -265,6 +435,20 @@ mod tests {
         assert!(find_program(OsStr::new("no-such-program-here")).is_none());
         let not_executable = tempfile::NamedTempFile::new().unwrap();
         assert!(find_program(not_executable.path().as_os_str()).is_none());
+    }
+
+    #[test]
+    fn a_command_never_released_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let ran = dir.path().join("ran");
+        let launched = launch(&["touch".into(), ran.clone().into()]).unwrap();
+        let pid = launched.pid;
+        drop(launched);
+        // Killed and reaped: no child of ours is left, the file never made.
+        // SAFETY: waitpid on our own (former) child, with a valid int.
+        let waited = unsafe { libc::waitpid(pid as i32, &mut 0, libc::WNOHANG) };
+        assert_eq!(waited, -1, "child {pid} not reaped");
+        assert!(!ran.exists());
     }
 
     #[test]
