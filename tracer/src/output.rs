@@ -56,13 +56,13 @@ impl Outputs {
 
     /// Writes the JSON report to `--json` and `files` (name, contents) into
     /// `--output DIR`, as requested.
-    pub fn write(&self, files: &[(&str, &str)], json: &str) -> Result<(), OutputError> {
+    pub fn write(&self, files: &[(&str, &[u8])], json: &str) -> Result<(), OutputError> {
         if let Some(path) = &self.json {
             write_file(path, json)?;
         }
         if let Some(dir) = &self.dir {
             for (name, contents) in files {
-                write_file(&dir.join(name), contents)?;
+                write_bytes(&dir.join(name), contents)?;
             }
         }
         Ok(())

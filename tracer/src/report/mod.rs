@@ -2,6 +2,7 @@
 
 pub mod flamegraph;
 pub mod model;
+pub mod pprof;
 pub mod publish;
 pub mod text;
 pub mod timeline;

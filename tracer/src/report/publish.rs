@@ -7,14 +7,15 @@ use std::{fmt::Write, path::PathBuf};
 use crate::{
     analyze::analyze,
     output::{OutputError, Outputs},
-    report::{flamegraph, model::Report, text, timeline, to_json},
+    report::{flamegraph, model::Report, pprof, text, timeline, to_json},
     trace::Trace,
 };
 
 /// One file of `--output DIR`.
 pub struct OutputFile {
     pub name: &'static str,
-    pub contents: String,
+    /// Text for most files; the pprof profiles are binary.
+    pub contents: Vec<u8>,
     /// What it is and how to open it, for the report's list of files.
     pub about: &'static str,
 }
@@ -26,33 +27,43 @@ fn files(trace: &Trace, report: &Report) -> Vec<OutputFile> {
     vec![
         OutputFile {
             name: "report.json",
-            contents: to_json(report),
+            contents: to_json(report).into(),
             about: "the report for programs (format: docs/json.md)",
         },
         OutputFile {
             name: "timeline.json",
-            contents: timeline::render(trace, report),
+            contents: timeline::render(trace, report).into(),
             about: "the timeline: open in ui.perfetto.dev or chrome://tracing (docs/timeline.md)",
         },
         OutputFile {
             name: "cpu.folded",
-            contents: cpu.clone(),
+            contents: cpu.clone().into(),
             about: "CPU profile as folded stacks (inferno, flamegraph.pl, speedscope)",
         },
         OutputFile {
             name: "cpu.svg",
-            contents: flamegraph::svg(&cpu, "CPU (on-CPU samples)", "samples"),
+            contents: flamegraph::svg(&cpu, "CPU (on-CPU samples)", "samples").into(),
             about: "CPU flame graph: open in a browser",
         },
         OutputFile {
             name: "offcpu.folded",
-            contents: offcpu.clone(),
+            contents: offcpu.clone().into(),
             about: "off-CPU time (ms) as folded stacks, wait reason first",
         },
         OutputFile {
             name: "offcpu.svg",
-            contents: flamegraph::svg(&offcpu, "Off-CPU time by wait reason", "ms"),
+            contents: flamegraph::svg(&offcpu, "Off-CPU time by wait reason", "ms").into(),
             about: "off-CPU flame graph: open in a browser",
+        },
+        OutputFile {
+            name: "cpu.pb.gz",
+            contents: pprof::cpu(trace),
+            about: "CPU profile for go tool pprof, Pyroscope, Parca (docs/pprof.md)",
+        },
+        OutputFile {
+            name: "offcpu.pb.gz",
+            contents: pprof::offcpu(trace, &report.off_cpu),
+            about: "off-CPU profile (ns, by wait reason) for the same tools",
         },
     ]
 }
@@ -71,12 +82,12 @@ pub fn publish(trace: &Trace, outputs: &Outputs, quiet: bool) -> Result<(), Outp
     text.push_str(&listed);
     files.push(OutputFile {
         name: "report.txt",
-        contents: text.clone(),
+        contents: text.clone().into(),
         about: "this report",
     });
-    let named: Vec<(&str, &str)> = files
+    let named: Vec<(&str, &[u8])> = files
         .iter()
-        .map(|f| (f.name, f.contents.as_str()))
+        .map(|f| (f.name, f.contents.as_slice()))
         .collect();
     outputs.write(&named, &json)?;
     if !quiet {
