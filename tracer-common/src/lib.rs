@@ -42,6 +42,7 @@ pub mod globals {
     pub const STALL_SAMPLE_AFTER_NS: &str = "STALL_SAMPLE_AFTER_NS";
     pub const OFFCPU_MIN_NS: &str = "OFFCPU_MIN_NS";
     pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
+    pub const TRACE_BY_MAP: &str = "TRACE_BY_MAP";
     pub const TARGET_TGID: &str = "TARGET_TGID";
     pub const SWITCH_STATE_ARG: &str = "SWITCH_STATE_ARG";
 }

@@ -13,6 +13,12 @@ static TARGET_TGID: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 static FOLLOW_CHILDREN: Global<u32> = Global::new(0);
 
+/// The traced processes are those of the `TRACED` map, not the target
+/// alone: when children are followed, or several pids were given (set at
+/// load).
+#[unsafe(no_mangle)]
+static TRACE_BY_MAP: Global<u32> = Global::new(0);
+
 /// Slot 0 is set by userspace when tracing ends: from then on nothing is
 /// traced, and the programs can stay attached until the tracer has exited
 /// (detaching the `syscalls:` tracepoints takes ~40 ms each).
@@ -24,12 +30,13 @@ pub fn follow_children() -> bool {
     FOLLOW_CHILDREN.load() != 0
 }
 
-/// Whether process `tgid` is traced. Without children to follow the target
-/// is the only one: a compare with a constant instead of a hash lookup
-/// (about 45 ns here, twice per syscall). The stop flag is read only then.
+/// Whether process `tgid` is traced. With one process and no children to
+/// follow, the target is the only one: a compare with a constant instead of
+/// a hash lookup (about 45 ns here, twice per syscall). The stop flag is
+/// read only then.
 #[inline(always)]
 pub fn is_traced(tgid: u32) -> bool {
-    let traced = if follow_children() {
+    let traced = if TRACE_BY_MAP.load() != 0 {
         // SAFETY: the value is only tested for presence.
         unsafe { TRACED.get(tgid) }.is_some()
     } else {

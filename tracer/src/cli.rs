@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::{duration::parse_duration, error::UsageError};
 
 const USAGE: &str = "\
-sudo tracer [OPTIONS] --pid <PID>
+sudo tracer [OPTIONS] --pid <PID>[,<PID>...]
        sudo tracer [OPTIONS] -- <CMD>...
        tracer report [OPTIONS] <FILE>";
 
@@ -16,7 +16,8 @@ Examples:
   sudo tracer --pid 4242                  trace a running service until Ctrl-C
   sudo tracer -p 4242 -d 30s -o out/      30 seconds; every report (text, JSON, timeline) in out/
   sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
-  sudo tracer -p 4242 --children          also the worker processes it starts while traced
+  sudo tracer -p 4242 --children          also its worker processes: those running now and those it starts
+  sudo tracer -p 4242,4243,4250           several processes in one trace (until all have exited)
   sudo tracer -p 4242 --all-syscalls      every syscall: strace -c table, every thread's calls
   sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
@@ -50,11 +51,14 @@ pub struct Cli {
     #[command(subcommand)]
     pub action: Option<Action>,
 
-    /// Trace the running process with this pid (all its threads).
-    #[arg(short, long, value_name = "PID")]
-    pub pid: Option<u32>,
+    /// Trace the running process with this pid (all its threads). Several
+    /// processes: -p 10,11,12 or -p 10 -p 11; the first is the target the
+    /// report is named after, and recording ends when all have exited.
+    #[arg(short, long, value_name = "PID", value_delimiter = ',')]
+    pub pid: Vec<u32>,
 
-    /// With --pid: also trace the processes it starts from now on (forked
+    /// With --pid: also trace its descendants, those already running (a
+    /// pre-fork server's workers) and those it starts from now on (forked
     /// workers, exec'd programs). A command after -- is always followed.
     #[arg(long, requires = "pid")]
     pub children: bool,
@@ -141,7 +145,9 @@ pub struct ReportArgs {
 /// What to trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
-    Pid(u32),
+    /// Running processes, each once, in the order given: the first is the
+    /// target the report is named after.
+    Pids(Vec<u32>),
     Command(Vec<OsString>),
 }
 
@@ -154,16 +160,15 @@ const MAX_RATE: u64 = 10_000;
 impl Cli {
     /// Checks what clap cannot: exactly one target, sane durations.
     pub fn target(&self) -> Result<TargetSpec, UsageError> {
-        match (self.pid, self.command.is_empty()) {
-            (Some(_), false) => Err(UsageError(
+        match (self.pid.is_empty(), self.command.is_empty()) {
+            (false, false) => Err(UsageError(
                 "give either --pid or a command after --, not both".into(),
             )),
-            (None, true) => Err(UsageError(
+            (true, true) => Err(UsageError(
                 "nothing to trace: give --pid PID, or a command after -- (see --help)".into(),
             )),
-            (Some(0), true) => Err(UsageError("--pid must be a process id above 0".into())),
-            (Some(pid), true) => Ok(TargetSpec::Pid(pid)),
-            (None, false) => Ok(TargetSpec::Command(self.command.clone())),
+            (false, true) => pids(&self.pid).map(TargetSpec::Pids),
+            (true, false) => Ok(TargetSpec::Command(self.command.clone())),
         }
     }
 
@@ -195,6 +200,21 @@ impl Cli {
     }
 }
 
+/// The pids given, each once, in the order first given (`-p 10,11,10`
+/// traces 10 and 11, 10 being the target).
+fn pids(given: &[u32]) -> Result<Vec<u32>, UsageError> {
+    if given.contains(&0) {
+        return Err(UsageError("--pid must be a process id above 0".into()));
+    }
+    let mut unique = Vec::with_capacity(given.len());
+    for &pid in given {
+        if !unique.contains(&pid) {
+            unique.push(pid);
+        }
+    }
+    Ok(unique)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,9 +226,28 @@ mod tests {
     #[test]
     fn pid_and_defaults() {
         let cli = parse(&["--pid", "42"]).unwrap();
-        assert_eq!(cli.validate().unwrap(), TargetSpec::Pid(42));
+        assert_eq!(cli.validate().unwrap(), TargetSpec::Pids(vec![42]));
         assert_eq!(cli.threshold, Duration::from_millis(10));
         assert_eq!(cli.duration, None);
+    }
+
+    #[test]
+    fn several_pids() {
+        let listed = parse(&["-p", "10,11,12"]).unwrap();
+        assert_eq!(
+            listed.validate().unwrap(),
+            TargetSpec::Pids(vec![10, 11, 12])
+        );
+        let repeated = parse(&["-p", "12", "--pid", "10,12", "-p", "11"]).unwrap();
+        assert_eq!(
+            repeated.validate().unwrap(),
+            TargetSpec::Pids(vec![12, 10, 11])
+        );
+        assert!(parse(&["-p", "1,notanumber"]).is_err());
+        assert!(parse(&["-p", "1,"]).is_err());
+        let zero = parse(&["-p", "1,0"]).unwrap();
+        assert!(zero.validate().unwrap_err().0.contains("above 0"));
+        assert!(parse(&["-p", "1,2", "--children"]).unwrap().children);
     }
 
     #[test]

@@ -59,7 +59,8 @@ pub struct Recorder {
     start_ns: u64,
     files: ModuleFiles,
     modules: HashMap<u32, ProcessModules>,
-    /// Child processes started while traced, by pid.
+    /// The processes traced besides the target (children started while
+    /// traced, descendants running at attach, other targets), by pid.
     children: BTreeMap<u32, ProcessInfo>,
     pythons: HashMap<u32, PythonTarget>,
     /// When processes without CPython were last looked at, and how many
@@ -313,16 +314,24 @@ impl Recorder {
     /// A traced process started another: traced too, from now on.
     fn child(&mut self, parent: u32, child: u32) {
         log::info!("following process {child}, started by {parent}");
+        self.add_traced(child, Some(parent));
+    }
+
+    /// A process traced besides the target: a child the kernel followed, a
+    /// descendant already running at attach (`parent` is its parent), or
+    /// another process given to trace (no parent). The report lists it
+    /// after the target.
+    pub fn add_traced(&mut self, pid: u32, parent: Option<u32>) {
         self.children.insert(
-            child,
+            pid,
             ProcessInfo {
-                pid: child,
-                parent: Some(parent),
+                pid,
+                parent,
                 comm: String::new(),
                 cmdline: Vec::new(),
             },
         );
-        self.add_process(child);
+        self.add_process(pid);
     }
 
     fn stall(&mut self, stall: &Stall) {

@@ -1,10 +1,7 @@
 //! A live trace from start to report: check the request, attach, record until
-//! the duration ends, a signal arrives or the target exits, then report.
+//! the duration ends, a signal arrives or the targets exit, then report.
 
-use std::{
-    os::fd::{AsRawFd, OwnedFd},
-    time::Duration,
-};
+use std::{os::fd::OwnedFd, time::Duration};
 
 use anyhow::Context;
 use aya::maps::{MapData, RingBuf};
@@ -26,7 +23,7 @@ use crate::{
     recorder::{Ending, ProbeUpdate, Recorder},
     recording,
     report::publish::publish,
-    target::{self, Launched},
+    target::{self, Descendant, Launched},
     trace::{TargetInfo, Trace},
 };
 
@@ -57,20 +54,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         profile_hz: cli.rate,
         // A started command's children are its work (a shell script, a
         // server forking workers); a running service's only when asked.
-        follow_children: cli.children || matches!(spec, TargetSpec::Command(_)),
+        follow_children: cli.children || matches!(&spec, TargetSpec::Command(_)),
+        several_processes: matches!(&spec, TargetSpec::Pids(pids) if pids.len() > 1),
         lean: !cli.all_syscalls,
     };
-    let session = Session::start(&spec, settings)?;
+    let session = Session::start(&spec, settings, cli.children)?;
     let quiet = cli.outputs.quiet;
     if !quiet {
-        let until = match cli.duration {
-            Some(d) => format!("for {}", crate::duration::format_ns(d.as_nanos() as u64)),
-            None => "until Ctrl-C or its exit".to_string(),
-        };
-        eprintln!(
-            "tracer: attached to pid {} ({}), recording {until}",
-            session.target.pid, session.target.comm
-        );
+        eprintln!("tracer: {}", session.attached_line(cli.duration));
     }
     yield_to_the_target();
     let trace = session.record(cli.duration, quiet, signals).await?;
@@ -121,10 +112,17 @@ impl StopSignals {
 
 /// A target with the probes attached and recording.
 struct Session {
+    /// The first target: the report is named after it.
     target: TargetInfo,
+    /// The other pids given to trace.
+    others: Vec<u32>,
+    /// The descendants of the targets already running at attach (with
+    /// `--children`).
+    descendants: Vec<Descendant>,
     /// Set when we started the command ourselves (we reap it).
     launched_pid: Option<u32>,
-    pidfd: OwnedFd,
+    /// One per target given: recording ends when all are readable.
+    pidfds: Vec<OwnedFd>,
     probes: Probes,
     recorder: Recorder,
     settings: ProbeSettings,
@@ -133,36 +131,45 @@ struct Session {
 }
 
 impl Session {
-    fn start(spec: &TargetSpec, settings: ProbeSettings) -> anyhow::Result<Self> {
-        let (target, launched) = match spec {
-            TargetSpec::Pid(pid) => (target::inspect(*pid)?, None),
-            TargetSpec::Command(argv) => {
-                let launched = target::launch(argv)?;
-                let target = TargetInfo {
-                    pid: launched.pid,
-                    comm: argv[0]
-                        .to_string_lossy()
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                    cmdline: argv
-                        .iter()
-                        .map(|a| a.to_string_lossy().into_owned())
-                        .collect(),
-                };
-                (target, Some(launched))
-            }
-        };
+    /// Attaches to the targets; with `children`, to the descendants of
+    /// running targets too.
+    fn start(spec: &TargetSpec, settings: ProbeSettings, children: bool) -> anyhow::Result<Self> {
+        let (targets, launched) = resolve(spec)?;
         // From here on, an error drops `launched`, which kills and reaps
         // the command before it ever ran.
-        let pidfd = target::open_pidfd(target.pid)?;
+        let pidfds = targets
+            .iter()
+            .map(|t| target::open_pidfd(t.pid))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut targets = targets.into_iter();
+        let Some(target) = targets.next() else {
+            anyhow::bail!("nothing to trace");
+        };
+        let others: Vec<u32> = targets.map(|t| t.pid).collect();
         let mut probes = Probes::load(&settings, target.pid)?;
         let start_ns = monotonic_ns();
         let started_unix_ms = unix_ms();
         let mut recorder = Recorder::new(start_ns, settings.threshold_ns, settings.offcpu_min_ns);
         probes.trace_process(target.pid)?;
         recorder.add_process(target.pid);
+        for &pid in &others {
+            probes.trace_process(pid)?;
+            recorder.add_traced(pid, None);
+        }
+        // The descendants already running (a pre-fork server's workers):
+        // looked for only now that the fork tracepoint is live and the
+        // targets are in the kernel's map, so that a worker forked during
+        // the walk is either in /proc when it is read or followed by the
+        // kernel; walked first, one forked in between would be in neither.
+        // A started command has none yet.
+        let descendants = if children && launched.is_none() {
+            let roots: Vec<u32> = std::iter::once(target.pid)
+                .chain(others.iter().copied())
+                .collect();
+            trace_running_descendants(&roots, &mut probes, &mut recorder)?
+        } else {
+            Vec::new()
+        };
         apply_updates(&mut recorder, &mut probes)?;
         let launched_pid = launched.as_ref().map(|l| l.pid);
         if let Some(launched) = launched {
@@ -170,8 +177,10 @@ impl Session {
         }
         Ok(Self {
             target,
+            others,
+            descendants,
             launched_pid,
-            pidfd,
+            pidfds,
             probes,
             recorder,
             settings,
@@ -192,11 +201,7 @@ impl Session {
         let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)
             .context("cannot poll the ring buffer")?;
-        // SAFETY: the pidfd is owned by this session and outlives the AsyncFd.
-        let exited =
-            unsafe { AsyncFd::register_with_interest(self.pidfd.as_raw_fd(), Interest::READABLE) }
-                .map_err(|e| e.into_parts().1)
-                .context("cannot watch the target")?;
+        let exited = watch_exits(std::mem::take(&mut self.pidfds))?;
         let started = Instant::now();
         let deadline = duration.map(|d| started + d);
         let mut ticks = interval(Duration::from_secs(1));
@@ -216,7 +221,7 @@ impl Session {
                     guard.clear_ready();
                     apply_updates(&mut self.recorder, &mut self.probes)?;
                 }
-                _ = exited.readable() => break self.exit_reason(),
+                _ = all_exited(&exited) => break self.exit_reason(),
                 _ = signals.interrupt.recv() => break "interrupted (Ctrl-C)".to_string(),
                 _ = signals.terminate.recv() => break "terminated (SIGTERM)".to_string(),
                 _ = sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
@@ -277,10 +282,125 @@ impl Session {
     }
 
     fn exit_reason(&self) -> String {
+        if !self.others.is_empty() {
+            return "every target exited".to_string();
+        }
         match self.launched_pid.and_then(target::reap) {
             Some(status) => format!("target exited ({status})"),
             None => "target exited".to_string(),
         }
+    }
+
+    /// What was attached to, and until when it records: "attached to pid
+    /// 10 (python3) and pids 11, 12, and 4 processes they had started (13,
+    /// 14, 15, 16), recording until Ctrl-C or their exit".
+    fn attached_line(&self, duration: Option<Duration>) -> String {
+        let mut line = format!("attached to pid {} ({})", self.target.pid, self.target.comm);
+        let several = !self.others.is_empty();
+        if several {
+            let pids = pid_list(self.others.iter().copied());
+            let noun = if self.others.len() == 1 {
+                "pid"
+            } else {
+                "pids"
+            };
+            line.push_str(&format!(" and {noun} {pids}"));
+        }
+        if !self.descendants.is_empty() {
+            let count = self.descendants.len();
+            let pids = pid_list(self.descendants.iter().map(|d| d.pid));
+            let noun = if count == 1 { "process" } else { "processes" };
+            let (joint, who) = if several {
+                (", and", "they")
+            } else {
+                (" and", "it")
+            };
+            line.push_str(&format!(
+                "{joint} {count} {noun} {who} had started ({pids})"
+            ));
+        }
+        let until = match duration {
+            Some(d) => format!("for {}", crate::duration::format_ns(d.as_nanos() as u64)),
+            None if several => "until Ctrl-C or their exit".to_string(),
+            None => "until Ctrl-C or its exit".to_string(),
+        };
+        format!("{line}, recording {until}")
+    }
+}
+
+/// The processes the user named (every pid checked before the probes load:
+/// a typo costs no attach), or the command started, held at its gate.
+fn resolve(spec: &TargetSpec) -> anyhow::Result<(Vec<TargetInfo>, Option<Launched>)> {
+    Ok(match spec {
+        TargetSpec::Pids(pids) => (target::inspect_all(pids)?, None),
+        TargetSpec::Command(argv) => {
+            let launched = target::launch(argv)?;
+            let target = TargetInfo {
+                pid: launched.pid,
+                comm: argv[0]
+                    .to_string_lossy()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                cmdline: argv
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect(),
+            };
+            (vec![target], Some(launched))
+        }
+    })
+}
+
+fn pid_list(pids: impl Iterator<Item = u32>) -> String {
+    pids.map(|pid| pid.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Traces the descendants of `roots` that run already, as the kernel's fork
+/// tracking does for the ones born later (see `target::trace_descendants`
+/// for why each is traced before its own children are looked for).
+fn trace_running_descendants(
+    roots: &[u32],
+    probes: &mut Probes,
+    recorder: &mut Recorder,
+) -> anyhow::Result<Vec<Descendant>> {
+    let found = target::trace_descendants(roots, |d| probes.trace_process(d.pid))?;
+    for d in &found {
+        log::info!(
+            "tracing process {}, started by {} before attach",
+            d.pid,
+            d.parent
+        );
+        recorder.add_traced(d.pid, Some(d.parent));
+    }
+    Ok(found)
+}
+
+/// The targets' pidfds, watched for their exits.
+fn watch_exits(pidfds: Vec<OwnedFd>) -> anyhow::Result<Vec<AsyncFd<OwnedFd>>> {
+    pidfds
+        .into_iter()
+        .map(|pidfd| {
+            // SAFETY: the AsyncFd owns the pidfd, which stays open (and the
+            // same file) until the AsyncFd is dropped.
+            unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .context("cannot watch the target")
+        })
+        .collect()
+}
+
+/// Resolves once every target has exited. A pidfd stays readable once its
+/// process is gone (its readiness is never cleared), so this can be dropped
+/// and made again on each turn of the recording loop without losing an exit.
+async fn all_exited(pidfds: &[AsyncFd<OwnedFd>]) {
+    for pidfd in pidfds {
+        // An error (the fd is no longer watched) counts as an exit: the
+        // process cannot be waited for any more.
+        let _ = pidfd.readable().await;
     }
 }
 

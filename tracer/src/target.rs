@@ -1,5 +1,8 @@
-//! The process to trace: checks on a pid given by the user, and starting a
-//! command held at a gate until the probes are attached.
+//! The processes to trace: checks on the pids given by the user, their
+//! descendants already running, and starting a command held at a gate until
+//! the probes are attached.
+
+mod descendants;
 
 use std::{
     ffi::{CString, OsStr, OsString},
@@ -15,6 +18,8 @@ use crate::{
     procfs::status::{self, proc_path},
     trace::TargetInfo,
 };
+
+pub use descendants::{Descendant, trace_descendants};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -77,6 +82,20 @@ pub fn inspect(pid: u32) -> Result<TargetInfo, TargetError> {
         comm: stat.comm,
         cmdline: status::read_cmdline(pid).unwrap_or_default(),
     })
+}
+
+/// Checks and describes every pid given (see [`inspect`]), in order; a
+/// thread id given with its process, or two threads of one process, name
+/// one process, traced once.
+pub fn inspect_all(pids: &[u32]) -> Result<Vec<TargetInfo>, TargetError> {
+    let mut targets: Vec<TargetInfo> = Vec::with_capacity(pids.len());
+    for &pid in pids {
+        let target = inspect(pid)?;
+        if !targets.iter().any(|t| t.pid == target.pid) {
+            targets.push(target);
+        }
+    }
+    Ok(targets)
 }
 
 /// A pidfd: readable once the process has exited, and immune to pid reuse.

@@ -76,6 +76,9 @@ pub struct ProbeSettings {
     pub profile_hz: u64,
     /// Trace the child processes of traced processes too.
     pub follow_children: bool,
+    /// Several processes are traced from the start (`-p A,B`), children
+    /// followed or not.
+    pub several_processes: bool,
     /// Lean mode (the default): only the poll-family and futex syscalls are
     /// traced.
     pub lean: bool,
@@ -137,6 +140,11 @@ impl Probes {
             .override_global(
                 globals::FOLLOW_CHILDREN,
                 &u32::from(settings.follow_children),
+                true,
+            )
+            .override_global(
+                globals::TRACE_BY_MAP,
+                &u32::from(settings.follow_children || settings.several_processes),
                 true,
             )
             .override_global(globals::TARGET_TGID, &target_pid, true)

@@ -331,15 +331,18 @@ mod tests {
 
     #[test]
     fn every_call_chain_fits_the_classic_bpf_stack() {
-        for object in [crate::probes::OBJECT, crate::probes::OBJECT_BOUNDED] {
-            check(object);
+        for (name, object) in [
+            ("probes", crate::probes::OBJECT),
+            ("probes-bounded", crate::probes::OBJECT_BOUNDED),
+        ] {
+            check(name, object);
         }
     }
 
-    fn check(object: &[u8]) {
+    fn check(name: &str, object: &[u8]) {
         let stacks = program_stacks(object).expect("the embedded object parses");
         assert!(stacks.len() >= 10, "programs found: {stacks:?}");
-        let mut report = String::new();
+        let mut report = format!("deepest call chain per program of {name}, bytes:\n");
         for stack in &stacks {
             report += &format!(
                 "{:>4} {:<20} {:?}\n",

@@ -52,12 +52,20 @@ fn header(out: &mut String, r: &Report) {
         r.blocking.len() as u64 + r.blocking_omitted,
         r.dropped_events
     );
-    if r.processes.len() > 1 {
-        let children: Vec<String> = r.processes[1..]
+    let listed = |given: bool| -> Vec<String> {
+        r.processes[1..]
             .iter()
+            .filter(|p| p.parent.is_none() == given)
             .map(|p| format!("{} {}", p.pid, p.comm))
-            .collect();
-        let _ = writeln!(out, "child processes followed: {}", children.join(", "));
+            .collect()
+    };
+    if r.processes.len() > 1 {
+        for (given, title) in [(true, "also traced"), (false, "child processes followed")] {
+            let processes = listed(given);
+            if !processes.is_empty() {
+                let _ = writeln!(out, "{title}: {}", processes.join(", "));
+            }
+        }
     }
     for limit in &r.kernel_limits {
         let _ = writeln!(out, "  NOTE: {limit}");
