@@ -8,10 +8,7 @@
 use std::{process::Command, time::Duration};
 
 use serde_json::Value;
-use tracer_tests::{Target, Tracer, functions, pyenv_python, require_root};
-
-/// Tolerance on stall durations.
-const TOLERANCE: f64 = 0.10;
+use tracer_tests::{Target, Tracer, check_planted_stalls, functions, pyenv_python, require_root};
 
 fn stalls(report: &Value) -> Vec<Value> {
     report["stalls"].as_array().cloned().unwrap_or_default()
@@ -85,40 +82,7 @@ fn check(
     ms: f64,
 ) {
     assert_eq!(stalls.len(), count, "{stalls:#?}");
-    for stall in stalls {
-        assert_eq!(stall["cause"]["kind"], kind, "{stall:#}");
-        assert_eq!(stall["cause"]["syscall"].as_str(), syscall, "{stall:#}");
-        let duration = stall["duration_ns"].as_f64().unwrap();
-        let other = not_planted_ns(report, stall, syscall);
-        let error = (duration - other - ms * 1e6).abs();
-        assert!(
-            error <= TOLERANCE * ms * 1e6,
-            "stall of {duration} ns ({other} ns waiting for a CPU or in other calls) is not within {TOLERANCE} of {ms} ms: {stall:#}"
-        );
-    }
-}
-
-/// Time in `stall` that was not the planted blocker's, as the tracer
-/// measured it: waiting for a CPU (on 2 cores, a busy moment of the machine,
-/// such as the tracer symbolizing a first stack, adds it), and asleep in
-/// other calls (code and files read from a cold disk: the service's first
-/// getaddrinfo imports the idna codec, and the dlopen of `unicodedata`
-/// under it once slept 73 ms in a page fault).
-fn not_planted_ns(report: &Value, stall: &Value, planted: Option<&str>) -> f64 {
-    let start = stall["start_ns"].as_f64().unwrap();
-    let end = start + stall["duration_ns"].as_f64().unwrap();
-    let others: f64 = report["blocking"]
-        .as_array()
-        .expect("blocking")
-        .iter()
-        .filter(|c| c["tid"] == stall["tid"] && c["syscall"].as_str() != planted)
-        .map(|c| {
-            let from = c["start_ns"].as_f64().unwrap();
-            let to = from + c["duration_ns"].as_f64().unwrap();
-            (to.min(end) - from.max(start)).max(0.0)
-        })
-        .sum();
-    stall["runqueue_ns"].as_f64().unwrap() + others
+    check_planted_stalls(report, stalls, kind, syscall, ms);
 }
 
 fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {

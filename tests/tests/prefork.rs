@@ -12,12 +12,8 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    Target, Tracer, functions, pyenv_python, require_root, slow_cpu_ns, timing_tolerance,
-    tracer_bin,
+    Target, Tracer, check_planted_stalls, functions, pyenv_python, require_root, tracer_bin,
 };
-
-/// Tolerance on stall durations.
-const TOLERANCE: f64 = 0.10;
 
 /// Workers the master forks before the tracer attaches (one more after).
 const WORKERS_BEFORE: usize = 4;
@@ -70,17 +66,8 @@ fn planted(report: &Value, pid: u64, syscall: &str) -> Vec<Value> {
 /// what was not planted is taken out; and there are `count` of them.
 fn check(report: &Value, stalls: &[Value], count: usize, syscall: &str, ms: f64) {
     assert_eq!(stalls.len(), count, "{}", summary(report));
-    for stall in stalls {
-        assert_eq!(stall["cause"]["kind"], "syscall", "{stall:#}");
-        assert_eq!(stall["cause"]["syscall"], syscall, "{stall:#}");
-        let duration = stall["duration_ns"].as_f64().expect("duration_ns");
-        let other = not_planted_ns(report, stall, syscall) + slow_cpu_ns(stall);
-        let error = (duration - other - ms * 1e6).abs();
-        assert!(
-            error <= timing_tolerance(TOLERANCE) * ms * 1e6,
-            "stall of {duration} ns ({other} ns waiting for a CPU or in other calls) is not within {TOLERANCE} of {ms} ms: {stall:#}"
-        );
-    }
+    let stalls: Vec<&Value> = stalls.iter().collect();
+    check_planted_stalls(report, &stalls, "syscall", Some(syscall), ms);
 }
 
 /// Every stall, one line each: shown when an assertion fails.
@@ -102,24 +89,6 @@ fn summary(report: &Value) -> String {
             )
         })
         .collect()
-}
-
-/// Time in `stall` that was not the planted blocker's, as the tracer
-/// measured it: waiting for a CPU (2 cores, five workers and the tracer),
-/// and asleep in other calls (as in event_loop.rs).
-fn not_planted_ns(report: &Value, stall: &Value, planted: &str) -> f64 {
-    let start = stall["start_ns"].as_f64().expect("start_ns");
-    let end = start + stall["duration_ns"].as_f64().expect("duration_ns");
-    let others: f64 = array(report, "blocking")
-        .iter()
-        .filter(|c| c["tid"] == stall["tid"] && c["syscall"] != planted)
-        .map(|c| {
-            let from = c["start_ns"].as_f64().unwrap_or(0.0);
-            let to = from + c["duration_ns"].as_f64().unwrap_or(0.0);
-            (to.min(end) - from.max(start)).max(0.0)
-        })
-        .sum();
-    stall["runqueue_ns"].as_f64().unwrap_or(0.0) + others
 }
 
 /// The pids of the report's event-loop threads' processes.

@@ -10,8 +10,8 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    Lines, READY_TIMEOUT, Target, Tracer, blocking_calls, functions, pyenv_python, require_root,
-    syscall_row, tracer_bin,
+    Lines, READY_TIMEOUT, Target, Tracer, blocking_calls, bpf_programs_held_by, functions,
+    pyenv_python, require_root, syscall_row, tracer_bin,
 };
 
 fn finish_ok(tracer: Tracer) -> Value {
@@ -279,29 +279,12 @@ fn program_exists(id: u32) -> bool {
     fd >= 0
 }
 
-/// The ids of the BPF programs process `pid` holds open.
-fn programs_of(pid: u32) -> Vec<u32> {
-    let mut ids: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
-        .unwrap()
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("prog_id:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids
-}
-
 #[test]
 fn kill_9_leaves_nothing_attached() {
     require_root!("kill_9_leaves_nothing_attached");
     let target = Target::start(&mut Command::new(env!("TARGET_SYSCALL_COUNTS")));
     let tracer = Tracer::attach(target.pid, &["--all-syscalls"]);
-    let ids = programs_of(tracer.pid());
+    let ids = bpf_programs_held_by(tracer.pid());
     assert!(ids.len() >= 6, "{ids:?}");
     assert!(ids.iter().all(|&id| program_exists(id)));
     tracer.kill();

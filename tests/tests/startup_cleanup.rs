@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_tests::{Lines, READY_TIMEOUT, Tracer, require_root, tracer_bin};
+use tracer_tests::{Lines, READY_TIMEOUT, Tracer, bpf_programs_held_by, require_root, tracer_bin};
 
 /// How long a killed or failed start may take to leave nothing behind.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(1);
@@ -125,22 +125,6 @@ fn processes() -> Vec<(u32, String)> {
         .collect()
 }
 
-/// The ids of the programs process `pid` holds open (programs and links).
-fn programs_held_by(pid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("prog_id:"))
-                .and_then(|v| v.trim().parse().ok())
-        })
-        .collect()
-}
-
 /// What a start left behind: processes naming `marker`, and programs of
 /// ours loaded since `baseline` that no other live process holds.
 fn leftovers(marker: &str, baseline: &HashSet<u32>) -> (Vec<String>, Vec<u32>) {
@@ -153,7 +137,7 @@ fn leftovers(marker: &str, baseline: &HashSet<u32>) -> (Vec<String>, Vec<u32>) {
     let held_by_others: HashSet<u32> = all
         .iter()
         .filter(|(_, cmdline)| !cmdline.contains(marker))
-        .flat_map(|(pid, _)| programs_held_by(*pid))
+        .flat_map(|(pid, _)| bpf_programs_held_by(*pid))
         .collect();
     let mut programs: Vec<u32> = our_programs()
         .into_iter()

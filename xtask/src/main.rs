@@ -1,13 +1,15 @@
-//! Project tasks: `cargo xtask setup | build | demo | test | lint | bench`.
+//! Project tasks: `cargo xtask setup | build | demo | test | vm-test | lint | bench`.
 //! Every task first runs `setup`, which makes a fresh machine able to build
 //! the eBPF programs and is quick when everything is already there.
 
+mod apt;
 mod bench;
 mod command;
 mod demo;
 mod python;
 mod setup;
 mod test;
+mod vm;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -30,10 +32,22 @@ enum Task {
     /// Start a bundled asyncio service with known blocking calls, trace it
     /// and print the report.
     Demo,
-    /// Run every test: unit tests, then the integration tests (as root).
+    /// Run every test: unit tests, the integration tests (as root), then
+    /// the integration tests in other kernels under qemu (vm-test).
     Test {
         /// Only tests whose name contains this.
         filter: Option<String>,
+    },
+    /// Run the integration tests that prove the tracer works inside Debian's
+    /// cloud kernels 5.10, 6.1 and 6.12 under qemu; print a kernel × check
+    /// table. Each guest's console is kept in target/vm/KERNEL.log.
+    VmTest {
+        /// Only this kernel (5.10, 6.1, 6.12); repeat for more.
+        #[arg(long)]
+        kernel: Vec<String>,
+        /// Only the tests whose name contains this (boot and version always run).
+        #[arg(long)]
+        only: Option<String>,
     },
     /// rustfmt and clippy, as CI runs them.
     Lint,
@@ -59,6 +73,10 @@ fn main() {
         Task::Build => command::build_tracer(),
         Task::Demo => demo::demo(),
         Task::Test { filter } => test::test(filter.as_deref()),
+        Task::VmTest { kernel, only } => vm::vm_test(&vm::Options {
+            kernels: kernel,
+            only,
+        }),
         Task::Lint => test::lint(),
         Task::Bench {
             repeats,

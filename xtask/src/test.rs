@@ -6,11 +6,14 @@ use crate::command::{build_tracer, cargo, run, tracer_binary, workspace_root};
 
 /// Unit and integration tests of the default members (all but the eBPF
 /// crate, which only builds for the BPF target), in release mode so that the tracer library,
-/// the binary and the eBPF object are built once.
+/// the binary and the eBPF object are built once; then the integration tests
+/// that prove the tracer works, in the other kernels of the matrix (vm-test).
 pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     build_tracer()?;
-    // The asyncio stall tests run the demo service on uvloop too.
+    // The asyncio stall tests run the demo service on uvloop too; the pprof
+    // test reads the profiles with `go tool pprof`.
     crate::python::ensure_packages(&["uvloop"])?;
+    crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     let mut command = cargo();
     command
         .args(["test", "--release"])
@@ -21,7 +24,17 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     // One test at a time: the integration tests time real targets on a
     // 2-core machine, and two traced targets at once compete for the CPU.
     command.args(["--", "--test-threads=1"]);
-    run(&mut command)
+    run(&mut command)?;
+    if let Some(filter) = filter.filter(|f| !crate::vm::has_test(f)) {
+        eprintln!(
+            "xtask: no test of the kernel matrix has {filter:?} in its name: vm-test skipped"
+        );
+        return Ok(());
+    }
+    crate::vm::vm_test(&crate::vm::Options {
+        kernels: Vec::new(),
+        only: filter.map(str::to_string),
+    })
 }
 
 pub fn lint() -> anyhow::Result<()> {
@@ -34,29 +47,35 @@ pub fn lint() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // The kernel programs build for the BPF target with nightly.
-    run(Command::new("rustup")
-        .current_dir(workspace_root())
-        .args([
-            "run",
-            "nightly",
-            "cargo",
-            "clippy",
-            "--release",
-            "--package",
-            "tracer-ebpf",
-            "--target",
-            "bpfel-unknown-none",
-            "-Z",
-            "build-std=core",
-            "--target-dir",
-            "target/ebpf-clippy",
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            "--cfg=bpf_target_arch=\"x86_64\"",
-        ))
+    // The kernel programs build for the BPF target with nightly, in both
+    // variants (with bpf_loop, and bounded loops for older kernels).
+    for features in ["", "bounded-loops"] {
+        run(Command::new("rustup")
+            .current_dir(workspace_root())
+            .args([
+                "run",
+                "nightly",
+                "cargo",
+                "clippy",
+                "--release",
+                "--package",
+                "tracer-ebpf",
+                "--features",
+                features,
+                "--target",
+                "bpfel-unknown-none",
+                "-Z",
+                "build-std=core",
+                "--target-dir",
+                "target/ebpf-clippy",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .env(
+                "CARGO_ENCODED_RUSTFLAGS",
+                "--cfg=bpf_target_arch=\"x86_64\"",
+            ))?;
+    }
+    Ok(())
 }
