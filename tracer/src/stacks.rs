@@ -4,7 +4,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use crate::{
-    symbolize::{Symbolizer, unknown_frame},
+    symbolize::{Symbolizer, jit::jit_frame, unknown_frame},
     trace::{Frame, FrameKind, Stack, StackId},
     unwind::{ModuleFile, NativeAddr},
 };
@@ -15,6 +15,12 @@ pub enum RawFrame {
     Native {
         module: u32,
         svma: u64,
+    },
+    /// Code in anonymous memory (a JIT's), named by the process's perf map
+    /// if it has one.
+    Jit {
+        addr: u64,
+        name: Option<Arc<str>>,
     },
     /// A user address outside any readable module.
     Unknown {
@@ -46,6 +52,7 @@ impl StackTable {
                 }
                 RawFrame::Native { module, svma }
             }
+            NativeAddr::Jit { addr, name } => RawFrame::Jit { addr, name },
             NativeAddr::Unknown { addr, region } => RawFrame::Unknown { addr, region },
         }
     }
@@ -116,6 +123,7 @@ impl StackTable {
                         RawFrame::Unknown { addr, region } => {
                             vec![unknown_frame(*addr, region, FrameKind::Native)]
                         }
+                        RawFrame::Jit { addr, name } => vec![jit_frame(*addr, name.as_deref())],
                         RawFrame::Python(frame) => vec![frame.clone()],
                         RawFrame::Truncated => vec![truncated_frame()],
                     })

@@ -1,7 +1,9 @@
 //! Blocking calls: each one, and grouped by (syscall, stack, fd target).
+//! Pool workers waiting for work are idle, not blocked: left out.
 
 use std::collections::HashMap;
 
+use super::idle_workers::is_idle_wait;
 use crate::{
     report::model::{BlockingGroup, BlockingRow},
     syscalls,
@@ -11,6 +13,7 @@ use crate::{
 pub fn calls(trace: &Trace) -> Vec<BlockingRow> {
     trace
         .blocking_calls()
+        .filter(|call| !is_idle_wait(trace, call))
         .map(|call| BlockingRow {
             syscall: syscalls::name(call.nr),
             pid: call.pid,
@@ -33,11 +36,12 @@ pub fn groups(trace: &Trace) -> Vec<BlockingGroup> {
     // (call, count, total, max).
     let kept = trace
         .blocking_calls()
+        .filter(|call| !is_idle_wait(trace, call))
         .map(|call| (call, 1, call.duration_ns, call.duration_ns));
     let summed = trace
         .call_groups
         .iter()
-        .filter(|g| g.blocking_count > 0)
+        .filter(|g| g.blocking_count > 0 && !is_idle_wait(trace, &g.first))
         .map(|g| (&g.first, g.blocking_count, g.blocking_ns, g.blocking_max_ns));
     for (call, count, total, max) in kept.chain(summed) {
         let group = groups

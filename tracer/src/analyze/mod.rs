@@ -3,6 +3,7 @@
 
 mod blocking;
 pub mod cpu;
+mod idle_workers;
 pub mod loops;
 pub mod offcpu;
 pub mod percentile;
@@ -47,7 +48,12 @@ pub fn analyze(trace: &Trace) -> Report {
         syscalls: syscalls::table(&trace.syscalls),
         blocking_groups: blocking::groups(trace),
         blocking: blocking::calls(trace),
-        blocking_omitted: trace.call_groups.iter().map(|g| g.blocking_count).sum(),
+        blocking_omitted: trace
+            .call_groups
+            .iter()
+            .filter(|g| !idle_workers::is_idle_wait(trace, &g.first))
+            .map(|g| g.blocking_count)
+            .sum(),
         cpu: cpu::profile(trace),
         off_cpu: offcpu::rows(trace),
         runqueue: offcpu::runqueue(trace),

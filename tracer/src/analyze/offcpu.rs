@@ -34,7 +34,8 @@ pub enum WaitReason {
     /// poll/epoll/select waits that are not an event loop's own idle wait
     /// (a nested loop, a helper thread).
     Poll,
-    /// An event loop's own wait for work: not a problem, kept apart.
+    /// An event loop's own wait for work, or a pool worker's (libuv's
+    /// threadpool, Node's platform workers): not a problem, kept apart.
     Idle,
     Other,
 }
@@ -86,8 +87,12 @@ pub fn reason(syscall: &str, fd_kind: FdKind, arg0: u64, uninterruptible: bool) 
     }
 }
 
-/// Why a streamed call slept.
-pub fn call_reason(call: &BlockingCall) -> WaitReason {
+/// Why a streamed call of `trace` slept. A pool worker waiting for work is
+/// idle, like a loop between iterations.
+pub fn call_reason(trace: &Trace, call: &BlockingCall) -> WaitReason {
+    if super::idle_workers::is_idle_wait(trace, call) {
+        return WaitReason::Idle;
+    }
     reason(
         &syscalls::name(call.nr),
         call.fd_kind,
@@ -114,12 +119,8 @@ pub fn rows(trace: &Trace) -> Vec<OffCpuRow> {
         .filter(|g| g.offcpu_count > 0)
         .map(|g| (&g.first, g.offcpu_ns, g.offcpu_count));
     for (call, ns, count) in kept.chain(summed) {
-        let key = (
-            call.tid,
-            call_reason(call),
-            call.stack,
-            call.target.as_deref(),
-        );
+        let reason = call_reason(trace, call);
+        let key = (call.tid, reason, call.stack, call.target.as_deref());
         let entry = groups.entry(key).or_insert((0, 0, call));
         entry.0 += ns;
         entry.1 += count;

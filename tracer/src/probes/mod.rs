@@ -41,7 +41,9 @@ static OBJECT_BOUNDED: &[u8] =
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error(
-        "loading the eBPF programs failed: {0} (tracer needs Linux >= 5.8 with BTF, run as root)"
+        "loading the eBPF programs failed: {0} (tracer needs Linux 5.8 or newer with BTF, and is \
+         tested on {tested}; run as root)",
+        tested = kernel::TESTED
     )]
     Load(#[source] aya::EbpfError),
     #[error("attaching {what} failed: {source}")]

@@ -242,7 +242,7 @@ fn cpu(out: &mut String, p: &CpuProfile) {
 fn off_cpu(out: &mut String, r: &Report) {
     let _ = writeln!(
         out,
-        "\nOFF-CPU (time asleep by reason; idle is an event loop waiting for work)"
+        "\nOFF-CPU (time asleep by reason; idle is an event loop or a pool worker waiting for work)"
     );
     let totals = crate::analyze::offcpu::by_reason(&r.off_cpu);
     if totals.is_empty() {
@@ -337,7 +337,12 @@ pub fn format_frame(frame: &Frame) -> String {
         }
     }
     if let (Some(module), FrameKind::Native | FrameKind::Kernel) = (&frame.module, frame.kind) {
-        let _ = write!(text, " [{module}]");
+        // A pseudo-module (`[anon]`) is bracketed already.
+        if module.starts_with('[') {
+            let _ = write!(text, " {module}");
+        } else {
+            let _ = write!(text, " [{module}]");
+        }
     }
     text
 }

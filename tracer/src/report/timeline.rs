@@ -230,7 +230,7 @@ fn off_cpu_spans(trace: &Trace) -> impl Iterator<Item = Event> + '_ {
                 "asleep": format_ns(call.blocked_ns),
                 "code": code_frames(stack(trace, call.stack)),
             });
-            let name = format!("off-CPU: {}", offcpu::call_reason(call).name());
+            let name = format!("off-CPU: {}", offcpu::call_reason(trace, call).name());
             call_slice(call, "off_cpu", name, args)
         })
 }

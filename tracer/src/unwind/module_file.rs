@@ -30,6 +30,7 @@ struct Segment {
     vaddr: u64,
     offset: u64,
     file_size: u64,
+    mem_size: u64,
 }
 
 #[derive(Clone)]
@@ -66,6 +67,7 @@ impl ModuleFile {
                         vaddr: s.address(),
                         offset,
                         file_size,
+                        mem_size: s.size(),
                     }
                 })
                 .collect::<Vec<_>>();
@@ -116,6 +118,30 @@ impl ModuleFile {
             .wrapping_add(offset)
             .wrapping_sub(segment.offset);
         Some(start.wrapping_sub(svma))
+    }
+
+    /// Whether `svma` lies in a loadable segment of the file: an address
+    /// outside them is not this file's code, whatever symbol precedes it.
+    pub fn contains_svma(&self, svma: u64) -> bool {
+        self.segments
+            .iter()
+            .any(|s| s.vaddr <= svma && svma - s.vaddr < s.file_size)
+    }
+
+    /// Whether `svma` lies in the pages the file's loadable segments span
+    /// once loaded: a mapping of the file placed there with the same bias
+    /// belongs to the same load.
+    pub fn spans_svma(&self, svma: u64) -> bool {
+        const PAGE: u64 = 4096;
+        self.segments.iter().any(|s| {
+            let start = s.vaddr & !(PAGE - 1);
+            let end = s
+                .vaddr
+                .saturating_add(s.mem_size.max(s.file_size))
+                .saturating_add(PAGE - 1)
+                & !(PAGE - 1);
+            start <= svma && svma < end
+        })
     }
 
     /// A path under which the (still open) file can be read by this process.

@@ -13,7 +13,10 @@ use framehop::{
 use tracer_common::UserRegs;
 
 use super::module_file::{ModuleFile, ModuleFiles, SectionBytes};
-use crate::procfs::maps::{Mapping, read_maps};
+use crate::{
+    procfs::maps::{Mapping, read_maps},
+    symbolize::perf_map::PerfMap,
+};
 
 /// Frames beyond this are not unwound (a runaway or corrupt stack).
 const MAX_FRAMES: usize = 256;
@@ -23,7 +26,11 @@ const MAX_FRAMES: usize = 256;
 pub enum NativeAddr {
     /// `svma` is the address as the ELF file states it (runtime - bias).
     Module { file: Arc<ModuleFile>, svma: u64 },
-    /// Not in a file we could read: JIT code, `[vdso]`, anonymous memory.
+    /// In anonymous executable memory (a JIT's code), or in memory mapped
+    /// since maps were read that the process's perf map names: never an
+    /// ELF symbol's. `name` is the perf map's, if it has one.
+    Jit { addr: u64, name: Option<Arc<str>> },
+    /// Not in a file we could read: `[vdso]`, or no mapping at all.
     Unknown { addr: u64, region: Option<String> },
 }
 
@@ -40,6 +47,10 @@ struct LoadedModule {
     inode: u64,
     start: u64,
     end: u64,
+    /// The file's mappings within start..end: other memory can lie between
+    /// them (V8 reserves its code space next to the binary's remapped
+    /// builtins), and an address there is not this file's.
+    ranges: Vec<(u64, u64)>,
     bias: u64,
     file: Arc<ModuleFile>,
 }
@@ -47,8 +58,11 @@ struct LoadedModule {
 pub struct ProcessModules {
     pid: u32,
     modules: Vec<LoadedModule>,
-    /// Non-file mappings (JIT, vdso, ...) for naming unknown addresses.
+    /// Non-file executable mappings (JIT, vdso, ...) for naming unknown
+    /// addresses.
     others: Vec<Mapping>,
+    /// Names of JIT code, if the process writes a perf map.
+    perf_map: PerfMap,
     unwinder: UnwinderX86_64<SectionBytes>,
     cache: CacheX86_64,
     /// Pages of addresses a refresh did not place in any module (JIT code,
@@ -70,6 +84,7 @@ impl ProcessModules {
             pid,
             modules: Vec::new(),
             others: Vec::new(),
+            perf_map: PerfMap::for_process(pid),
             unwinder: UnwinderX86_64::new(),
             cache: CacheX86_64::new(),
             unplaceable: HashSet::new(),
@@ -97,11 +112,17 @@ impl ProcessModules {
                 }
                 continue;
             }
-            // ld.so maps a file's segments next to each other: one module.
+            // ld.so maps a file's segments next to each other with one bias:
+            // one module, with the bias of its first mapping (the others'
+            // offsets can share a page with the previous segment's). The
+            // same file mapped again elsewhere (V8 remaps node's builtins
+            // next to its JIT code) is another module, with its own bias.
             if let Some(last) = modules.last_mut()
                 && (last.dev.as_str(), last.inode) == (mapping.dev.as_str(), mapping.inode)
+                && last.file.spans_svma(mapping.start.wrapping_sub(last.bias))
             {
                 last.end = last.end.max(mapping.end);
+                last.ranges.push((mapping.start, mapping.end));
                 continue;
             }
             let Some(file) = files.get(self.pid, mapping) else {
@@ -115,6 +136,7 @@ impl ProcessModules {
                 inode: mapping.inode,
                 start: mapping.start,
                 end: mapping.end,
+                ranges: vec![(mapping.start, mapping.end)],
                 bias,
                 file,
             });
@@ -140,7 +162,21 @@ impl ProcessModules {
     fn module_at(&self, addr: u64) -> Option<&LoadedModule> {
         let index = self.modules.partition_point(|m| m.start <= addr);
         let module = self.modules.get(index.checked_sub(1)?)?;
-        (addr < module.end).then_some(module)
+        module
+            .ranges
+            .iter()
+            .any(|&(start, end)| start <= addr && addr < end)
+            .then_some(module)
+    }
+
+    /// In no mapping known: neither a module nor other executable memory
+    /// (JIT code in a known anonymous mapping needs no re-read of the maps).
+    fn is_unmapped(&self, addr: u64) -> bool {
+        self.module_at(addr).is_none() && self.other_at(addr).is_none()
+    }
+
+    fn other_at(&self, addr: u64) -> Option<&Mapping> {
+        self.others.iter().find(|o| o.start <= addr && addr < o.end)
     }
 
     /// Unwinds a stack captured in the kernel: `stack` holds the memory from
@@ -152,7 +188,7 @@ impl ProcessModules {
         let unknown: Vec<u64> = addrs
             .iter()
             .copied()
-            .filter(|&a| self.module_at(a).is_none() && !self.unplaceable.contains(&page(a)))
+            .filter(|&a| self.is_unmapped(a) && !self.unplaceable.contains(&page(a)))
             .collect();
         // An unknown instruction pointer means new code for sure (an exec,
         // a dlopen): re-read now. Other unknown frames only now and then.
@@ -163,7 +199,7 @@ impl ProcessModules {
         }
         self.refresh(files);
         for addr in unknown {
-            if self.module_at(addr).is_none() {
+            if self.is_unmapped(addr) {
                 self.unplaceable.insert(page(addr));
             }
         }
@@ -199,7 +235,7 @@ impl ProcessModules {
         }
     }
 
-    fn resolve(&self, addrs: Vec<u64>, truncated: bool) -> Unwound {
+    fn resolve(&mut self, addrs: Vec<u64>, truncated: bool) -> Unwound {
         let frames = addrs
             .into_iter()
             .map(|addr| match self.module_at(addr) {
@@ -207,18 +243,41 @@ impl ProcessModules {
                     file: m.file.clone(),
                     svma: addr.wrapping_sub(m.bias),
                 },
-                None => NativeAddr::Unknown {
-                    addr,
-                    region: self
-                        .others
-                        .iter()
-                        .find(|o| o.start <= addr && addr < o.end)
-                        .and_then(|o| o.path.clone()),
-                },
+                None => self.outside_files(addr),
             })
             .collect();
         Unwound { frames, truncated }
     }
+
+    /// An address in no mapped file: JIT code if it lies in anonymous
+    /// executable memory or the perf map names it (code mapped since the
+    /// maps were read), else whatever region holds it (`[vdso]`).
+    fn outside_files(&mut self, addr: u64) -> NativeAddr {
+        let region = self.other_at(addr);
+        let anonymous = region.map(is_anonymous);
+        if anonymous == Some(false) {
+            return NativeAddr::Unknown {
+                addr,
+                region: region.and_then(|o| o.path.clone()),
+            };
+        }
+        match self.perf_map.lookup(addr) {
+            Some(name) => NativeAddr::Jit {
+                addr,
+                name: Some(name),
+            },
+            None if anonymous == Some(true) => NativeAddr::Jit { addr, name: None },
+            None => NativeAddr::Unknown { addr, region: None },
+        }
+    }
+}
+
+/// Anonymous memory, named (`[anon:…]`, by prctl) or not; not `[vdso]`.
+fn is_anonymous(mapping: &Mapping) -> bool {
+    mapping
+        .path
+        .as_deref()
+        .is_none_or(|path| path.starts_with("[anon"))
 }
 
 /// The first frame is the interrupted instruction itself; the others are
@@ -247,4 +306,29 @@ fn framehop_module(module: &LoadedModule) -> Module<SectionBytes> {
             ..Default::default()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(path: Option<&str>) -> Mapping {
+        Mapping {
+            start: 0x1000,
+            end: 0x2000,
+            readable: true,
+            executable: true,
+            offset: 0,
+            dev: "00:00".to_string(),
+            inode: 0,
+            path: path.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn anonymous_memory_is_not_vdso() {
+        assert!(is_anonymous(&mapping(None)));
+        assert!(is_anonymous(&mapping(Some("[anon:v8 code]"))));
+        assert!(!is_anonymous(&mapping(Some("[vdso]"))));
+    }
 }

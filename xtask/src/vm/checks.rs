@@ -159,6 +159,11 @@ pub fn script(
     script
 }
 
+/// A check the guest never began.
+const NOT_RUN: &str = "NOT RUN";
+/// A check the guest began and never ended: it died or hung inside.
+const CRASH: &str = "CRASH";
+
 /// A check's outcome in one guest.
 pub struct Outcome {
     pub status: &'static str,
@@ -168,6 +173,11 @@ pub struct Outcome {
 impl Outcome {
     pub fn passed(&self) -> bool {
         self.status == "PASS"
+    }
+
+    /// The guest ended (hung, killed) before this check did.
+    pub fn guest_died(&self) -> bool {
+        self.status == CRASH || self.status == NOT_RUN
     }
 }
 
@@ -179,7 +189,7 @@ pub fn outcomes(checks: &[&Check], console: &str) -> Vec<Outcome> {
             let mut outcome = outcome(check, console);
             // A guest that never reached the checks: the last words of its
             // kernel and init instead.
-            if matches!(check.kind, Kind::Boot) && outcome.status == "NOT RUN" {
+            if matches!(check.kind, Kind::Boot) && outcome.status == NOT_RUN {
                 let lines: Vec<&str> = console.lines().collect();
                 let from = lines.len().saturating_sub(CONSOLE_TAIL);
                 outcome.output = lines[from..].iter().map(|l| l.to_string()).collect();
@@ -195,7 +205,7 @@ fn outcome(check: &Check, console: &str) -> Outcome {
     let mut lines = console.lines().map(|l| l.trim_end_matches('\r'));
     if !lines.any(|line| line == begin) {
         return Outcome {
-            status: "NOT RUN",
+            status: NOT_RUN,
             output: Vec::new(),
         };
     }
@@ -221,7 +231,7 @@ fn outcome(check: &Check, console: &str) -> Outcome {
     }
     // The guest died (or was killed) inside the check.
     Outcome {
-        status: "CRASH",
+        status: CRASH,
         output,
     }
 }
@@ -283,7 +293,7 @@ mod tests {
             outcome(&check, "@@tracer-vm begin c\nverifier\n").status,
             "CRASH"
         );
-        assert_eq!(outcome(&check, "").status, "NOT RUN");
+        assert_eq!(outcome(&check, "").status, NOT_RUN);
         let failed = outcome(
             &check,
             "@@tracer-vm begin c\nerror\n@@tracer-vm end c 101\n",

@@ -107,39 +107,33 @@ pub fn vm_test(options: &Options) -> anyhow::Result<()> {
         Duration::from_secs((BOOT_SECONDS + checks::deadline(&selected)).min(GUEST_SECONDS));
     let mut rows = Vec::new();
     for kernel in &fetched {
-        let started = Instant::now();
         let initrd = dir.join(format!("{}.cpio", kernel.name));
         initramfs::write(&initrd, &modules::root_disk_modules(kernel)?)?;
+        let guest = Guest {
+            kernel,
+            initrd: &initrd,
+            image: &image,
+            timeout,
+        };
         let log = dir.join(format!("{}.log", kernel.name));
-        eprintln!(
-            "vm-test: booting {} ({}), console in {}",
-            kernel.name,
-            kernel.release,
-            log.display()
-        );
-        let killed = qemu::run(
-            &qemu::Boot {
-                vmlinuz: &kernel.vmlinuz,
-                initramfs: &initrd,
-                image: &image,
-                log: &log,
-                timeout,
-            },
-            |line| progress(kernel.name, started.elapsed(), line),
-        )?;
-        let console = fs::read(&log).with_context(|| format!("cannot read {}", log.display()))?;
-        let outcomes = checks::outcomes(&selected, &String::from_utf8_lossy(&console));
-        eprintln!(
-            "vm-test: {} done in {:.1} s{}",
-            kernel.name,
-            started.elapsed().as_secs_f64(),
-            if killed {
-                " (killed at its deadline)"
-            } else {
-                ""
-            }
-        );
-        rows.push((format!("{} ({})", kernel.name, kernel.release), outcomes));
+        let mut label = format!("{} ({})", kernel.name, kernel.release);
+        let mut outcomes = guest.run(&selected, &log)?;
+        // A guest that died or hung gets one more boot; the table says so,
+        // and the first console is kept. (With a host thread per vCPU,
+        // emulated live patching of kernel text failed now and then; see
+        // qemu.rs.)
+        if outcomes.iter().any(checks::Outcome::guest_died) {
+            let hung = dir.join(format!("{}-hung.log", kernel.name));
+            fs::rename(&log, &hung).with_context(|| format!("cannot keep {}", hung.display()))?;
+            eprintln!(
+                "vm-test: {} hung before its last check (console kept in {}): booting it again",
+                kernel.name,
+                hung.display()
+            );
+            outcomes = guest.run(&selected, &log)?;
+            label += " (2nd boot: the 1st hung)";
+        }
+        rows.push((label, outcomes));
     }
     report(&selected, &rows, &dir);
     let failed = rows
@@ -151,6 +145,49 @@ pub fn vm_test(options: &Options) -> anyhow::Result<()> {
         bail!("{failed} check(s) failed in the kernel matrix");
     }
     Ok(())
+}
+
+/// One kernel's guest: what it boots, and how long it may run.
+struct Guest<'a> {
+    kernel: &'a kernels::Kernel,
+    initrd: &'a Path,
+    image: &'a Path,
+    timeout: Duration,
+}
+
+impl Guest<'_> {
+    /// Boots the guest, which runs `checks`, with its console in `log`;
+    /// returns each check's outcome.
+    fn run(&self, checks: &[&checks::Check], log: &Path) -> anyhow::Result<Vec<checks::Outcome>> {
+        let started = Instant::now();
+        let name = self.kernel.name;
+        eprintln!(
+            "vm-test: booting {name} ({}), console in {}",
+            self.kernel.release,
+            log.display()
+        );
+        let killed = qemu::run(
+            &qemu::Boot {
+                vmlinuz: &self.kernel.vmlinuz,
+                initramfs: self.initrd,
+                image: self.image,
+                log,
+                timeout: self.timeout,
+            },
+            |line| progress(name, started.elapsed(), line),
+        )?;
+        let console = fs::read(log).with_context(|| format!("cannot read {}", log.display()))?;
+        eprintln!(
+            "vm-test: {name} done in {:.1} s{}",
+            started.elapsed().as_secs_f64(),
+            if killed {
+                " (killed at its deadline)"
+            } else {
+                ""
+            }
+        );
+        Ok(checks::outcomes(checks, &String::from_utf8_lossy(&console)))
+    }
 }
 
 /// A finished check as the guest reports it (name and exit status), with

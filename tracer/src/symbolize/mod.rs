@@ -1,5 +1,12 @@
 //! Addresses to function names, files and lines, with blazesym. One
 //! long-lived [`Symbolizer`]: blazesym caches parsed files inside it.
+//!
+//! Never a wrong name: an address is named only by a symbol of the file
+//! mapped there whose range holds it; code in anonymous memory (a JIT's) is
+//! named by the runtime's perf map ([`perf_map`]) or shown as `[JIT] 0x…`.
+
+pub mod jit;
+pub mod perf_map;
 
 use blazesym::symbolize::{
     Input, Symbolized, Symbolizer as Blazesym,
@@ -34,23 +41,35 @@ impl Symbolizer {
     /// Frames for addresses (ELF virtual addresses) in one module. Each
     /// address gives one frame, or several where functions were inlined
     /// (innermost first).
+    /// Addresses outside the file's loadable segments are not looked up:
+    /// the nearest symbol before them (often `_end`) is not their name.
     pub fn module_frames(&self, file: &ModuleFile, svmas: &[u64]) -> Vec<Vec<Frame>> {
         let source = Source::Elf(Elf::new(file.readable_path()));
         let module = Some(file.name().to_string());
-        match self.inner.symbolize(&source, Input::VirtOffset(svmas)) {
+        let inside: Vec<u64> = svmas
+            .iter()
+            .copied()
+            .filter(|&svma| file.contains_svma(svma))
+            .collect();
+        let mut named = match self.inner.symbolize(&source, Input::VirtOffset(&inside)) {
             Ok(symbolized) => symbolized
                 .into_iter()
-                .zip(svmas)
+                .zip(&inside)
                 .map(|(sym, &svma)| to_frames(sym, svma, &module, FrameKind::Native))
                 .collect(),
             Err(error) => {
                 log::debug!("symbolizing {}: {error}", file.path);
-                svmas
-                    .iter()
-                    .map(|&a| vec![unknown_frame(a, &module, FrameKind::Native)])
-                    .collect()
+                Vec::new()
             }
         }
+        .into_iter();
+        svmas
+            .iter()
+            .map(|&svma| {
+                let frames = file.contains_svma(svma).then(|| named.next()).flatten();
+                frames.unwrap_or_else(|| vec![unknown_frame(svma, &module, FrameKind::Native)])
+            })
+            .collect()
     }
 
     /// Frames for kernel addresses, from /proc/kallsyms.
@@ -87,6 +106,9 @@ fn to_frames(
     let Symbolized::Sym(sym) = sym else {
         return vec![unknown_frame(addr, module, kind)];
     };
+    if !names_address(&sym.name, sym.offset, sym.size) {
+        return vec![unknown_frame(addr, module, kind)];
+    }
     let location = |info: Option<&blazesym::symbolize::CodeInfo<'_>>| {
         info.map(|info| (info.to_path().display().to_string(), info.line))
     };
@@ -111,6 +133,31 @@ fn to_frames(
     frames
 }
 
+/// Linker-made markers of where sections end: never a function, and the
+/// nearest symbol before any address past the last function.
+const SECTION_MARKERS: &[&str] = &[
+    "_end",
+    "end",
+    "_edata",
+    "edata",
+    "_etext",
+    "etext",
+    "__bss_start",
+    "__end__",
+];
+
+/// Whether a symbol found for an address (`offset` bytes past its start)
+/// may name it: it is a function-like symbol and, when the symbol table
+/// gives its size, its range holds the address.
+fn names_address(name: &str, offset: usize, size: Option<usize>) -> bool {
+    let inside = match size {
+        Some(size) if size > 0 => offset < size,
+        // Size unknown (hand-written assembly without `.size`): trusted.
+        _ => true,
+    };
+    inside && !SECTION_MARKERS.contains(&name)
+}
+
 /// A frame for an address nothing could name: `0x7f12...` in `module`.
 pub fn unknown_frame(addr: u64, module: &Option<String>, kind: FrameKind) -> Frame {
     Frame {
@@ -119,5 +166,21 @@ pub fn unknown_frame(addr: u64, module: &Option<String>, kind: FrameKind) -> Fra
         line: None,
         module: module.clone(),
         kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symbol_names_only_addresses_in_its_range() {
+        assert!(names_address("uv_run", 0x10, Some(0x200)));
+        assert!(!names_address("uv_run", 0x200, Some(0x200)));
+        assert!(!names_address("uv_run", 0x7f00_0000_0000, Some(0x200)));
+        assert!(names_address("__restore_rt", 4, None));
+        assert!(names_address("clone3", 4, Some(0)));
+        assert!(!names_address("_end", 0x7f00_0000_0000, Some(0)));
+        assert!(!names_address("__bss_start", 0, None));
     }
 }
