@@ -9,11 +9,14 @@ event loop (the mistakes tracer exists to find):
   convert_image   subprocess.run(["sleep", "0.2"])
 between normal `await asyncio.sleep()` work.
 
-Usage: blocking_service.py [--rounds N] [--wait] [--uvloop]
+Usage: blocking_service.py [--rounds N] [--wait] [--warm] [--uvloop]
   --rounds N  run each blocker N times, idle 2 s (`await asyncio.sleep(2)`,
               which is not a stall), then exit; default: run until killed
   --wait      after printing "ready PID", wait for a line on stdin before
               starting (lets a tracer attach first)
+  --warm      resolve the upstream's address once before "ready": the first
+              getaddrinfo imports the idna codec, CPU work (and page faults)
+              that would otherwise run inside the first planted recv stall
   --uvloop    run on uvloop instead of asyncio's default selector loop
 It prints "upstream PORT" (the slow upstream's port), then "ready PID".
 """
@@ -92,6 +95,8 @@ def main():
     threading.Thread(target=slow_upstream, args=(server,), daemon=True).start()
     port = server.getsockname()[1]
     print(f"upstream {port}", flush=True)
+    if "--warm" in sys.argv:
+        socket.getaddrinfo("127.0.0.1", port)
     print(f"ready {os.getpid()}", flush=True)
     if "--wait" in sys.argv:
         sys.stdin.readline()

@@ -28,6 +28,14 @@ pub fn slow_factor() -> u32 {
         .max(1)
 }
 
+/// The `--threshold` for a test whose planted stalls last 100 ms or more:
+/// the tracer's default, 10 ms; under $TRACER_TEST_SLOW, 50 ms, since
+/// emulation stretches ordinary loop iterations past 10 ms (one of 14 ms on
+/// CPU under qemu TCG), and they would be stalls too.
+pub fn planted_stall_threshold() -> &'static str {
+    if slow_factor() > 1 { "50ms" } else { "10ms" }
+}
+
 /// [`READY_TIMEOUT`], times [`slow_factor`].
 pub fn ready_timeout() -> Duration {
     READY_TIMEOUT * slow_factor()

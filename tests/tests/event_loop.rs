@@ -8,7 +8,10 @@
 use std::{process::Command, time::Duration};
 
 use serde_json::Value;
-use tracer_tests::{Target, Tracer, check_planted_stalls, functions, pyenv_python, require_root};
+use tracer_tests::{
+    Target, Tracer, check_planted_stalls, functions, planted_stall_threshold, pyenv_python,
+    require_root,
+};
 
 fn stalls(report: &Value) -> Vec<Value> {
     report["stalls"].as_array().cloned().unwrap_or_default()
@@ -43,7 +46,9 @@ const LEAN_SYSCALLS: [&str; 9] = [
 /// end, and returns the report. In lean mode (without `--all-syscalls`),
 /// checks that it says so and counted no other syscall.
 fn trace_to_end(target: &mut Target, args: &[&str]) -> Value {
-    let tracer = Tracer::attach(target.pid, args);
+    let threshold = ["--threshold", planted_stall_threshold()];
+    let all_args: Vec<&str> = threshold.iter().chain(args).copied().collect();
+    let tracer = Tracer::attach(target.pid, &all_args);
     target.go();
     assert!(target.wait(Duration::from_secs(60)).success());
     let done = tracer.finish();
@@ -90,7 +95,7 @@ fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {
     let mut target = Target::start(
         Command::new(pyenv_python("3.11"))
             .arg(script)
-            .args(["--rounds", "2", "--wait"])
+            .args(["--rounds", "2", "--wait", "--warm"])
             .args(service_args),
     );
     let upstream = target
