@@ -12,10 +12,15 @@ fn tracer(args: &[&str]) -> Output {
         .expect("run tracer")
 }
 
+/// The exit status, and one error line on stderr that has `message` (clap
+/// adds a hint line to its usage errors: "For more information, try
+/// '--help'.").
 fn assert_error(output: &Output, status: i32, message: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(status), "stderr: {stderr}");
-    assert!(stderr.contains(message), "{message:?} not in {stderr:?}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains(message), "{message:?} not in {stderr:?}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
 }
@@ -102,4 +107,32 @@ fn unprivileged_user_is_told_what_to_do() {
         "tracer needs root, or the capabilities CAP_BPF, CAP_PERFMON",
     );
     assert_error(&output, 1, "setcap cap_bpf,cap_perfmon,cap_sys_ptrace+ep");
+}
+
+/// A pid no process has now.
+fn missing_pid() -> u32 {
+    (999_999..)
+        .find(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .expect("a free pid")
+}
+
+#[test]
+fn bad_pid_lists() {
+    assert_error(
+        &tracer(&["-p", "1,notanumber"]),
+        2,
+        "invalid value 'notanumber'",
+    );
+    assert_error(
+        &tracer(&["-p", "1,0"]),
+        2,
+        "--pid must be a process id above 0",
+    );
+    require_root!("bad_pid_lists");
+    let missing = missing_pid();
+    let message = format!("no process with pid {missing}");
+    assert_error(&tracer(&["-p", &missing.to_string()]), 1, &message);
+    // A missing pid among live ones is named; nothing is traced.
+    let list = format!("1,{missing}");
+    assert_error(&tracer(&["-p", &list]), 1, &message);
 }

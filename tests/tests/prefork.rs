@@ -4,16 +4,10 @@
 //! the process that stalled, with its duration (within 10 %, net of the
 //! time the tracer saw it wait for a CPU or in other calls).
 
-use std::{
-    collections::BTreeSet,
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{collections::BTreeSet, process::Command, time::Duration};
 
 use serde_json::Value;
-use tracer_tests::{
-    Target, Tracer, check_planted_stalls, functions, pyenv_python, require_root, tracer_bin,
-};
+use tracer_tests::{Target, Tracer, check_planted_stalls, functions, pyenv_python, require_root};
 
 /// Workers the master forks before the tracer attaches (one more after).
 const WORKERS_BEFORE: usize = 4;
@@ -201,51 +195,4 @@ fn several_pids_in_one_trace() {
         let sleeps = planted(report, pid, "clock_nanosleep");
         check(report, &sleeps, SLEEPS, "clock_nanosleep", SLEEP_MS);
     }
-}
-
-fn tracer(args: &[&str]) -> Output {
-    Command::new(tracer_bin())
-        .args(args)
-        .output()
-        .expect("run tracer")
-}
-
-/// The exit status, and one error line on stderr that has `message` (clap
-/// adds a hint line to its usage errors: "For more information, try
-/// '--help'.").
-fn assert_error(output: &Output, status: i32, message: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(status), "stderr: {stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains(message), "{message:?} not in {stderr:?}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
-
-/// A pid no process has now.
-fn missing_pid() -> u32 {
-    (999_999..)
-        .find(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
-        .expect("a free pid")
-}
-
-#[test]
-fn bad_pid_lists() {
-    assert_error(
-        &tracer(&["-p", "1,notanumber"]),
-        2,
-        "invalid value 'notanumber'",
-    );
-    assert_error(
-        &tracer(&["-p", "1,0"]),
-        2,
-        "--pid must be a process id above 0",
-    );
-    require_root!("bad_pid_lists");
-    let missing = missing_pid();
-    let message = format!("no process with pid {missing}");
-    assert_error(&tracer(&["-p", &missing.to_string()]), 1, &message);
-    // A missing pid among live ones is named; nothing is traced.
-    let list = format!("1,{missing}");
-    assert_error(&tracer(&["-p", &list]), 1, &message);
 }
