@@ -5,8 +5,10 @@
 mod apt;
 mod bench;
 mod command;
+mod debian_archive;
 mod demo;
 mod python;
+mod roots;
 mod setup;
 mod test;
 mod vm;

@@ -14,10 +14,13 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     // test reads the profiles with `go tool pprof`.
     crate::python::ensure_packages(&["uvloop"])?;
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
+    // CPython 3.14 targets run in a Debian sid root, as in a container.
+    let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
     let mut command = cargo();
     command
         .args(["test", "--release"])
-        .env("TRACER_BIN", tracer_binary());
+        .env("TRACER_BIN", tracer_binary())
+        .env("TRACER_SID_ROOT", sid);
     if let Some(filter) = filter {
         command.arg(filter);
     }
