@@ -252,7 +252,7 @@ impl Tracer {
             .spawn()
             .expect("start tracer");
         let mut stderr = Lines::new(child.stderr.take().expect("piped stderr"));
-        stderr.wait_for("attached to pid", ready_timeout());
+        stderr.wait_for("tracer: attached to", ready_timeout());
         let stdout = child.stdout.take();
         Self {
             child,

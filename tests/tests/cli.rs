@@ -45,7 +45,7 @@ fn usage_errors_exit_2() {
         2,
         "--threshold must be between",
     );
-    assert_error(&tracer(&["--pid", "1", "--", "ls"]), 2, "not both");
+    assert_error(&tracer(&["--pid", "1", "--", "ls"]), 2, "not several");
     assert_error(&tracer(&["--bogus"]), 2, "unexpected argument");
 }
 
@@ -73,6 +73,11 @@ fn runtime_errors_exit_1() {
         &tracer(&["--", "no-such-command-xyz"]),
         1,
         "command not found: no-such-command-xyz",
+    );
+    assert_error(
+        &tracer(&["--cgroup", "/no-such-cgroup-xyz"]),
+        1,
+        "--cgroup /no-such-cgroup-xyz: no such cgroup v2 directory",
     );
     assert_error(
         &tracer(&["--pid", "1", "--output", "/proc/version"]),

@@ -26,6 +26,9 @@ pub mod kind {
     pub const SLEEP_BEGIN: u32 = 7;
     /// Lean mode: [`super::SleepEnd`], that sleep was long enough to report.
     pub const SLEEP_END: u32 = 8;
+    /// An [`super::EventHeader`] alone: process `pid` started a program in
+    /// the traced cgroup (`--cgroup`), and is traced from now on.
+    pub const PROCESS_JOINED: u32 = 9;
 }
 
 #[repr(C)]

@@ -8,6 +8,7 @@ use crate::{duration::parse_duration, error::UsageError};
 
 const USAGE: &str = "\
 sudo tracer [OPTIONS] --pid <PID>[,<PID>...]
+       sudo tracer [OPTIONS] --cgroup <PATH>
        sudo tracer [OPTIONS] -- <CMD>...
        tracer report [OPTIONS] <FILE>";
 
@@ -18,6 +19,8 @@ Examples:
   sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
   sudo tracer -p 4242 --children          also its worker processes: those running now and those it starts
   sudo tracer -p 4242,4243,4250           several processes in one trace (until all have exited)
+  sudo tracer --cgroup /system.slice/api.service
+                                          every process of a cgroup v2, also those started later
   sudo tracer -p 4242 --all-syscalls      every syscall: strace -c table, every thread's calls
   sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
@@ -56,6 +59,13 @@ pub struct Cli {
     /// report is named after, and recording ends when all have exited.
     #[arg(short, long, value_name = "PID", value_delimiter = ',')]
     pub pid: Vec<u32>,
+
+    /// Trace every process of this cgroup v2 and of its descendant cgroups
+    /// (a Kubernetes pod, a systemd service), those inside now and those
+    /// started there later, until Ctrl-C or --duration. A directory of the
+    /// cgroup2 mount, or its path as /proc/PID/cgroup shows it.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pid", "children"])]
+    pub cgroup: Option<PathBuf>,
 
     /// With --pid: also trace its descendants, those already running (a
     /// pre-fork server's workers) and those it starts from now on (forked
@@ -148,6 +158,8 @@ pub enum TargetSpec {
     /// Running processes, each once, in the order given: the first is the
     /// target the report is named after.
     Pids(Vec<u32>),
+    /// The processes of a cgroup v2 (the path given) and its descendants.
+    Cgroup(PathBuf),
     Command(Vec<OsString>),
 }
 
@@ -160,14 +172,25 @@ const MAX_RATE: u64 = 10_000;
 impl Cli {
     /// Checks what clap cannot: exactly one target, sane durations.
     pub fn target(&self) -> Result<TargetSpec, UsageError> {
+        let given = [
+            !self.pid.is_empty(),
+            self.cgroup.is_some(),
+            !self.command.is_empty(),
+        ];
+        if given.iter().filter(|&&g| g).count() > 1 {
+            return Err(UsageError(
+                "give one of --pid, --cgroup or a command after --, not several".into(),
+            ));
+        }
+        if let Some(path) = &self.cgroup {
+            return Ok(TargetSpec::Cgroup(path.clone()));
+        }
         match (self.pid.is_empty(), self.command.is_empty()) {
-            (false, false) => Err(UsageError(
-                "give either --pid or a command after --, not both".into(),
-            )),
             (true, true) => Err(UsageError(
-                "nothing to trace: give --pid PID, or a command after -- (see --help)".into(),
+                "nothing to trace: give --pid PID, --cgroup PATH or a command after -- (see --help)"
+                    .into(),
             )),
-            (false, true) => pids(&self.pid).map(TargetSpec::Pids),
+            (false, _) => pids(&self.pid).map(TargetSpec::Pids),
             (true, false) => Ok(TargetSpec::Command(self.command.clone())),
         }
     }
@@ -293,7 +316,24 @@ mod tests {
         assert!(parse(&["--pid", "abc"]).is_err());
         assert!(parse(&["--pid", "1", "-d", "10"]).is_err());
         let both = parse(&["--pid", "1", "--", "ls"]).unwrap();
-        assert!(both.validate().unwrap_err().0.contains("not both"));
+        assert!(both.validate().unwrap_err().0.contains("not several"));
+        let cgroup_and_command = parse(&["--cgroup", "/x", "--", "ls"]).unwrap();
+        assert!(
+            cgroup_and_command
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("not several")
+        );
+        assert!(parse(&["--cgroup", "/x", "-p", "1"]).is_err());
+        assert!(parse(&["--cgroup", "/x", "--children"]).is_err());
+        assert_eq!(
+            parse(&["--cgroup", "/system.slice/a.service"])
+                .unwrap()
+                .validate()
+                .unwrap(),
+            TargetSpec::Cgroup(PathBuf::from("/system.slice/a.service"))
+        );
         let none = parse(&[]).unwrap();
         assert!(none.validate().unwrap_err().0.contains("nothing to trace"));
         let zero = parse(&["--pid", "1", "-d", "0s"]).unwrap();

@@ -8,6 +8,7 @@
 pub mod abort;
 pub mod analyze;
 pub mod call_log;
+pub mod cgroup_watch;
 pub mod cli;
 pub mod clock;
 pub mod collect;

@@ -235,6 +235,10 @@ impl Recorder {
             Ok(RawEvent::Stall(stall)) => self.stall(&stall),
             Ok(RawEvent::Sample(sample)) => self.sample(*sample, kernel),
             Ok(RawEvent::ProcessFork { parent, child }) => self.child(parent, child),
+            Ok(RawEvent::ProcessJoined { pid }) => {
+                log::info!("tracing process {pid}, which started a program in the cgroup");
+                self.add_traced(pid, None);
+            }
             Ok(RawEvent::SleepBegin(event)) => {
                 self.sleeping.insert(event.tid, *event);
             }
@@ -315,6 +319,11 @@ impl Recorder {
     fn child(&mut self, parent: u32, child: u32) {
         log::info!("following process {child}, started by {parent}");
         self.add_traced(child, Some(parent));
+    }
+
+    /// Whether process `pid` is traced already.
+    pub fn knows(&self, pid: u32) -> bool {
+        self.modules.contains_key(&pid)
     }
 
     /// A process traced besides the target: a child the kernel followed, a
@@ -500,6 +509,7 @@ impl Recorder {
             stacks: self.stacks.symbolize(&self.symbolizer),
             drops: ending.drops,
             kernel_limits: ending.kernel_limits,
+            cgroup: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use tokio::{
 
 use crate::{
     abort,
+    cgroup_watch::CgroupWatch,
     cli::{Cli, TargetSpec},
     clock::{monotonic_ns, unix_ms},
     loop_series::LoopSeries,
@@ -23,7 +24,7 @@ use crate::{
     recorder::{Ending, ProbeUpdate, Recorder},
     recording,
     report::publish::publish,
-    target::{self, Descendant, Launched},
+    target::{self, Descendant, Launched, cgroup::Cgroup},
     trace::{TargetInfo, Trace},
 };
 
@@ -53,9 +54,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         offcpu_min_ns: cli.offcpu_min.as_nanos() as u64,
         profile_hz: cli.rate,
         // A started command's children are its work (a shell script, a
-        // server forking workers); a running service's only when asked.
-        follow_children: cli.children || matches!(&spec, TargetSpec::Command(_)),
+        // server forking workers), as are a cgroup's; a running service's
+        // only when asked.
+        follow_children: cli.children
+            || matches!(&spec, TargetSpec::Command(_) | TargetSpec::Cgroup(_)),
         several_processes: matches!(&spec, TargetSpec::Pids(pids) if pids.len() > 1),
+        cgroups: matches!(&spec, TargetSpec::Cgroup(_)),
         lean: !cli.all_syscalls,
     };
     let session = Session::start(&spec, settings, cli.children)?;
@@ -121,6 +125,8 @@ struct Session {
     descendants: Vec<Descendant>,
     /// Set when we started the command ourselves (we reap it).
     launched_pid: Option<u32>,
+    /// With `--cgroup`: the cgroup, rescanned while recording.
+    cgroup: Option<CgroupWatch>,
     /// One per target given: recording ends when all are readable.
     pidfds: Vec<OwnedFd>,
     probes: Probes,
@@ -134,13 +140,21 @@ impl Session {
     /// Attaches to the targets; with `children`, to the descendants of
     /// running targets too.
     fn start(spec: &TargetSpec, settings: ProbeSettings, children: bool) -> anyhow::Result<Self> {
-        let (targets, launched) = resolve(spec)?;
+        let Resolved {
+            targets,
+            launched,
+            cgroup,
+        } = resolve(spec)?;
         // From here on, an error drops `launched`, which kills and reaps
-        // the command before it ever ran.
-        let pidfds = targets
-            .iter()
-            .map(|t| target::open_pidfd(t.pid))
-            .collect::<Result<Vec<_>, _>>()?;
+        // the command before it ever ran. A cgroup is traced until Ctrl-C
+        // or the duration: its processes come and go.
+        let pidfds = match &cgroup {
+            Some(_) => Vec::new(),
+            None => targets
+                .iter()
+                .map(|t| target::open_pidfd(t.pid))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let mut targets = targets.into_iter();
         let Some(target) = targets.next() else {
             anyhow::bail!("nothing to trace");
@@ -170,6 +184,10 @@ impl Session {
         } else {
             Vec::new()
         };
+        let mut cgroup = cgroup.map(CgroupWatch::new);
+        if let Some(watch) = &mut cgroup {
+            watch.refresh(&mut probes, &mut recorder)?;
+        }
         apply_updates(&mut recorder, &mut probes)?;
         let launched_pid = launched.as_ref().map(|l| l.pid);
         if let Some(launched) = launched {
@@ -180,6 +198,7 @@ impl Session {
             others,
             descendants,
             launched_pid,
+            cgroup,
             pidfds,
             probes,
             recorder,
@@ -221,7 +240,7 @@ impl Session {
                     guard.clear_ready();
                     apply_updates(&mut self.recorder, &mut self.probes)?;
                 }
-                _ = all_exited(&exited) => break self.exit_reason(),
+                _ = all_exited(&exited), if !exited.is_empty() => break self.exit_reason(),
                 _ = signals.interrupt.recv() => break "interrupted (Ctrl-C)".to_string(),
                 _ = signals.terminate.recv() => break "terminated (SIGTERM)".to_string(),
                 _ = sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
@@ -243,6 +262,10 @@ impl Session {
                     series.read(now, &self.probes.loop_stats()?);
                 }
                 _ = ticks.tick() => {
+                    if let Some(watch) = &mut self.cgroup {
+                        watch.refresh(&mut self.probes, &mut self.recorder)?;
+                        apply_updates(&mut self.recorder, &mut self.probes)?;
+                    }
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
                     progress.update(self.target.pid, started.elapsed().as_secs(), self.recorder.events, dropped);
                 }
@@ -278,7 +301,9 @@ impl Session {
             kernel_limits: self.probes.kernel_limits().to_vec(),
         };
         self.probes.release();
-        Ok(self.recorder.finish(ending))
+        let mut trace = self.recorder.finish(ending);
+        trace.cgroup = self.cgroup.map(|watch| watch.cgroup.name);
+        Ok(trace)
     }
 
     fn exit_reason(&self) -> String {
@@ -295,7 +320,15 @@ impl Session {
     /// 10 (python3) and pids 11, 12, and 4 processes they had started (13,
     /// 14, 15, 16), recording until Ctrl-C or their exit".
     fn attached_line(&self, duration: Option<Duration>) -> String {
-        let mut line = format!("attached to pid {} ({})", self.target.pid, self.target.comm);
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .map(|watch| format!("cgroup {}: ", watch.cgroup.name))
+            .unwrap_or_default();
+        let mut line = format!(
+            "attached to {cgroup}pid {} ({})",
+            self.target.pid, self.target.comm
+        );
         let several = !self.others.is_empty();
         if several {
             let pids = pid_list(self.others.iter().copied());
@@ -321,6 +354,7 @@ impl Session {
         }
         let until = match duration {
             Some(d) => format!("for {}", crate::duration::format_ns(d.as_nanos() as u64)),
+            None if self.cgroup.is_some() => "until Ctrl-C".to_string(),
             None if several => "until Ctrl-C or their exit".to_string(),
             None => "until Ctrl-C or its exit".to_string(),
         };
@@ -328,11 +362,29 @@ impl Session {
     }
 }
 
+/// What to attach to, the first target first.
+struct Resolved {
+    targets: Vec<TargetInfo>,
+    /// The command started, held at its gate.
+    launched: Option<Launched>,
+    cgroup: Option<Cgroup>,
+}
+
 /// The processes the user named (every pid checked before the probes load:
-/// a typo costs no attach), or the command started, held at its gate.
-fn resolve(spec: &TargetSpec) -> anyhow::Result<(Vec<TargetInfo>, Option<Launched>)> {
-    Ok(match spec {
+/// a typo costs no attach), those in the cgroup named, or the command
+/// started, held at its gate.
+fn resolve(spec: &TargetSpec) -> anyhow::Result<Resolved> {
+    let (targets, launched) = match spec {
         TargetSpec::Pids(pids) => (target::inspect_all(pids)?, None),
+        TargetSpec::Cgroup(path) => {
+            let cgroup = Cgroup::resolve(path)?;
+            let targets = target::cgroup::inspect_members(&cgroup)?;
+            return Ok(Resolved {
+                targets,
+                launched: None,
+                cgroup: Some(cgroup),
+            });
+        }
         TargetSpec::Command(argv) => {
             let launched = target::launch(argv)?;
             let target = TargetInfo {
@@ -350,6 +402,11 @@ fn resolve(spec: &TargetSpec) -> anyhow::Result<(Vec<TargetInfo>, Option<Launche
             };
             (vec![target], Some(launched))
         }
+    };
+    Ok(Resolved {
+        targets,
+        launched,
+        cgroup: None,
     })
 }
 

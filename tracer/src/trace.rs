@@ -260,6 +260,8 @@ pub struct Trace {
     /// What the kernel it ran on could not do, one line each (e.g. shorter
     /// Python stacks without `bpf_loop`).
     pub kernel_limits: Vec<String>,
+    /// With `--cgroup`: the cgroup traced, from the root of its mount.
+    pub cgroup: Option<String>,
 }
 
 impl Trace {
@@ -306,6 +308,7 @@ impl Trace {
             stacks: Vec::new(),
             drops: Drops::default(),
             kernel_limits: Vec::new(),
+            cgroup: None,
         }
     }
 }

@@ -24,6 +24,7 @@ pub fn analyze(trace: &Trace) -> Report {
             pid: trace.target.pid,
             comm: trace.target.comm.clone(),
             cmdline: trace.target.cmdline.clone(),
+            cgroup: trace.cgroup.clone(),
         },
         duration_ns: trace.duration_ns,
         threshold_ns: trace.threshold_ns,

@@ -78,6 +78,11 @@ pub enum RawEvent {
         parent: u32,
         child: u32,
     },
+    /// Process `pid` started a program in the traced cgroup (traced from
+    /// now on).
+    ProcessJoined {
+        pid: u32,
+    },
     /// Lean mode: a loop thread went to sleep in a syscall, with its stack;
     /// its duration comes with the matching `SleepEnd`, if it was long.
     SleepBegin(Box<SlowSyscallEvent>),
@@ -145,6 +150,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
                 child: fork.child,
             })
             .ok_or(short),
+        kind::PROCESS_JOINED => Ok(RawEvent::ProcessJoined { pid: header.pid }),
         kind::CPU_SAMPLE => decode_sample(bytes, &header).ok_or(short),
         other => Err(DecodeError::UnknownKind(other)),
     }

@@ -81,6 +81,9 @@ pub struct ProbeSettings {
     /// Several processes are traced from the start (`-p A,B`), children
     /// followed or not.
     pub several_processes: bool,
+    /// `--cgroup`: processes that start a program in the cgroups given with
+    /// [`Probes::trace_cgroup`] are traced too.
+    pub cgroups: bool,
     /// Lean mode (the default): only the poll-family and futex syscalls are
     /// traced.
     pub lean: bool,
@@ -146,9 +149,12 @@ impl Probes {
             )
             .override_global(
                 globals::TRACE_BY_MAP,
-                &u32::from(settings.follow_children || settings.several_processes),
+                &u32::from(
+                    settings.follow_children || settings.several_processes || settings.cgroups,
+                ),
                 true,
             )
+            .override_global(globals::TRACE_CGROUPS, &u32::from(settings.cgroups), true)
             .override_global(globals::TARGET_TGID, &target_pid, true)
             .override_global(globals::KERNEL, &kernel.offsets, true)
             .override_global(
@@ -177,6 +183,9 @@ impl Probes {
             attach_raw_tracepoint(&mut ebpf, name, name)?;
         }
         attach_raw_tracepoint(&mut ebpf, "stall_sample", "hrtimer_expire_entry")?;
+        if settings.cgroups {
+            attach_raw_tracepoint(&mut ebpf, "sched_process_exec", "sched_process_exec")?;
+        }
         // A fixed period, not a frequency the kernel adjusts: each sample
         // then stands for exactly 1/hz of CPU time. Rate 0: no profile.
         if let Some(period_ns) = profile_period_ns(settings) {
@@ -200,6 +209,14 @@ impl Probes {
         let map = self.map_mut(maps::TRACED)?;
         let mut traced: BpfHashMap<_, u32, u32> = BpfHashMap::try_from(map).map_err(map_error)?;
         traced.insert(pid, 1, 0).map_err(map_error)
+    }
+
+    /// Processes that start a program in cgroup `id` join the trace.
+    pub fn trace_cgroup(&mut self, id: u64) -> Result<(), ProbeError> {
+        let map_error = map_error(maps::CGROUPS);
+        let map = self.map_mut(maps::CGROUPS)?;
+        let mut cgroups: BpfHashMap<_, u64, u8> = BpfHashMap::try_from(map).map_err(map_error)?;
+        cgroups.insert(id, 1, 0).map_err(map_error)
     }
 
     /// Lets the probes read the Python frames of process `pid`.
@@ -521,6 +538,9 @@ fn programs_for(settings: &ProbeSettings) -> Vec<&'static str> {
     names.push("stall_sample");
     if profile_period_ns(settings).is_some() {
         names.push("profile_sample");
+    }
+    if settings.cgroups {
+        names.push("sched_process_exec");
     }
     names
 }

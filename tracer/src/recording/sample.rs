@@ -260,5 +260,6 @@ pub fn trace() -> Trace {
             process_map_full: 4,
         },
         kernel_limits: vec!["Linux 5.10 has no bpf_loop".into()],
+        cgroup: None,
     }
 }

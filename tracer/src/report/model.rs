@@ -45,6 +45,9 @@ pub struct ReportTarget {
     pub pid: u32,
     pub comm: String,
     pub cmdline: Vec<String>,
+    /// With `--cgroup`: the cgroup traced (the pid is its first process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

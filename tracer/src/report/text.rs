@@ -36,9 +36,15 @@ fn header(out: &mut String, r: &Report) {
     }
     .escape_debug()
     .to_string();
+    let cgroup = r
+        .target
+        .cgroup
+        .as_ref()
+        .map(|name| format!("cgroup {}: ", name.escape_debug()))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "tracer: pid {} ({command}) traced for {}, {}",
+        "tracer: {cgroup}pid {} ({command}) traced for {}, {}",
         r.target.pid,
         format_ns(r.duration_ns),
         r.ended_by
@@ -427,6 +433,7 @@ mod tests {
                 pid: 4242,
                 comm: "python3".into(),
                 cmdline: vec!["python3".into(), "app.py".into()],
+                cgroup: None,
             },
             duration_ns: 5_000_000_000,
             threshold_ns: 10_000_000,

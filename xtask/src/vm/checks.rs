@@ -56,8 +56,9 @@ const fn test(
 /// The list: both modes attach and exit 0 (the two asyncio tests),
 /// a C epoll loop's planted stall with its native stack and duration, exact
 /// `--all-syscalls` counts, an asyncio stall with Python frames and socket
-/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons.
-pub const ALL: [Check; 8] = [
+/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons;
+/// and a cgroup's processes (`--cgroup`: the kernel's cgroup id at exec).
+pub const ALL: [Check; 9] = [
     Check {
         column: "boot",
         kind: Kind::Boot,
@@ -96,6 +97,12 @@ pub const ALL: [Check; 8] = [
         "profiles",
         "asyncio_service_off_cpu_by_reason",
         180,
+    ),
+    test(
+        "cgroup",
+        "cgroup",
+        "cgroup_members_before_during_and_moved_in",
+        150,
     ),
 ];
 
