@@ -33,4 +33,5 @@ pub mod syscalls;
 pub mod target;
 pub mod trace;
 pub mod unwind;
+pub mod v8;
 pub mod worker_park;

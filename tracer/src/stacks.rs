@@ -28,8 +28,9 @@ pub enum RawFrame {
         region: Option<String>,
     },
     Kernel(u64),
-    /// Python frames are resolved while the process lives.
+    /// Python and JavaScript frames are resolved while the process lives.
     Python(Frame),
+    Js(Frame),
     Truncated,
 }
 
@@ -54,6 +55,7 @@ impl StackTable {
             }
             NativeAddr::Jit { addr, name } => RawFrame::Jit { addr, name },
             NativeAddr::Unknown { addr, region } => RawFrame::Unknown { addr, region },
+            NativeAddr::Js(frame) => RawFrame::Js(frame),
         }
     }
 
@@ -124,7 +126,7 @@ impl StackTable {
                             vec![unknown_frame(*addr, region, FrameKind::Native)]
                         }
                         RawFrame::Jit { addr, name } => vec![jit_frame(*addr, name.as_deref())],
-                        RawFrame::Python(frame) => vec![frame.clone()],
+                        RawFrame::Python(frame) | RawFrame::Js(frame) => vec![frame.clone()],
                         RawFrame::Truncated => vec![truncated_frame()],
                     })
                     .collect()

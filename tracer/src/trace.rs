@@ -49,9 +49,20 @@ pub enum FrameKind {
     Native,
     Kernel,
     Python,
+    /// A JavaScript function run by V8 (Node.js): `file` is its script.
+    Js,
     /// A marker where the unwinder stopped before the outermost frame
     /// (stack deeper than the copy, or code without unwind information).
     Truncated,
+}
+
+impl FrameKind {
+    /// Python or JavaScript: where such frames are, they are the code
+    /// location people look for, and the runtime's native frames only
+    /// carry them.
+    pub fn is_script(self) -> bool {
+        matches!(self, Self::Python | Self::Js)
+    }
 }
 
 pub type Stack = Vec<Frame>;

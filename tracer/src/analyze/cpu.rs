@@ -17,12 +17,13 @@ pub fn profile_samples(trace: &Trace) -> impl Iterator<Item = &SampleRecord> {
     trace.samples.iter().filter(|s| !s.for_stall)
 }
 
-/// A frame as profiles show it: `function (file:line)` for Python,
+/// A frame as profiles show it: `function (file:line)` for Python and
+/// JavaScript,
 /// `function` for native code, `function_[k]` for the kernel (the suffix
 /// flame graphs colour as kernel code).
 pub fn frame_label(frame: &Frame) -> String {
     match frame.kind {
-        FrameKind::Python => match (&frame.file, frame.line) {
+        FrameKind::Python | FrameKind::Js => match (&frame.file, frame.line) {
             (Some(file), Some(line)) => format!("{} ({file}:{line})", frame.function),
             (Some(file), None) => format!("{} ({file})", frame.function),
             _ => frame.function.clone(),
@@ -35,7 +36,7 @@ pub fn frame_label(frame: &Frame) -> String {
 /// A function without its line (for `top`: one line per function).
 fn function_key(frame: &Frame) -> String {
     match (frame.kind, &frame.file) {
-        (FrameKind::Python, Some(file)) => format!("{} ({file})", frame.function),
+        (FrameKind::Python | FrameKind::Js, Some(file)) => format!("{} ({file})", frame.function),
         _ => frame_label(frame),
     }
 }

@@ -101,13 +101,14 @@ fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
             from_call(trace, stall, kind, call, shared)
         }
         (CauseKind::Syscall, None) => from_summary(stall, kind),
+        // What the loop ran between its waits for a CPU: the code that
+        // would have held the CPU on an idle machine.
         (CauseKind::Runqueue, _) => Cause {
-            kind,
             description: format!(
                 "waiting for a CPU {} (run queue: the machine is busy)",
                 format_ns(stall.runqueue_ns)
             ),
-            ..Cause::empty(kind)
+            ..from_samples(trace, stall, kind, window)
         },
         _ => from_samples(trace, stall, kind, window),
     }
@@ -234,10 +235,12 @@ pub fn dominant_path(stacks: &[&Vec<Frame>]) -> Vec<Frame> {
     let python = stacks
         .iter()
         .any(|s| s.iter().any(|f| f.kind == FrameKind::Python));
-    let wanted = if python {
-        FrameKind::Python
-    } else {
-        FrameKind::Native
+    let wanted = |kind: FrameKind| {
+        if python {
+            kind == FrameKind::Python
+        } else {
+            matches!(kind, FrameKind::Native | FrameKind::Js)
+        }
     };
     // Outermost first.
     let views: Vec<Vec<&Frame>> = stacks
@@ -245,7 +248,7 @@ pub fn dominant_path(stacks: &[&Vec<Frame>]) -> Vec<Frame> {
         .map(|s| {
             s.iter()
                 .rev()
-                .filter(|f| f.kind == wanted)
+                .filter(|f| wanted(f.kind))
                 .collect::<Vec<_>>()
         })
         .filter(|v| !v.is_empty())
@@ -490,6 +493,18 @@ mod tests {
         stall.runqueue_ns = 20_000_000;
         stall.blocked_ns = 90_000_000;
         assert_eq!(stalls(&trace)[1].cause.kind, CauseKind::Mixed);
+    }
+
+    #[test]
+    fn run_queue_stalls_show_the_code_that_waited_for_a_cpu() {
+        let mut trace = cpu_stall_sampled(vec![vec![python("spin", 3), python("callback", 9)]], &[3]);
+        let stall = &mut trace.stalls[1];
+        stall.oncpu_ns = 20_000_000;
+        stall.runqueue_ns = 150_000_000;
+        let cause = &stalls(&trace)[1].cause;
+        assert_eq!(cause.kind, CauseKind::Runqueue);
+        assert!(cause.description.starts_with("waiting for a CPU 150 ms"));
+        assert_eq!(names(&cause.stack), ["spin", "callback"]);
     }
 
     #[test]

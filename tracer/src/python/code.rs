@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use tracer_common::PyFrame;
 
+use crate::procfs::memory::{i32_at, u64_at};
 use super::{
     PythonProcess,
     lines::LineFormat,
-    memory::{i32_at, u64_at},
     offsets::CodeLayout,
     text::read_str,
 };

@@ -4,9 +4,9 @@
 
 use tracer_common::{PyOffsets, python::frame_layout};
 
+use crate::procfs::memory::{ProcessMemory, u64_at};
 use super::{
     PythonError,
-    memory::{ProcessMemory, u64_at},
     offsets::{CodeLayout, StrLayout, VersionLayout},
 };
 

@@ -5,11 +5,11 @@ use std::ops::RangeInclusive;
 
 use tracer_common::PyProcess;
 
+use crate::procfs::memory::ProcessMemory;
 use super::{
     PythonError,
     debug_offsets::read_debug_offsets,
     image::find_image,
-    memory::ProcessMemory,
     offsets::{VersionLayout, known_layout},
 };
 
@@ -69,7 +69,8 @@ pub fn detect(pid: u32) -> Result<Option<PythonProcess>, PythonError> {
         );
         return Ok(None);
     }
-    let memory = ProcessMemory::open(pid)?;
+    let memory =
+        ProcessMemory::open(pid).map_err(|source| PythonError::Memory { pid, source })?;
     let layout = match known_layout(minor) {
         Some(layout) => layout,
         None => read_debug_offsets(&memory, pid, image.runtime, minor)?,

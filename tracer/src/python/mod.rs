@@ -19,7 +19,6 @@ mod detect;
 mod error;
 mod image;
 mod lines;
-mod memory;
 mod offsets;
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! Decoding a Python `str` object read from the target's memory.
 
+use crate::procfs::memory::{ProcessMemory, i64_at};
 use super::{
-    memory::{ProcessMemory, i64_at},
     offsets::StrLayout,
 };
 

@@ -300,14 +300,14 @@ fn off_cpu(out: &mut String, r: &Report) {
 }
 
 /// Prints a stack innermost first, cut at [`STACK_LINES`]. Where there are
-/// Python frames, those are the code location people want: the native
+/// Python or JavaScript frames, those are the code location people want: the native
 /// frames (the interpreter's own) are only counted.
 pub fn stack(out: &mut String, frames: &[Frame], indent: &str) {
     if frames.is_empty() {
         let _ = writeln!(out, "{indent}(no stack)");
         return;
     }
-    let python = frames.iter().any(|f| f.kind == FrameKind::Python);
+    let python = frames.iter().any(|f| f.kind.is_script());
     let shown: Vec<&Frame> = frames
         .iter()
         .filter(|f| !python || f.kind != FrameKind::Native)

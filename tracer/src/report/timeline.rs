@@ -340,11 +340,11 @@ fn stack(trace: &Trace, id: u32) -> &[Frame] {
     trace.stacks.get(id as usize).map_or(&[], Vec::as_slice)
 }
 
-/// The frames people look for, innermost first: where there are Python
+/// The frames people look for, innermost first: where there are Python or JavaScript
 /// frames, the interpreter's own native frames are left out (as in the
 /// text report).
 fn code_frames(stack: &[Frame]) -> Vec<String> {
-    let python = stack.iter().any(|f| f.kind == FrameKind::Python);
+    let python = stack.iter().any(|f| f.kind.is_script());
     stack
         .iter()
         .filter(|f| !python || f.kind != FrameKind::Native)

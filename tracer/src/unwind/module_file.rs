@@ -160,6 +160,23 @@ impl ModuleFile {
             .map(|s| s.address()..s.address() + s.size())
     }
 
+    /// The symbols whose names start with `prefix` (symbol table and
+    /// dynamic one): name and address range (ELF virtual addresses).
+    pub fn symbols_with_prefix(&self, prefix: &str) -> Vec<(String, Range<u64>)> {
+        let cache = ReadCache::new(&self.file);
+        let Ok(elf) = object::File::parse(&cache) else {
+            return Vec::new();
+        };
+        elf.symbols()
+            .chain(elf.dynamic_symbols())
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                name.starts_with(prefix)
+                    .then(|| (name.to_string(), s.address()..s.address() + s.size()))
+            })
+            .collect()
+    }
+
     /// The file name, for `module` in frames.
     pub fn name(&self) -> &str {
         self.path.rsplit('/').next().unwrap_or(&self.path)

@@ -16,6 +16,8 @@ use super::module_file::{ModuleFile, ModuleFiles, SectionBytes};
 use crate::{
     procfs::maps::{Mapping, read_maps},
     symbolize::perf_map::PerfMap,
+    trace::Frame,
+    v8::{JsRuntime, StackCopy, Tier},
 };
 
 /// Frames beyond this are not unwound (a runaway or corrupt stack).
@@ -32,6 +34,8 @@ pub enum NativeAddr {
     Jit { addr: u64, name: Option<Arc<str>> },
     /// Not in a file we could read: `[vdso]`, or no mapping at all.
     Unknown { addr: u64, region: Option<String> },
+    /// JavaScript, named from V8's heap (`v8`).
+    Js(Frame),
 }
 
 /// An unwound stack: addresses innermost first, already adjusted for lookup
@@ -63,6 +67,8 @@ pub struct ProcessModules {
     others: Vec<Mapping>,
     /// Names of JIT code, if the process writes a perf map.
     perf_map: PerfMap,
+    /// V8, if the process runs it: names JavaScript frames.
+    js: Option<JsRuntime>,
     unwinder: UnwinderX86_64<SectionBytes>,
     cache: CacheX86_64,
     /// Pages of addresses a refresh did not place in any module (JIT code,
@@ -85,6 +91,7 @@ impl ProcessModules {
             modules: Vec::new(),
             others: Vec::new(),
             perf_map: PerfMap::for_process(pid),
+            js: None,
             unwinder: UnwinderX86_64::new(),
             cache: CacheX86_64::new(),
             unplaceable: HashSet::new(),
@@ -145,6 +152,10 @@ impl ProcessModules {
         for module in &modules {
             unwinder.add_module(framehop_module(module));
         }
+        if self.js.is_none() {
+            self.js = loaded_images(&modules)
+                .find_map(|module| JsRuntime::detect(self.pid, &module.file, module.bias));
+        }
         self.modules = modules;
         self.others = others;
         self.unwinder = unwinder;
@@ -184,18 +195,19 @@ impl ProcessModules {
     /// MIN_REFRESH_INTERVAL) if the stack runs through code that was not
     /// mapped when it was last read (dlopen, exec).
     pub fn unwind(&mut self, regs: &UserRegs, stack: &[u8], files: &mut ModuleFiles) -> Unwound {
-        let (addrs, truncated) = self.unwind_addrs(regs, stack);
+        let stack = StackCopy { regs, bytes: stack };
+        let (addrs, truncated) = self.unwind_addrs(&stack);
         let unknown: Vec<u64> = addrs
             .iter()
-            .copied()
+            .map(|&(addr, _)| addr)
             .filter(|&a| self.is_unmapped(a) && !self.unplaceable.contains(&page(a)))
             .collect();
         // An unknown instruction pointer means new code for sure (an exec,
         // a dlopen): re-read now. Other unknown frames only now and then.
-        let ip_unknown = unknown.first() == addrs.first() && !unknown.is_empty();
+        let ip_unknown = unknown.first() == addrs.first().map(|(addr, _)| addr);
         if unknown.is_empty() || (!ip_unknown && self.last_refresh.elapsed() < MIN_REFRESH_INTERVAL)
         {
-            return self.resolve(addrs, truncated);
+            return self.resolve(addrs, truncated, &stack);
         }
         self.refresh(files);
         for addr in unknown {
@@ -203,28 +215,36 @@ impl ProcessModules {
                 self.unplaceable.insert(page(addr));
             }
         }
-        let (addrs, truncated) = self.unwind_addrs(regs, stack);
-        self.resolve(addrs, truncated)
+        let (addrs, truncated) = self.unwind_addrs(&stack);
+        self.resolve(addrs, truncated, &stack)
     }
 
-    fn unwind_addrs(&mut self, regs: &UserRegs, stack: &[u8]) -> (Vec<u64>, bool) {
-        let sp = regs.sp;
+    /// The frames' lookup addresses, each with its frame pointer (rbp as the
+    /// frame runs; V8's frames keep theirs there), innermost first.
+    fn unwind_addrs(&mut self, stack: &StackCopy) -> (Vec<(u64, u64)>, bool) {
+        let regs = stack.regs;
         let mut read_stack = |addr: u64| -> Result<u64, ()> {
-            let offset = usize::try_from(addr.checked_sub(sp).ok_or(())?).map_err(|_| ())?;
-            let bytes = stack.get(offset..offset + 8).ok_or(())?;
+            let offset = usize::try_from(addr.checked_sub(regs.sp).ok_or(())?).map_err(|_| ())?;
+            let bytes = stack.bytes.get(offset..offset + 8).ok_or(())?;
             Ok(u64::from_le_bytes(bytes.try_into().map_err(|_| ())?))
         };
-        let mut frames = self.unwinder.iter_frames(
-            regs.ip,
-            UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp),
-            &mut self.cache,
-            &mut read_stack,
-        );
-        let mut addrs = Vec::new();
+        let mut unwind_regs = UnwindRegsX86_64::new(regs.ip, regs.sp, regs.bp);
+        let mut frame = FrameAddress::from_instruction_pointer(regs.ip);
+        let mut addrs = vec![(lookup_address(frame), regs.bp)];
         loop {
-            match frames.next() {
-                Ok(Some(frame)) => {
-                    addrs.push(lookup_address(frame));
+            let next = self.unwinder.unwind_frame(
+                frame,
+                &mut unwind_regs,
+                &mut self.cache,
+                &mut read_stack,
+            );
+            match next {
+                Ok(Some(return_address)) => {
+                    let Some(caller) = FrameAddress::from_return_address(return_address) else {
+                        return (addrs, true);
+                    };
+                    frame = caller;
+                    addrs.push((lookup_address(frame), unwind_regs.bp()));
                     if addrs.len() >= MAX_FRAMES {
                         return (addrs, true);
                     }
@@ -235,18 +255,34 @@ impl ProcessModules {
         }
     }
 
-    fn resolve(&mut self, addrs: Vec<u64>, truncated: bool) -> Unwound {
+    fn resolve(&mut self, addrs: Vec<(u64, u64)>, truncated: bool, stack: &StackCopy) -> Unwound {
         let frames = addrs
             .into_iter()
-            .map(|addr| match self.module_at(addr) {
-                Some(m) => NativeAddr::Module {
-                    file: m.file.clone(),
-                    svma: addr.wrapping_sub(m.bias),
-                },
-                None => self.outside_files(addr),
+            .map(|(addr, fp)| {
+                let native = match self.module_at(addr) {
+                    Some(m) => NativeAddr::Module {
+                        file: m.file.clone(),
+                        svma: addr.wrapping_sub(m.bias),
+                    },
+                    None => self.outside_files(addr),
+                };
+                self.javascript(&native, stack, fp)
+                    .map_or(native, NativeAddr::Js)
             })
             .collect();
         Unwound { frames, truncated }
+    }
+
+    /// The JavaScript frame running at `native`, if V8 runs it: JIT code,
+    /// or the interpreter's builtins.
+    fn javascript(&mut self, native: &NativeAddr, stack: &StackCopy, fp: u64) -> Option<Frame> {
+        let js = self.js.as_mut()?;
+        let tier = match native {
+            NativeAddr::Jit { .. } => Tier::Compiled,
+            NativeAddr::Module { file, svma } if js.is_builtin(file, *svma) => Tier::Interpreted,
+            _ => return None,
+        };
+        js.frame(stack, fp, tier)
     }
 
     /// An address in no mapped file: JIT code if it lies in anonymous
@@ -270,6 +306,19 @@ impl ProcessModules {
             None => NativeAddr::Unknown { addr, region: None },
         }
     }
+}
+
+/// The modules that ld.so loaded (each file's mapping from its first
+/// segment), not the copies of code mapped elsewhere since (V8 remaps
+/// node's builtins next to its JIT code): their data is only in the first.
+fn loaded_images(modules: &[LoadedModule]) -> impl Iterator<Item = &LoadedModule> {
+    modules.iter().filter(|module| {
+        let first_svma = |m: &LoadedModule| m.start.wrapping_sub(m.bias);
+        modules
+            .iter()
+            .filter(|other| Arc::ptr_eq(&other.file, &module.file))
+            .all(|other| first_svma(module) <= first_svma(other))
+    })
 }
 
 /// Anonymous memory, named (`[anon:…]`, by prctl) or not; not `[vdso]`.

@@ -90,13 +90,13 @@ impl Builder {
         // (`_[k]` marks kernel code), without the file and line of Python
         // frames, which have fields of their own here.
         let name = match frame.kind {
-            FrameKind::Python => frame.function.clone(),
+            FrameKind::Python | FrameKind::Js => frame.function.clone(),
             FrameKind::Native | FrameKind::Kernel | FrameKind::Truncated => frame_label(frame),
         };
         let binary = match frame.kind {
             FrameKind::Kernel => Some(KERNEL_MAPPING),
             FrameKind::Native => frame.module.as_deref(),
-            FrameKind::Python | FrameKind::Truncated => None,
+            FrameKind::Python | FrameKind::Js | FrameKind::Truncated => None,
         };
         let line = frame.line.map_or(0, i64::from);
         let function = self.function(&name, &frame.function, frame.file.as_deref());

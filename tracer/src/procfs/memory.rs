@@ -3,8 +3,6 @@
 
 use std::{fs::File, io, os::unix::fs::FileExt};
 
-use super::PythonError;
-
 /// The memory of one process. The file stays bound to the address space it
 /// was opened on: after the process exits or execs, reads fail instead of
 /// reading another program.
@@ -14,10 +12,8 @@ pub struct ProcessMemory {
 }
 
 impl ProcessMemory {
-    pub fn open(pid: u32) -> Result<Self, PythonError> {
-        File::open(format!("/proc/{pid}/mem"))
-            .map(|file| Self { file })
-            .map_err(|source| PythonError::Memory { pid, source })
+    pub fn open(pid: u32) -> io::Result<Self> {
+        File::open(format!("/proc/{pid}/mem")).map(|file| Self { file })
     }
 
     pub fn read(&self, address: u64, buf: &mut [u8]) -> io::Result<()> {

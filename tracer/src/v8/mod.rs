@@ -1,0 +1,120 @@
+//! JavaScript frames of Node.js (V8), by name, script and line, with no
+//! flag in the target: the native unwinder walks V8's frames by their frame
+//! pointers, and each frame that runs JavaScript (its pc in V8's JIT code
+//! or in the interpreter's builtins) is named from the heap objects its
+//! slots point to.
+//!
+//! Read in userspace, not in the kernel: the event carries the stack as it
+//! was (the frame slots), and the heap objects are read from the live
+//! process when the event is unwound, tens of milliseconds later. Each
+//! object's type is checked through its map, so one the GC has moved since
+//! reads as no frame (the native frame stays), never as another function.
+//! The kernel side stays as it is (no 512-byte stack budget spent on V8).
+
+mod constants;
+mod frames;
+mod functions;
+mod heap;
+mod positions;
+
+use std::{collections::HashMap, ops::Range, sync::Arc};
+
+use constants::{Layout, read_layout};
+pub use frames::{StackCopy, Tier};
+use functions::ScriptInfo;
+use heap::Heap;
+
+use crate::{
+    procfs::memory::ProcessMemory,
+    trace::{Frame, FrameKind},
+    unwind::ModuleFile,
+};
+
+/// The V8 of one process: its layout, its builtins, its memory.
+pub struct JsRuntime {
+    file: Arc<ModuleFile>,
+    /// The interpreter and other builtins (ELF virtual addresses).
+    builtins: Option<Range<u64>>,
+    layout: Layout,
+    memory: ProcessMemory,
+    /// Scripts read, by (script, name, source) object addresses.
+    scripts: HashMap<(u64, u64, u64), Arc<ScriptInfo>>,
+}
+
+/// Files that may hold V8: node itself, or libnode.
+fn may_hold_v8(file: &ModuleFile) -> bool {
+    let name = file.name();
+    name.starts_with("node") || name.starts_with("libnode")
+}
+
+impl JsRuntime {
+    /// The runtime of `pid` if `file`, mapped there with `bias`, is a V8
+    /// that exports its layout.
+    pub fn detect(pid: u32, file: &Arc<ModuleFile>, bias: u64) -> Option<Self> {
+        if !may_hold_v8(file) {
+            return None;
+        }
+        let memory = ProcessMemory::open(pid).ok()?;
+        let layout = read_layout(file, bias, &memory)?;
+        let builtins = file
+            .symbols_with_prefix("Builtins_")
+            .into_iter()
+            .map(|(_, range)| range)
+            .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end));
+        if builtins.is_none() {
+            log::info!("{}: no Builtins_ symbols, interpreted JavaScript frames stay native", file.path);
+        }
+        log::info!("pid {pid}: V8 in {}", file.path);
+        Some(Self {
+            file: file.clone(),
+            builtins,
+            layout,
+            memory,
+            scripts: HashMap::new(),
+        })
+    }
+
+    /// Whether code at `svma` in `file` is V8's builtins (the interpreter).
+    pub fn is_builtin(&self, file: &Arc<ModuleFile>, svma: u64) -> bool {
+        Arc::ptr_eq(file, &self.file) && self.builtins.as_ref().is_some_and(|b| b.contains(&svma))
+    }
+
+    /// The JavaScript frame whose frame pointer is `fp`, if it is one.
+    pub fn frame(&mut self, stack: &StackCopy, fp: u64, tier: Tier) -> Option<Frame> {
+        let heap = Heap {
+            memory: &self.memory,
+            layout: &self.layout,
+        };
+        let objects = frames::frame_objects(&heap, stack, fp, tier)?;
+        let function = heap.function_info(objects.shared)?;
+        let script = objects.script.and_then(|script| {
+            let key = heap.script_key(script)?;
+            if let Some(info) = self.scripts.get(&key) {
+                return Some(info.clone());
+            }
+            let info = Arc::new(heap.script_info(script)?);
+            self.scripts.insert(key, info.clone());
+            Some(info)
+        });
+        // The current statement's line where the bytecode says (interpreted
+        // code whose source positions V8 has collected), else the line the
+        // function starts on.
+        let offset = objects.script_offset.or(function.start);
+        let line = offset
+            .zip(script.as_ref().and_then(|s| s.line_ends.as_deref()))
+            .and_then(|(offset, ends)| positions::line_column(ends, offset))
+            .map(|position| position.line);
+        let name = function.name;
+        Some(Frame {
+            function: if name.is_empty() {
+                "(anonymous)".to_string()
+            } else {
+                name
+            },
+            file: script.and_then(|s| s.name.clone()),
+            line,
+            module: None,
+            kind: FrameKind::Js,
+        })
+    }
+}
