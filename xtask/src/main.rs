@@ -7,6 +7,7 @@ mod bench;
 mod command;
 mod debian_archive;
 mod demo;
+mod node;
 mod python;
 mod roots;
 mod setup;

@@ -16,7 +16,10 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     // CPython 3.14 targets run in a Debian sid root, as in a container.
     let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
+    // The JavaScript-frame tests run on Node 18 and 22 too.
+    let nodes = crate::node::ensure()?;
     let mut command = cargo();
+    command.envs(nodes);
     command
         .args(["test", "--release"])
         .env("TRACER_BIN", tracer_binary())
