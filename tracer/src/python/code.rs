@@ -5,13 +5,8 @@ use std::collections::HashMap;
 
 use tracer_common::PyFrame;
 
+use super::{PythonProcess, lines::LineFormat, offsets::CodeLayout, text::read_str};
 use crate::procfs::memory::{i32_at, u64_at};
-use super::{
-    PythonProcess,
-    lines::LineFormat,
-    offsets::CodeLayout,
-    text::read_str,
-};
 
 /// `PyObject.ob_type`.
 const OB_TYPE: u32 = 8;

@@ -4,11 +4,11 @@
 
 use tracer_common::{PyOffsets, python::frame_layout};
 
-use crate::procfs::memory::{ProcessMemory, u64_at};
 use super::{
     PythonError,
     offsets::{CodeLayout, StrLayout, VersionLayout},
 };
+use crate::procfs::memory::{ProcessMemory, u64_at};
 
 const COOKIE: &[u8; 8] = b"xdebugpy";
 

@@ -5,13 +5,13 @@ use std::ops::RangeInclusive;
 
 use tracer_common::PyProcess;
 
-use crate::procfs::memory::ProcessMemory;
 use super::{
     PythonError,
     debug_offsets::read_debug_offsets,
     image::find_image,
     offsets::{VersionLayout, known_layout},
 };
+use crate::procfs::memory::ProcessMemory;
 
 /// Minor versions of CPython 3 whose frames can be read.
 const SUPPORTED_MINORS: RangeInclusive<u32> = 8..=13;
@@ -69,8 +69,7 @@ pub fn detect(pid: u32) -> Result<Option<PythonProcess>, PythonError> {
         );
         return Ok(None);
     }
-    let memory =
-        ProcessMemory::open(pid).map_err(|source| PythonError::Memory { pid, source })?;
+    let memory = ProcessMemory::open(pid).map_err(|source| PythonError::Memory { pid, source })?;
     let layout = match known_layout(minor) {
         Some(layout) => layout,
         None => read_debug_offsets(&memory, pid, image.runtime, minor)?,

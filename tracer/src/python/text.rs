@@ -1,9 +1,7 @@
 //! Decoding a Python `str` object read from the target's memory.
 
+use super::offsets::StrLayout;
 use crate::procfs::memory::{ProcessMemory, i64_at};
-use super::{
-    offsets::StrLayout,
-};
 
 /// Longer strings are cut: names and paths are much shorter, and the bound
 /// keeps a corrupt length from making a huge read.

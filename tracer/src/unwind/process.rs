@@ -256,6 +256,7 @@ impl ProcessModules {
     }
 
     fn resolve(&mut self, addrs: Vec<(u64, u64)>, truncated: bool, stack: &StackCopy) -> Unwound {
+        let mut walk = Duration::ZERO;
         let frames = addrs
             .into_iter()
             .map(|(addr, fp)| {
@@ -266,10 +267,15 @@ impl ProcessModules {
                     },
                     None => self.outside_files(addr),
                 };
-                self.javascript(&native, stack, fp)
-                    .map_or(native, NativeAddr::Js)
+                let started = Instant::now();
+                let js = self.javascript(&native, stack, fp);
+                walk += started.elapsed();
+                js.map_or(native, NativeAddr::Js)
             })
             .collect();
+        if let Some(js) = self.js.as_mut() {
+            js.cost.add(walk);
+        }
         Unwound { frames, truncated }
     }
 

@@ -86,7 +86,10 @@ pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Opti
         .into_iter()
         .filter_map(|(name, range)| {
             let bytes: [u8; 4] = memory.read_array(range.start.wrapping_add(bias))?;
-            Some((name[PREFIX.len()..].to_string(), i64::from(i32::from_le_bytes(bytes))))
+            Some((
+                name[PREFIX.len()..].to_string(),
+                i64::from(i32::from_le_bytes(bytes)),
+            ))
         })
         .collect();
     if values.is_empty() {
@@ -95,7 +98,10 @@ pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Opti
     let constants = Constants(values);
     let layout = constants.layout();
     if layout.is_none() {
-        log::info!("{}: V8 constants incomplete, no JavaScript frames", file.path);
+        log::info!(
+            "{}: V8 constants incomplete, no JavaScript frames",
+            file.path
+        );
     }
     layout
 }

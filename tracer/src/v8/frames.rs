@@ -52,7 +52,12 @@ pub struct JsFrameObjects {
 /// The objects of the JavaScript frame whose frame pointer is `fp`; None
 /// if the slots do not hold a JavaScript frame's (a typed frame, native
 /// code's frame pointer) or an object fails its type check.
-pub fn frame_objects(heap: &Heap, stack: &StackCopy, fp: u64, tier: Tier) -> Option<JsFrameObjects> {
+pub fn frame_objects(
+    heap: &Heap,
+    stack: &StackCopy,
+    fp: u64,
+    tier: Tier,
+) -> Option<JsFrameObjects> {
     let layout = heap.layout;
     untag(stack.slot(fp, layout.fp_context)?)?;
     let shared = heap.shared_of(stack.slot(fp, layout.fp_function)?)?;

@@ -109,10 +109,16 @@ impl Heap<'_> {
     pub fn script_info(&self, script: u64) -> Option<ScriptInfo> {
         let address = untag(script)?;
         let name_field = self.field(address, self.layout.script_name)?;
-        let name = self.is_string(name_field).then(|| self.name(name_field)).flatten();
+        let name = self
+            .is_string(name_field)
+            .then(|| self.name(name_field))
+            .flatten();
         let ends_field = self.field(address, self.layout.script_line_ends)?;
         let line_ends = match self.smi_array(ends_field, MAX_LINES) {
-            Some(ends) => ends.into_iter().map(|end| u32::try_from(end).ok()).collect(),
+            Some(ends) => ends
+                .into_iter()
+                .map(|end| u32::try_from(end).ok())
+                .collect(),
             None => {
                 let source = self.field(address, self.layout.script_source)?;
                 self.string_units(source, MAX_SOURCE_UNITS)

@@ -64,9 +64,10 @@ impl Heap<'_> {
         let address = self.typed(tagged, |t| t == self.layout.types.fixed_array)?;
         let length = smi(self.field(address, self.layout.array_length)?)?;
         let length = u64::try_from(length).ok().filter(|&l| l <= max)?;
-        let bytes = self
-            .memory
-            .read_vec(address + self.layout.array_data, usize::try_from(length * 8).ok()?)?;
+        let bytes = self.memory.read_vec(
+            address + self.layout.array_data,
+            usize::try_from(length * 8).ok()?,
+        )?;
         bytes
             .chunks_exact(8)
             .map(|c| smi(u64::from_le_bytes(c.try_into().ok()?)))
@@ -79,8 +80,10 @@ impl Heap<'_> {
         let address = self.typed(tagged, |t| types.contains(&t))?;
         let length = smi(self.field(address, self.layout.array_length)?)?;
         let length = u64::try_from(length).ok().filter(|&l| l <= max)?;
-        self.memory
-            .read_vec(address + self.layout.array_data, usize::try_from(length).ok()?)
+        self.memory.read_vec(
+            address + self.layout.array_data,
+            usize::try_from(length).ok()?,
+        )
     }
 
     /// A short string (a name).
@@ -159,7 +162,8 @@ impl Heap<'_> {
             }
             r if r == strings.sliced_tag && start == 0 => {
                 let parent = self.field(address, strings.sliced_parent)?;
-                let offset = u64::try_from(smi(self.field(address, strings.sliced_offset)?)?).ok()?;
+                let offset =
+                    u64::try_from(smi(self.field(address, strings.sliced_offset)?)?).ok()?;
                 let before = out.len();
                 self.append_string(parent, offset, MAX_SOURCE_UNITS, out, depth + 1)?;
                 out.truncate(before + usize::try_from(length).ok()?);

@@ -17,7 +17,7 @@ mod functions;
 mod heap;
 mod positions;
 
-use std::{collections::HashMap, ops::Range, sync::Arc};
+use std::{collections::HashMap, ops::Range, sync::Arc, time::Duration};
 
 use constants::{Layout, read_layout};
 pub use frames::{StackCopy, Tier};
@@ -39,6 +39,35 @@ pub struct JsRuntime {
     memory: ProcessMemory,
     /// Scripts read, by (script, name, source) object addresses.
     scripts: HashMap<(u64, u64, u64), Arc<ScriptInfo>>,
+    /// What naming JavaScript frames has cost (shown with -v at the end).
+    pub cost: WalkCost,
+}
+
+/// The time spent naming the JavaScript frames of unwound stacks.
+#[derive(Debug, Default)]
+pub struct WalkCost {
+    stacks: u64,
+    total: Duration,
+}
+
+impl WalkCost {
+    /// One stack's frames looked at, in `spent`.
+    pub fn add(&mut self, spent: Duration) {
+        self.stacks += 1;
+        self.total += spent;
+    }
+}
+
+impl Drop for JsRuntime {
+    fn drop(&mut self) {
+        let WalkCost { stacks, total } = self.cost;
+        if let Some(per_stack) = total.as_nanos().checked_div(u128::from(stacks)) {
+            log::info!(
+                "{}: JavaScript frames named in {stacks} stacks, {per_stack} ns per stack",
+                self.file.path
+            );
+        }
+    }
 }
 
 /// Files that may hold V8: node itself, or libnode.
@@ -62,7 +91,10 @@ impl JsRuntime {
             .map(|(_, range)| range)
             .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end));
         if builtins.is_none() {
-            log::info!("{}: no Builtins_ symbols, interpreted JavaScript frames stay native", file.path);
+            log::info!(
+                "{}: no Builtins_ symbols, interpreted JavaScript frames stay native",
+                file.path
+            );
         }
         log::info!("pid {pid}: V8 in {}", file.path);
         Some(Self {
@@ -71,6 +103,7 @@ impl JsRuntime {
             layout,
             memory,
             scripts: HashMap::new(),
+            cost: WalkCost::default(),
         })
     }
 
