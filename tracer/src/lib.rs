@@ -15,6 +15,7 @@ pub mod collect;
 pub mod duration;
 pub mod error;
 pub mod fdinfo;
+pub mod gil_waits;
 pub mod loop_series;
 pub mod output;
 pub mod privileges;

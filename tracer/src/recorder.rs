@@ -8,12 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tracer_common::{LoopStats, PY_STATUS_NONE, PyProcess, Stall};
+use tracer_common::{LoopStats, PY_STATUS_NONE, PyProcess, Stall, gil::GilState};
 
 use crate::{
     call_log::CallLog,
     collect::{CapturedStack, RawEvent, SampleEvent, SlowSyscallEvent, decode::decode},
     fdinfo,
+    gil_waits::GilWaits,
     procfs::{fd::FdResolver, maps::read_maps, status},
     pystack::{self, PythonTarget},
     python::{self, CodeReader},
@@ -41,7 +42,12 @@ pub trait KernelStacks {
 /// What the probes must learn from what the recorder found.
 pub enum ProbeUpdate {
     /// Process `pid` runs CPython: its frames can be read.
-    Python { pid: u32, process: PyProcess },
+    Python {
+        pid: u32,
+        process: PyProcess,
+        /// Its GIL, where the version's is known.
+        gil: Option<GilState>,
+    },
     /// Thread `tid` is a runtime worker that parks on `futex` when idle.
     ParkFutex { tid: u32, futex: u64 },
 }
@@ -63,6 +69,7 @@ pub struct Recorder {
     /// traced, descendants running at attach, other targets), by pid.
     children: BTreeMap<u32, ProcessInfo>,
     pythons: HashMap<u32, PythonTarget>,
+    gil_waits: GilWaits,
     /// When processes without CPython were last looked at, and how many
     /// mappings they had then.
     checked: HashMap<u32, (Instant, usize)>,
@@ -116,6 +123,7 @@ impl Recorder {
             modules: HashMap::new(),
             children: BTreeMap::new(),
             pythons: HashMap::new(),
+            gil_waits: GilWaits::default(),
             checked: HashMap::new(),
             code: CodeReader::default(),
             parked: HashMap::new(),
@@ -163,9 +171,14 @@ impl Recorder {
         // The interpreter may have been loaded since the modules were read.
         modules.refresh(&mut self.files);
         log::info!("pid {pid} runs CPython 3.{}", process.minor());
+        let gil = process.gil();
+        if let Some(gil) = gil {
+            self.gil_waits.add_process(pid, gil);
+        }
         self.updates.push(ProbeUpdate::Python {
             pid,
             process: process.kernel_info(),
+            gil,
         });
         self.pythons
             .insert(pid, PythonTarget::new(process, modules));
@@ -280,6 +293,13 @@ impl Recorder {
             blocked_ns: event.blocked_ns,
             uninterruptible: event.uninterruptible,
             stack: self.stacks.intern(frames),
+            gil: self.gil_waits.wait(
+                event.pid,
+                event.nr,
+                event.arg0,
+                event.gil_holder,
+                self.pythons.get(&event.pid).map(|p| &p.process),
+            ),
         };
         self.calls.add(call, event.in_iteration);
     }

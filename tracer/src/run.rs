@@ -470,7 +470,12 @@ fn release(launched: Launched, target: &TargetInfo) -> anyhow::Result<()> {
 fn apply_updates(recorder: &mut Recorder, probes: &mut Probes) -> anyhow::Result<()> {
     for update in recorder.take_updates() {
         match update {
-            ProbeUpdate::Python { pid, process } => probes.trace_python(pid, &process)?,
+            ProbeUpdate::Python { pid, process, gil } => {
+                probes.trace_python(pid, &process)?;
+                if let Some(gil) = gil {
+                    probes.trace_gil(pid, &gil)?;
+                }
+            }
             ProbeUpdate::ParkFutex { tid, futex } => probes.set_park_futex(tid, futex)?,
         }
     }
