@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | build | demo | test | vm-test | lint | bench`.
+//! Project tasks: `cargo xtask setup | build | demo | test | vm-test | lint | bench | soak`.
 //! Every task first runs `setup`, which makes a fresh machine able to build
 //! the eBPF programs and is quick when everything is already there.
 
@@ -66,6 +66,16 @@ enum Task {
         #[arg(long)]
         tracer: Option<PathBuf>,
     },
+    /// Long-running mode as a benchmark (as root): trace the demo service
+    /// for N minutes with --rotate and --metrics, print the tracer's memory
+    /// at the start, middle and end (target/soak/soak.txt).
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// The --rotate period in seconds, compressed from the usual minutes.
+        #[arg(long, default_value_t = 10)]
+        rotate: u64,
+    },
 }
 
 fn main() {
@@ -89,6 +99,9 @@ fn main() {
             duration: Duration::from_secs(duration),
             tracer,
         }),
+        Task::Soak { minutes, rotate } => {
+            bench::soak::soak(bench::soak::Options { minutes, rotate })
+        }
     });
     if let Err(error) = result {
         eprintln!("xtask: error: {error:#}");

@@ -11,9 +11,11 @@ use crate::command::{build_tracer, cargo, run, tracer_binary, workspace_root};
 pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     build_tracer()?;
     // The asyncio stall tests run the demo service on uvloop too; the pprof
-    // test reads the profiles with `go tool pprof`.
+    // test reads the profiles with `go tool pprof`; the metrics test scrapes
+    // with a real Prometheus.
     crate::python::ensure_packages(&["uvloop"])?;
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
+    crate::apt::ensure(&[("/usr/bin/prometheus", "prometheus")], &[])?;
     // CPython 3.14 targets run in a Debian sid root, as in a container.
     let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
     let mut command = cargo();

@@ -77,14 +77,10 @@ fn overlap(a: (u64, u64), b: (u64, u64)) -> u64 {
     a.1.min(b.1).saturating_sub(a.0.max(b.0))
 }
 
-fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
-    let window = (stall.start_ns, stall.start_ns + stall.duration_ns);
+/// Which part of a stall is the majority: asleep, on CPU, or runnable.
+pub fn cause_kind(stall: &StallRecord) -> CauseKind {
     let half = stall.duration_ns / 2;
-    let gil = gil::waited_in(trace, stall.tid, window);
-    if gil.values().sum::<u64>() >= half {
-        return gil::stall_cause(trace, stall.tid, &gil, window);
-    }
-    let kind = if stall.blocked_ns >= half {
+    if stall.blocked_ns >= half {
         CauseKind::Syscall
     } else if stall.oncpu_ns >= half {
         CauseKind::Cpu
@@ -92,7 +88,16 @@ fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
         CauseKind::Runqueue
     } else {
         CauseKind::Mixed
-    };
+    }
+}
+
+fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
+    let window = (stall.start_ns, stall.start_ns + stall.duration_ns);
+    let gil = gil::waited_in(trace, stall.tid, window);
+    if gil.values().sum::<u64>() >= stall.duration_ns / 2 {
+        return gil::stall_cause(trace, stall.tid, &gil, window);
+    }
+    let kind = cause_kind(stall);
     // The blocking call that covers most of the stall, if one was streamed.
     let call = trace
         .blocking
