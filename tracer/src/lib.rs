@@ -14,6 +14,7 @@ pub mod collect;
 pub mod duration;
 pub mod error;
 pub mod fdinfo;
+pub mod install;
 pub mod loop_series;
 pub mod output;
 pub mod privileges;
