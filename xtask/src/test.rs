@@ -16,11 +16,17 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     // CPython 3.14 targets run in a Debian sid root, as in a container.
     let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
+    // The packages users install (tests/tests/dist.rs installs them in roots).
+    let dist = crate::dist::dist()?;
+    let bookworm = crate::roots::ensure(&crate::roots::BOOKWORM_PYTHON311)?;
     let mut command = cargo();
     command
         .args(["test", "--release"])
         .env("TRACER_BIN", tracer_binary())
-        .env("TRACER_SID_ROOT", sid);
+        .env("TRACER_SID_ROOT", sid)
+        .env("TRACER_BOOKWORM_ROOT", bookworm)
+        .env("TRACER_WHEEL", dist.wheel)
+        .env("TRACER_DEB", dist.deb);
     if let Some(filter) = filter {
         command.arg(filter);
     }
