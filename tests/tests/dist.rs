@@ -176,8 +176,8 @@ fn python_functions(stall: &Value) -> Vec<&str> {
 }
 
 #[test]
-fn wheel_in_bookworm_traces_python_frames() {
-    let test = "wheel_in_bookworm_traces_python_frames";
+fn install_wheel_in_bookworm_traces_python_frames() {
+    let test = "install_wheel_in_bookworm_traces_python_frames";
     require_root!(test);
     let (Some(root), Some(wheel)) = (
         given("TRACER_BOOKWORM_ROOT", test),
@@ -195,8 +195,8 @@ fn wheel_in_bookworm_traces_python_frames() {
 /// CPython 3.14's frames are not read yet (its support is being added):
 /// the stalls, their syscall and duration only.
 #[test]
-fn wheel_in_sid_traces_python314_stalls() {
-    let test = "wheel_in_sid_traces_python314_stalls";
+fn install_wheel_in_sid_traces_python314_stalls() {
+    let test = "install_wheel_in_sid_traces_python314_stalls";
     require_root!(test);
     let (Some(root), Some(wheel)) = (given("TRACER_SID_ROOT", test), given("TRACER_WHEEL", test))
     else {
@@ -206,8 +206,8 @@ fn wheel_in_sid_traces_python314_stalls() {
 }
 
 #[test]
-fn deb_in_bookworm_installs_tracer_and_its_man_page() {
-    let test = "deb_in_bookworm_installs_tracer_and_its_man_page";
+fn install_deb_in_bookworm_then_man_tracer() {
+    let test = "install_deb_in_bookworm_then_man_tracer";
     require_root!(test);
     let (Some(root), Some(deb)) = (
         given("TRACER_BOOKWORM_ROOT", test),
