@@ -49,6 +49,7 @@ Exit status: 0 done, 1 the file cannot be read or is not a recording,
 #[command(
     name = "tracer",
     version,
+    long_version = crate::install::version::long_version(),
     override_usage = USAGE,
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -156,6 +157,9 @@ pub enum Action {
     /// no root and no target.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// The man page or a shell's completions, for packages.
+    #[command(hide = true)]
+    Generate(crate::install::generate::GenerateArgs),
 }
 
 #[derive(Args, Debug)]

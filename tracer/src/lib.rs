@@ -16,6 +16,7 @@ pub mod duration;
 pub mod error;
 pub mod fdinfo;
 pub mod gil_waits;
+pub mod install;
 pub mod loop_series;
 pub mod metrics;
 pub mod output;

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | build | demo | test | vm-test | lint | bench | soak`.
+//! Project tasks: `cargo xtask setup | build | demo | test | vm-test | dist | lint | bench | soak`.
 //! Every task first runs `setup`, which makes a fresh machine able to build
 //! the eBPF programs and is quick when everything is already there.
 
@@ -7,6 +7,7 @@ mod bench;
 mod command;
 mod debian_archive;
 mod demo;
+mod dist;
 mod python;
 mod roots;
 mod setup;
@@ -51,6 +52,9 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Build what users install, in target/dist/: the static binary, a
+    /// Python wheel carrying it, and a .deb (man page, shell completions).
+    Dist,
     /// rustfmt and clippy, as CI runs them.
     Lint,
     /// Measure what tracing costs, beside strace and perf trace (as root):
@@ -89,6 +93,7 @@ fn main() {
             kernels: kernel,
             only,
         }),
+        Task::Dist => dist::dist().map(drop),
         Task::Lint => test::lint(),
         Task::Bench {
             repeats,

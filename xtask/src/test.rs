@@ -16,13 +16,31 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     crate::python::ensure_packages(&["uvloop"])?;
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     crate::apt::ensure(&[("/usr/bin/prometheus", "prometheus")], &[])?;
-    // CPython 3.14 targets run in a Debian sid root, as in a container.
-    let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
+    // CPython 3.14 targets run in a Debian sid root, as in a container; the
+    // packages users install (`dist`) are installed in bookworm's and sid's
+    // (tests/tests/dist.rs). debootstrap mostly waits on the network: the
+    // roots are made while the packages build.
+    let (roots, dist) = std::thread::scope(|scope| {
+        let roots = scope.spawn(|| {
+            anyhow::Ok((
+                crate::roots::ensure(&crate::roots::SID_PYTHON314)?,
+                crate::roots::ensure(&crate::roots::BOOKWORM_PYTHON311)?,
+            ))
+        });
+        let dist = crate::dist::dist();
+        (roots.join(), dist)
+    });
+    let (sid, bookworm) =
+        roots.map_err(|_| anyhow::anyhow!("making the Debian roots panicked"))??;
+    let dist = dist?;
     let mut command = cargo();
     command
         .args(["test", "--release"])
         .env("TRACER_BIN", tracer_binary())
-        .env("TRACER_SID_ROOT", sid);
+        .env("TRACER_SID_ROOT", sid)
+        .env("TRACER_BOOKWORM_ROOT", bookworm)
+        .env("TRACER_WHEEL", dist.wheel)
+        .env("TRACER_DEB", dist.deb);
     if let Some(filter) = filter {
         command.arg(filter);
     }

@@ -7,6 +7,8 @@ mod release;
 #[cfg(test)]
 mod stack_budget;
 
+pub use kernel::support as kernel_support;
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
