@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod prometheus;
+
 use serde_json::Value;
 
 /// How long a target or the tracer may take to say it is ready.
@@ -183,8 +185,14 @@ impl Target {
 
     /// Tells a target started with `--wait` (or reading stdin) to go on.
     pub fn go(&mut self) {
+        self.send("go");
+    }
+
+    /// Writes a line to the target's stdin (a command, for targets that
+    /// take them).
+    pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("target stdin");
-        stdin.write_all(b"go\n").expect("write to target");
+        writeln!(stdin, "{line}").expect("write to target");
         stdin.flush().expect("flush target stdin");
     }
 

@@ -47,6 +47,26 @@ fn usage_errors_exit_2() {
     );
     assert_error(&tracer(&["--pid", "1", "--", "ls"]), 2, "not several");
     assert_error(&tracer(&["--bogus"]), 2, "unexpected argument");
+    assert_error(
+        &tracer(&["--pid", "1", "-o", "out", "--rotate", "0"]),
+        2,
+        "has no unit",
+    );
+    assert_error(
+        &tracer(&["--pid", "1", "-o", "out", "--rotate", "0s"]),
+        2,
+        "--rotate must be at least 1s",
+    );
+    assert_error(
+        &tracer(&["--pid", "1", "--rotate", "10m"]),
+        2,
+        "--rotate needs --output DIR",
+    );
+    assert_error(
+        &tracer(&["--pid", "1", "--metrics", "9464"]),
+        2,
+        "invalid value '9464'",
+    );
 }
 
 #[test]

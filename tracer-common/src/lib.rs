@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod event;
+pub mod gil;
 pub mod hist;
 pub mod iteration;
 pub mod kernel;
@@ -34,6 +35,7 @@ pub mod maps {
     pub const SLEEP_CAPTURE: &str = "SLEEP_CAPTURE";
     pub const STOPPED: &str = "STOPPED";
     pub const CGROUPS: &str = "CGROUPS";
+    pub const GIL_STATES: &str = "GIL_STATES";
 }
 
 /// Names of the settings (`Global` statics) userspace overrides at load time.

@@ -1,6 +1,6 @@
 //! Command-line interface: flags, their parsing and validation.
 
-use std::{ffi::OsString, path::PathBuf, time::Duration};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -26,6 +26,10 @@ Examples:
   sudo tracer -p 4242 --json report.json  the machine-readable report too
   sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later
   tracer report api.rec -o out/           the reports of a recording, again (no root, no target)
+  sudo tracer -p 4242 --metrics 127.0.0.1:9464
+                                          Prometheus metrics at http://127.0.0.1:9464/metrics while tracing
+  sudo tracer -p 4242 -o out/ --rotate 10m
+                                          long runs: a complete report set every 10 minutes in out/<start time>/
 
 Exit status: 0 done, 1 could not trace (no such process, no privileges, ...),
 2 the command line is wrong.";
@@ -45,6 +49,7 @@ Exit status: 0 done, 1 the file cannot be read or is not a recording,
 #[command(
     name = "tracer",
     version,
+    long_version = crate::install::version::long_version(),
     override_usage = USAGE,
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -107,6 +112,18 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (e.g.
+    /// 127.0.0.1:9464): loop iteration times, stalls, blocking calls, off-CPU
+    /// and CPU time per loop thread (docs/metrics.md).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// With --output DIR: every PERIOD (e.g. 10m, 1h), write a complete
+    /// report set of that period into DIR/<start time>/ and let go of it, so
+    /// memory stays flat; SIGHUP writes one at once.
+    #[arg(long, value_name = "PERIOD", value_parser = parse_duration)]
+    pub rotate: Option<Duration>,
+
     /// More diagnostics on stderr (-vv for debug output).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -140,6 +157,9 @@ pub enum Action {
     /// no root and no target.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// The man page or a shell's completions, for packages.
+    #[command(hide = true)]
+    Generate(crate::install::generate::GenerateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -168,6 +188,8 @@ const MIN_THRESHOLD: Duration = Duration::from_micros(1);
 const MAX_THRESHOLD: Duration = Duration::from_secs(3600);
 /// Highest `--rate`: beyond it sampling itself costs the target.
 const MAX_RATE: u64 = 10_000;
+/// Shortest `--rotate` period: each one is a whole report set on disk.
+const MIN_ROTATE: Duration = Duration::from_secs(1);
 
 impl Cli {
     /// Checks what clap cannot: exactly one target, sane durations.
@@ -219,7 +241,32 @@ impl Cli {
                 self.threshold
             )));
         }
+        self.check_rotate()?;
         self.target()
+    }
+
+    fn check_rotate(&self) -> Result<(), UsageError> {
+        let Some(period) = self.rotate else {
+            return Ok(());
+        };
+        if period < MIN_ROTATE {
+            return Err(UsageError(format!(
+                "--rotate must be at least 1s, not {period:?}"
+            )));
+        }
+        if self.outputs.output.is_none() {
+            return Err(UsageError(
+                "--rotate needs --output DIR: each period's reports go into a subdirectory of it"
+                    .into(),
+            ));
+        }
+        if self.record.is_some() {
+            return Err(UsageError(
+                "--rotate and --record do not go together: each period's reports are written instead"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -342,5 +389,30 @@ mod tests {
         assert!(tiny.validate().unwrap_err().0.contains("between"));
         let pid0 = parse(&["--pid", "0"]).unwrap();
         assert!(pid0.validate().is_err());
+    }
+
+    #[test]
+    fn metrics_and_rotation() {
+        let cli = parse(&[
+            "-p",
+            "1",
+            "--metrics",
+            "127.0.0.1:9464",
+            "-o",
+            "d",
+            "--rotate",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(cli.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(cli.rotate, Some(Duration::from_secs(2)));
+        assert!(cli.validate().is_ok());
+        assert!(parse(&["-p", "1", "--metrics", "9464"]).is_err());
+        let zero = parse(&["-p", "1", "-o", "d", "--rotate", "0s"]).unwrap();
+        assert!(zero.validate().unwrap_err().0.contains("at least 1s"));
+        let no_dir = parse(&["-p", "1", "--rotate", "1m"]).unwrap();
+        assert!(no_dir.validate().unwrap_err().0.contains("needs --output"));
+        let record = parse(&["-p", "1", "-o", "d", "--rotate", "1m", "--record", "r"]).unwrap();
+        assert!(record.validate().unwrap_err().0.contains("--record"));
     }
 }

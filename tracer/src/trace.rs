@@ -113,6 +113,15 @@ pub struct BlockingCall {
     /// It slept uninterruptibly (D state: disk and other kernel I/O).
     pub uninterruptible: bool,
     pub stack: StackId,
+    /// A futex wait on the process's CPython GIL.
+    pub gil: Option<GilWait>,
+}
+
+/// A wait for the GIL, and who held it as the wait began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilWait {
+    /// The thread that held it (None: it could not be read or named).
+    pub holder_tid: Option<u32>,
 }
 
 /// Streamed calls beyond the number kept one by one, summed per (thread,

@@ -3,6 +3,7 @@
 
 mod blocking;
 pub mod cpu;
+mod gil;
 mod idle_workers;
 pub mod loops;
 pub mod offcpu;
@@ -57,6 +58,7 @@ pub fn analyze(trace: &Trace) -> Report {
             .sum(),
         cpu: cpu::profile(trace),
         off_cpu: offcpu::rows(trace),
+        gil_waits: gil::rows(trace),
         runqueue: offcpu::runqueue(trace),
     }
 }

@@ -7,6 +7,8 @@ mod release;
 #[cfg(test)]
 mod stack_budget;
 
+pub use kernel::support as kernel_support;
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
@@ -24,7 +26,7 @@ use std::collections::HashMap;
 
 use tracer_common::{
     LatencyHist, LoopStats, MAX_THREADS, OffCpuTotals, PAGE_FAULT_NR, PyProcess, SyscallStats,
-    ThreadState, counter, globals, hist::HIST_BUCKETS, maps,
+    ThreadState, counter, gil::GilState, globals, hist::HIST_BUCKETS, maps,
 };
 
 use crate::{
@@ -226,6 +228,15 @@ impl Probes {
         let mut procs: BpfHashMap<_, u32, PyProcess> =
             BpfHashMap::try_from(map).map_err(map_error)?;
         procs.insert(pid, process, 0).map_err(map_error)
+    }
+
+    /// Tells the probes where process `pid` keeps its GIL.
+    pub fn trace_gil(&mut self, pid: u32, gil: &GilState) -> Result<(), ProbeError> {
+        let map_error = map_error(maps::GIL_STATES);
+        let map = self.map_mut(maps::GIL_STATES)?;
+        let mut gils: BpfHashMap<_, u32, GilState> =
+            BpfHashMap::try_from(map).map_err(map_error)?;
+        gils.insert(pid, gil, 0).map_err(map_error)
     }
 
     /// Thread `tid` parks on `futex` when idle: a wait on it is idle time.

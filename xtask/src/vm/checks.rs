@@ -57,8 +57,9 @@ const fn test(
 /// a C epoll loop's planted stall with its native stack and duration, exact
 /// `--all-syscalls` counts, an asyncio stall with Python frames and socket
 /// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons;
-/// and a cgroup's processes (`--cgroup`: the kernel's cgroup id at exec).
-pub const ALL: [Check; 9] = [
+/// and a cgroup's processes (`--cgroup`: the kernel's cgroup id at exec),
+/// and a GIL stall with its holder (read in the kernel as the wait begins).
+pub const ALL: [Check; 10] = [
     Check {
         column: "boot",
         kind: Kind::Boot,
@@ -103,6 +104,12 @@ pub const ALL: [Check; 9] = [
         "cgroup",
         "cgroup_members_before_during_and_moved_in",
         150,
+    ),
+    test(
+        "gil-holder",
+        "gil",
+        "a_c_call_holding_the_gil_is_the_stall_cause",
+        180,
     ),
 ];
 
