@@ -1,7 +1,9 @@
 // A Node.js busy loop whose CPU time splits 60/40 between two JavaScript
 // functions of the same body: hotLoop runs 3 iterations for each 2 of
 // coldLoop's. Prints "ready PID", waits for a line on stdin, spins for
-// argv[2] ms (default 3000), prints "done" and exits.
+// argv[2] ms (default 3000), prints "done" and exits a second later: the
+// tracer names JavaScript frames from the live process, and takes in the
+// CPU samples in batches (no wake-up of its own per sample).
 const HOT = 300000;
 const COLD = 200000;
 
@@ -28,5 +30,5 @@ process.stdout.write(`ready ${process.pid}\n`);
 process.stdin.once('data', () => {
   spin(Number(process.argv[2] || 3000));
   process.stdout.write('done\n');
-  process.exit(0);
+  setTimeout(() => process.exit(0), 1000);
 });

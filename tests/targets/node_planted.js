@@ -86,7 +86,8 @@ async function main() {
   await pause(300);
   warm();
   await round('hot', process.argv[3]);
-  await pause(300);
+  // The tracer names JavaScript frames from the live process.
+  await pause(1000);
   process.stdout.write('done\n');
   process.exit(0);
 }

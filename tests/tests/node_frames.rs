@@ -1,7 +1,8 @@
 //! Node.js stacks and threads, named right: JIT code (anonymous executable
-//! memory) is `[JIT] 0x…` in `[anon]` unless the process writes a perf map
-//! (`node --perf-basic-prof`), whose names are then used; never the nearest
-//! symbol of another module (`_end [node]`). libuv's threadpool and Node's
+//! memory) is named from the process's perf map where it writes one (`node
+//! --perf-basic-prof`), else from V8's heap (JavaScript functions), else
+//! `[JIT] 0x…` in `[anon]`; never the nearest symbol of another module
+//! (`_end [node]`). libuv's threadpool and Node's
 //! platform workers waiting for work are idle, not blocking calls; a
 //! threadpool worker blocked inside a task is a blocking call.
 
@@ -48,19 +49,25 @@ fn node_jit_frames_without_a_perf_map() {
     assert_eq!(cpu.len(), 3, "{:#}", report["stalls"]);
     for stall in cpu {
         let stack = stall["cause"]["stack"].as_array().expect("stack");
-        let jit: Vec<&Value> = stack
+        // spinForRender runs as JIT code, named from V8's heap (no perf
+        // map): its script and its first line (compiled code).
+        let named = stack
             .iter()
-            .filter(|f| {
-                f["function"]
+            .find(|f| f["function"] == "spinForRender")
+            .unwrap_or_else(|| panic!("spinForRender not in {stack:#?}"));
+        assert_eq!(named["kind"], "js", "{named}");
+        assert_eq!(named["module"], Value::Null, "{named}");
+        assert_eq!(named["file"], target_script("node_frames.js"), "{named}");
+        assert_eq!(named["line"], 12, "{named}");
+        // JIT code V8 runs no JavaScript function in (stubs) is never named
+        // after another module's symbol.
+        for frame in stack.iter().filter(|f| f["module"] == "[anon]") {
+            assert!(
+                frame["function"]
                     .as_str()
-                    .is_some_and(|f| f.starts_with("[JIT] 0x"))
-            })
-            .collect();
-        // spinForRender runs as JIT code, and nothing names it.
-        assert!(!jit.is_empty(), "{stack:#?}");
-        for frame in jit {
-            assert_eq!(frame["module"], "[anon]");
-            assert_eq!(frame["kind"], "native");
+                    .is_some_and(|f| f.starts_with("[JIT] 0x")),
+                "{frame}"
+            );
         }
     }
     let nested = report["stalls"]

@@ -27,8 +27,6 @@ fn run<T>(node_args: &[&str], cwd: &Path, profile: impl FnOnce(u32) -> T) -> (Ta
     target.go();
     target.stdout.wait_for("done", Duration::from_secs(60));
     assert!(target.wait(Duration::from_secs(30)).success());
-    // --perf-basic-prof's map outlives the process.
-    let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", target.pid));
     (target, profiler)
 }
 
@@ -50,14 +48,20 @@ fn folded_share(folded: &str, function: &str) -> f64 {
     100.0 * with as f64 / all as f64
 }
 
+/// --perf-basic-prof's map outlives the process: removed once read.
+fn remove_perf_map(target: &Target) {
+    let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", target.pid));
+}
+
 /// The tracer's profile of the busy loop in `dir`: its folded stacks.
 fn tracer_folded(node_args: &[&str], dir: &Path) -> String {
     let out = dir.join("out");
     let out_arg = out.to_str().expect("utf-8").to_string();
-    let (_target, tracer) = run(node_args, dir, |pid| {
+    let (target, tracer) = run(node_args, dir, |pid| {
         Tracer::attach(pid, &["--rate", HZ, "-o", &out_arg])
     });
     let done = tracer.finish();
+    remove_perf_map(&target);
     assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
     std::fs::read_to_string(out.join("cpu.folded")).expect("cpu.folded")
 }
@@ -67,7 +71,7 @@ fn tracer_folded(node_args: &[&str], dir: &Path) -> String {
 /// if perf cannot record here.
 fn perf_share(dir: &Path) -> Option<f64> {
     let data = dir.join("perf.data");
-    let (_target, perf) = run(&["--perf-basic-prof"], dir, |pid| {
+    let (target, perf) = run(&["--perf-basic-prof"], dir, |pid| {
         Command::new("perf")
             .args(["record", "-F", HZ, "-g", "-p", &pid.to_string(), "-o"])
             .arg(&data)

@@ -284,7 +284,9 @@ impl ProcessModules {
     fn javascript(&mut self, native: &NativeAddr, stack: &StackCopy, fp: u64) -> Option<Frame> {
         let js = self.js.as_mut()?;
         let tier = match native {
-            NativeAddr::Jit { .. } => Tier::Compiled,
+            // JIT code the process's perf map names keeps that name: the
+            // same function and line, with no heap read.
+            NativeAddr::Jit { name: None, .. } => Tier::Compiled,
             NativeAddr::Module { file, svma } if js.is_builtin(file, *svma) => Tier::Interpreted,
             _ => return None,
         };

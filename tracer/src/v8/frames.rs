@@ -40,37 +40,24 @@ pub enum Tier {
     Compiled,
 }
 
-/// What a frame of JavaScript shows, read from the heap.
-pub struct JsFrameObjects {
-    /// Tagged pointers.
-    pub shared: u64,
-    pub script: Option<u64>,
-    /// The script offset the frame is at, if its bytecode says.
-    pub script_offset: Option<u32>,
-}
-
-/// The objects of the JavaScript frame whose frame pointer is `fp`; None
-/// if the slots do not hold a JavaScript frame's (a typed frame, native
-/// code's frame pointer) or an object fails its type check.
-pub fn frame_objects(
-    heap: &Heap,
-    stack: &StackCopy,
-    fp: u64,
-    tier: Tier,
-) -> Option<JsFrameObjects> {
+/// The JSFunction (a tagged pointer) of the JavaScript frame whose frame
+/// pointer is `fp`, from the stack copy; None if the slots do not hold a
+/// JavaScript frame's (a typed frame holds a Smi marker where the context
+/// is; native code's frame pointer holds neither).
+pub fn frame_function(heap: &Heap, stack: &StackCopy, fp: u64) -> Option<u64> {
     let layout = heap.layout;
     untag(stack.slot(fp, layout.fp_context)?)?;
-    let shared = heap.shared_of(stack.slot(fp, layout.fp_function)?)?;
-    let script = heap.script_of(shared);
-    let script_offset = match tier {
+    let function = stack.slot(fp, layout.fp_function)?;
+    untag(function).map(|_| function)
+}
+
+/// The script offset the frame runs at, if its bytecode says (interpreted
+/// frames only: compiled code has its own tables).
+pub fn script_offset(heap: &Heap, stack: &StackCopy, fp: u64, tier: Tier) -> Option<u32> {
+    match tier {
         Tier::Interpreted => bytecode_script_offset(heap, stack, fp),
         Tier::Compiled => None,
-    };
-    Some(JsFrameObjects {
-        shared,
-        script,
-        script_offset,
-    })
+    }
 }
 
 /// The script offset of an interpreted frame's current bytecode, from the

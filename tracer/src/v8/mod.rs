@@ -39,8 +39,22 @@ pub struct JsRuntime {
     memory: ProcessMemory,
     /// Scripts read, by (script, name, source) object addresses.
     scripts: HashMap<(u64, u64, u64), Arc<ScriptInfo>>,
+    /// Functions named, by JSFunction address, with the SharedFunctionInfo
+    /// they had then.
+    functions: HashMap<u64, Arc<KnownFunction>>,
     /// What naming JavaScript frames has cost (shown with -v at the end).
     pub cost: WalkCost,
+}
+
+/// Functions remembered at most (the cache starts over beyond).
+const MAX_FUNCTIONS: usize = 1 << 16;
+
+/// A function named from the heap.
+struct KnownFunction {
+    shared: u64,
+    name: String,
+    start: Option<u32>,
+    script: Option<Arc<ScriptInfo>>,
 }
 
 /// The time spent naming the JavaScript frames of unwound stacks.
@@ -103,7 +117,34 @@ impl JsRuntime {
             layout,
             memory,
             scripts: HashMap::new(),
+            functions: HashMap::new(),
             cost: WalkCost::default(),
+        })
+    }
+
+    /// A function's name, start and script, read from the heap with every
+    /// object's type checked.
+    fn read_function(&mut self, function: u64) -> Option<KnownFunction> {
+        let heap = Heap {
+            memory: &self.memory,
+            layout: &self.layout,
+        };
+        let shared = heap.shared_of(function)?;
+        let info = heap.function_info(shared)?;
+        let script = heap.script_of(shared).and_then(|script| {
+            let key = heap.script_key(script)?;
+            if let Some(info) = self.scripts.get(&key) {
+                return Some(info.clone());
+            }
+            let info = Arc::new(heap.script_info(script)?);
+            self.scripts.insert(key, info.clone());
+            Some(info)
+        });
+        Some(KnownFunction {
+            shared,
+            name: info.name,
+            start: info.start,
+            script,
         })
     }
 
@@ -118,31 +159,45 @@ impl JsRuntime {
             memory: &self.memory,
             layout: &self.layout,
         };
-        let objects = frames::frame_objects(&heap, stack, fp, tier)?;
-        let function = heap.function_info(objects.shared)?;
-        let script = objects.script.and_then(|script| {
-            let key = heap.script_key(script)?;
-            if let Some(info) = self.scripts.get(&key) {
-                return Some(info.clone());
+        let function_ptr = frames::frame_function(&heap, stack, fp)?;
+        let function = match self.functions.get(&function_ptr) {
+            // Still the same function there: its SharedFunctionInfo field
+            // unchanged (one read instead of a dozen).
+            Some(known)
+                if heap.field(function_ptr - 1, self.layout.function_shared)
+                    == Some(known.shared) =>
+            {
+                known.clone()
             }
-            let info = Arc::new(heap.script_info(script)?);
-            self.scripts.insert(key, info.clone());
-            Some(info)
-        });
+            _ => {
+                let known = Arc::new(self.read_function(function_ptr)?);
+                if self.functions.len() >= MAX_FUNCTIONS {
+                    self.functions.clear();
+                }
+                self.functions.insert(function_ptr, known.clone());
+                known
+            }
+        };
+        let heap = Heap {
+            memory: &self.memory,
+            layout: &self.layout,
+        };
+        let script_offset = frames::script_offset(&heap, stack, fp, tier);
+        let script = function.script.clone();
         // The current statement's line where the bytecode says (interpreted
         // code whose source positions V8 has collected), else the line the
         // function starts on.
-        let offset = objects.script_offset.or(function.start);
+        let offset = script_offset.or(function.start);
         let line = offset
             .zip(script.as_ref().and_then(|s| s.line_ends.as_deref()))
             .and_then(|(offset, ends)| positions::line_column(ends, offset))
             .map(|position| position.line);
-        let name = function.name;
+        let name = &function.name;
         Some(Frame {
             function: if name.is_empty() {
                 "(anonymous)".to_string()
             } else {
-                name
+                name.clone()
             },
             file: script.and_then(|s| s.name.clone()),
             line,
