@@ -531,7 +531,8 @@ const SECTION_MARKERS: &[&str] = &[
 ];
 
 /// Asserts that no frame anywhere in `report` has a wrong name: no section
-/// marker, and code in anonymous memory only as `[JIT] 0x…` in `[anon]`.
+/// marker, code in anonymous memory only as `[JIT] 0x…` in `[anon]`, and
+/// JavaScript frames in no module.
 /// Every report a test reads through [`Tracer::finish`] is checked.
 pub fn assert_no_wrong_names(report: &Value) {
     let mut frames = Vec::new();
@@ -542,6 +543,11 @@ pub fn assert_no_wrong_names(report: &Value) {
             !SECTION_MARKERS.contains(&function),
             "a frame named after a section marker: {frame}"
         );
+        // A JavaScript frame is named from V8's heap, never from a module.
+        if frame["kind"] == "js" {
+            assert!(frame["module"].is_null(), "{frame}");
+            assert!(!function.is_empty(), "{frame}");
+        }
         if function.starts_with("[JIT]") {
             assert_eq!(frame["module"], "[anon]", "{frame}");
             let addr = function.trim_start_matches("[JIT] 0x");
