@@ -177,6 +177,11 @@ impl Recorder {
     }
 
     /// Whether process `pid` is known to run CPython.
+    /// Stalls recorded so far (for the progress line).
+    pub fn stalls(&self) -> usize {
+        self.stalls.len()
+    }
+
     pub fn is_python(&self, pid: u32) -> bool {
         self.pythons.contains_key(&pid)
     }

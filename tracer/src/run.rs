@@ -19,7 +19,7 @@ use crate::{
     output::{self, Outputs},
     privileges,
     probes::{ProbeSettings, Probes},
-    progress::Progress,
+    progress::{Counts, Progress},
     recorder::{Ending, ProbeUpdate, Recorder},
     recording,
     report::publish::publish,
@@ -40,7 +40,11 @@ const RUNTIME_WATCH_TIME: Duration = Duration::from_secs(5);
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let spec = cli.validate()?;
-    let outputs = Outputs::prepare(cli.outputs.json.clone(), cli.outputs.output.clone())?;
+    let outputs = Outputs::prepare(
+        cli.outputs.json.clone(),
+        cli.outputs.output.clone(),
+        cli.outputs.html.clone(),
+    )?;
     if let Some(path) = &cli.record {
         output::check_file(path)?;
     }
@@ -244,7 +248,7 @@ impl Session {
                 }
                 _ = ticks.tick() => {
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
-                    progress.update(self.target.pid, started.elapsed().as_secs(), self.recorder.events, dropped);
+                    progress.update(self.target.pid, Counts { elapsed_s: started.elapsed().as_secs(), events: self.recorder.events, stalls: self.recorder.stalls(), dropped });
                 }
             }
         };

@@ -14,6 +14,8 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     // test reads the profiles with `go tool pprof`.
     crate::python::ensure_packages(&["uvloop"])?;
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
+    // The HTML report's test opens report.html in headless Chromium.
+    crate::apt::ensure(&[("/usr/bin/chromium", "chromium")], &[])?;
     // CPython 3.14 targets run in a Debian sid root, as in a container.
     let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
     let mut command = cargo();

@@ -1,0 +1,136 @@
+//! report.html of the demo service, opened from disk by headless Chromium
+//! with the network off: no errors, every stall of the same run's JSON
+//! report in the DOM with its cause and code line, a click on a stall of the
+//! timeline selects its row, the flame graphs zoom. Screenshots (1280×800)
+//! go to target/html-report/.
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use tracer_tests::{
+    Target, Tracer,
+    browser::{self, Browser},
+    pyenv_python, require_root,
+};
+
+/// The demo's page must stay small enough to mail or attach to a ticket.
+const MAX_PAGE_BYTES: u64 = 2 * 1024 * 1024;
+
+#[test]
+fn demo_report_html_in_chromium() {
+    require_root!("demo_report_html_in_chromium");
+    if !browser::available("demo_report_html_in_chromium") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/blocking_service.py");
+    let mut target =
+        Target::start(Command::new(pyenv_python("3.11")).args([script, "--rounds", "2", "--wait"]));
+    let tracer = Tracer::attach(target.pid, &["--output", out.path().to_str().unwrap()]);
+    target.go();
+    assert!(target.wait(Duration::from_secs(60)).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    let page = out.path().join("report.html");
+    let size = std::fs::metadata(&page).unwrap().len();
+    assert!(size < MAX_PAGE_BYTES, "report.html is {size} bytes");
+    eprintln!("report.html: {size} bytes");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
+            .unwrap();
+    let stalls = report["stalls"].as_array().unwrap();
+    assert!(stalls.len() >= 8, "2 rounds of 4 blockers: {stalls:?}");
+
+    let mut browser = Browser::start();
+    browser.open(&page);
+    browser.screenshot(&browser::screenshot_path("1-first-screen"));
+
+    for (index, stall) in stalls.iter().enumerate() {
+        let row = browser.eval(&format!(
+            "document.getElementById('stall-{index}')?.textContent ?? null"
+        ));
+        let row = row
+            .as_str()
+            .unwrap_or_else(|| panic!("no row for stall {index}"));
+        let cause = stall["cause"]["description"].as_str().unwrap();
+        assert!(
+            row.contains(cause),
+            "stall {index}: {cause:?} not in {row:?}"
+        );
+        if let Some(code) = python_frame(&stall["cause"]["stack"]) {
+            assert!(
+                row.contains(&code),
+                "stall {index}: {code:?} not in {row:?}"
+            );
+        }
+    }
+    let rows = browser.eval("document.querySelectorAll('tr[id^=stall-]').length");
+    assert_eq!(rows, stalls.len());
+    let groups = browser.eval("document.querySelectorAll('table.groups tbody tr').length");
+    assert_eq!(groups, report["stall_groups"].as_array().unwrap().len());
+
+    // Every stall is drawn on the timeline; a click on the last one selects
+    // its row and scrolls it into view.
+    let drawn = browser.eval("document.querySelectorAll('#timeline-view rect[data-stall]').length");
+    assert_eq!(drawn, stalls.len());
+    browser.eval("document.getElementById('timeline').scrollIntoView()");
+    browser.screenshot(&browser::screenshot_path("2-timeline"));
+    let last = stalls.len() - 1;
+    let point = browser.eval(&format!(
+        "(() => {{ const r = document.querySelector('#timeline-view rect[data-stall=\"{last}\"]').getBoundingClientRect();
+           return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+    ));
+    browser.click(point[0].as_f64().unwrap(), point[1].as_f64().unwrap());
+    let selected = browser.eval(
+        "(() => { const rows = [...document.querySelectorAll('tr.selected')];
+           const r = rows[0]?.getBoundingClientRect();
+           return [rows.map((row) => row.id), r && r.top >= 0 && r.bottom <= innerHeight]; })()",
+    );
+    assert_eq!(
+        selected,
+        serde_json::json!([[format!("stall-{last}")], true])
+    );
+    browser.screenshot(&browser::screenshot_path("3-stall-selected"));
+
+    // The CPU flame graph is inferno's, alive: a click on a frame zooms.
+    browser.eval("document.getElementById('cpu').scrollIntoView()");
+    let frame = browser.eval(
+        "(() => { const doc = document.querySelector('#cpu iframe').contentDocument;
+           const box = document.querySelector('#cpu iframe').getBoundingClientRect();
+           const g = [...doc.querySelectorAll('#frames > g')].find((g) => {
+             const r = g.getBoundingClientRect(); return r.width > 40 && r.top > 60 && box.top + r.bottom < innerHeight; });
+           const r = g.getBoundingClientRect();
+           return [box.left + r.left + r.width / 2, box.top + r.top + r.height / 2]; })()",
+    );
+    browser.click(frame[0].as_f64().unwrap(), frame[1].as_f64().unwrap());
+    let zoomed = browser.eval(
+        "!document.querySelector('#cpu iframe').contentDocument.getElementById('unzoom').classList.contains('hide')",
+    );
+    assert_eq!(zoomed, true, "the flame graph did not zoom");
+    browser.screenshot(&browser::screenshot_path("4-cpu-flame-graph"));
+    browser.eval("document.getElementById('syscalls').scrollIntoView()");
+    browser.screenshot(&browser::screenshot_path("5-tables"));
+
+    assert_eq!(browser.errors(), Vec::<String>::new());
+    let remote: Vec<String> = browser
+        .requests()
+        .into_iter()
+        .filter(|url| !url.starts_with("file:") && !url.starts_with("about:"))
+        .collect();
+    assert_eq!(remote, Vec::<String>::new(), "the page fetched something");
+}
+
+/// `function file:line` of the innermost Python frame, as the page shows
+/// it (the last two components of the path).
+fn python_frame(stack: &Value) -> Option<String> {
+    let frame = stack.as_array()?.iter().find(|f| f["kind"] == "python")?;
+    let file = frame["file"].as_str()?;
+    let mut short: Vec<&str> = file.rsplit('/').take(2).collect();
+    short.reverse();
+    Some(format!(
+        "{} {}:{}",
+        frame["function"].as_str()?,
+        short.join("/"),
+        frame["line"]
+    ))
+}
