@@ -4,13 +4,13 @@
 //! timeline selects its row, the flame graphs zoom. Screenshots (1280×800)
 //! go to target/html-report/.
 
-use std::{process::Command, time::Duration};
+use std::{path::Path, process::Command, time::Duration};
 
 use serde_json::Value;
 use tracer_tests::{
     Target, Tracer,
     browser::{self, Browser},
-    pyenv_python, require_root,
+    pyenv_python, require_root, tracer_bin,
 };
 
 /// The demo's page must stay small enough to mail or attach to a ticket.
@@ -26,7 +26,16 @@ fn demo_report_html_in_chromium() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/blocking_service.py");
     let mut target =
         Target::start(Command::new(pyenv_python("3.11")).args([script, "--rounds", "2", "--wait"]));
-    let tracer = Tracer::attach(target.pid, &["--output", out.path().to_str().unwrap()]);
+    let recording = out.path().join("demo.rec");
+    let tracer = Tracer::attach(
+        target.pid,
+        &[
+            "--output",
+            out.path().to_str().unwrap(),
+            "--record",
+            recording.to_str().unwrap(),
+        ],
+    );
     target.go();
     assert!(target.wait(Duration::from_secs(60)).success());
     let done = tracer.finish();
@@ -35,6 +44,7 @@ fn demo_report_html_in_chromium() {
     let size = std::fs::metadata(&page).unwrap().len();
     assert!(size < MAX_PAGE_BYTES, "report.html is {size} bytes");
     eprintln!("report.html: {size} bytes");
+    same_page_from_the_recording(&recording, &page);
     let report: Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("report.json")).unwrap())
             .unwrap();
@@ -118,6 +128,31 @@ fn demo_report_html_in_chromium() {
         .filter(|url| !url.starts_with("file:") && !url.starts_with("about:"))
         .collect();
     assert_eq!(remote, Vec::<String>::new(), "the page fetched something");
+}
+
+/// `tracer report REC --html FILE` renders the live trace's page again, byte
+/// for byte; a file it cannot write is one error line and exit status 1.
+fn same_page_from_the_recording(recording: &Path, live: &Path) {
+    let again = recording.with_file_name("again.html");
+    let output = Command::new(tracer_bin())
+        .args(["report", "-q", "--html"])
+        .args([&again, recording])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        std::fs::read(&again).unwrap() == std::fs::read(live).unwrap(),
+        "tracer report --html made another page"
+    );
+    let output = Command::new(tracer_bin())
+        .args(["report", "--html", "/nonexistent/dir/r.html"])
+        .arg(recording)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/dir/r.html"), "{stderr}");
 }
 
 /// `function file:line` of the innermost Python frame, as the page shows

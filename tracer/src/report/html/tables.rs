@@ -144,7 +144,11 @@ fn off_cpu(report: &Value) -> String {
                 None => "<span class=\"muted\">short waits, all threads</span>".into(),
             };
             vec![
-                format!("<span class=\"badge reason\">{}</span>", text(o, "reason")),
+                format!(
+                    "<span class=\"badge reason {}\">{}</span>",
+                    reason_class(o),
+                    text(o, "reason")
+                ),
                 thread,
                 optional(o, "syscall"),
                 optional(o, "target"),
@@ -164,6 +168,11 @@ fn off_cpu(report: &Value) -> String {
         ("code", false),
     ];
     table("off-cpu", "Off-CPU time by reason", &columns, rows)
+}
+
+/// Idle time (a loop waiting for work) is no problem: it is drawn grey.
+fn reason_class(row: &Value) -> &'static str {
+    if row["reason"] == "idle" { "idle" } else { "" }
 }
 
 fn runqueue(report: &Value) -> String {
