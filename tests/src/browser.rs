@@ -120,6 +120,23 @@ impl Browser {
         }
     }
 
+    /// The mouse moved to a point of the viewport (hover).
+    pub fn hover(&mut self, x: f64, y: f64) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": "mouseMoved", "x": x, "y": y}),
+        );
+    }
+
+    /// A turn of the mouse wheel at a point (negative `delta_y`: towards
+    /// the user, which zooms in).
+    pub fn wheel(&mut self, x: f64, y: f64, delta_y: f64) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": "mouseWheel", "x": x, "y": y, "deltaX": 0, "deltaY": delta_y}),
+        );
+    }
+
     /// Saves the viewport as a PNG.
     pub fn screenshot(&mut self, path: &Path) {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));

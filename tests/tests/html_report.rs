@@ -4,7 +4,11 @@
 //! timeline selects its row, the flame graphs zoom. Screenshots (1280×800)
 //! go to target/html-report/.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use tracer_tests::{
@@ -84,13 +88,50 @@ fn demo_report_html_in_chromium() {
     let drawn = browser.eval("document.querySelectorAll('#timeline-view rect[data-stall]').length");
     assert_eq!(drawn, stalls.len());
     browser.eval("document.getElementById('timeline').scrollIntoView()");
-    browser.screenshot(&browser::screenshot_path("2-timeline"));
     let last = stalls.len() - 1;
-    let point = browser.eval(&format!(
-        "(() => {{ const r = document.querySelector('#timeline-view rect[data-stall=\"{last}\"]').getBoundingClientRect();
-           return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
-    ));
-    browser.click(point[0].as_f64().unwrap(), point[1].as_f64().unwrap());
+    let (x, y) = stall_on_timeline(&mut browser, last);
+    browser.hover(x, y);
+    let tip = browser.eval("document.getElementById('timeline-tip').innerText");
+    let cause = stalls[last]["cause"]["description"].as_str().unwrap();
+    assert!(
+        tip.as_str().unwrap().contains(cause),
+        "{tip} lacks {cause:?}"
+    );
+    browser.screenshot(&browser::screenshot_path("2-timeline"));
+
+    // The wheel zooms in around the pointer: the stall gets wider and the
+    // first one leaves the view; "Reset zoom" shows all again.
+    let width = |browser: &mut Browser| {
+        browser.eval(&format!(
+            "document.querySelector('#timeline-view rect[data-stall=\"{last}\"]').getBoundingClientRect().width"
+        ))
+        .as_f64()
+        .unwrap()
+    };
+    let before = width(&mut browser);
+    browser.wheel(x, y, -1500.0);
+    // The browser hands wheel events to the page asynchronously.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut after = width(&mut browser);
+    while after <= 3.0 * before && Instant::now() < deadline {
+        after = width(&mut browser);
+    }
+    assert!(
+        after > 3.0 * before,
+        "no zoom: {before} px, then {after} px"
+    );
+    let drawn_zoomed =
+        browser.eval("document.querySelectorAll('#timeline-view rect[data-stall]').length");
+    assert!(
+        drawn_zoomed.as_u64().unwrap() < stalls.len() as u64,
+        "{drawn_zoomed}"
+    );
+    browser.screenshot(&browser::screenshot_path("3-timeline-zoomed"));
+    browser.eval("document.getElementById('timeline-reset').click()");
+    assert!((width(&mut browser) - before).abs() < 1.0);
+
+    let (x, y) = stall_on_timeline(&mut browser, last);
+    browser.click(x, y);
     let selected = browser.eval(
         "(() => { const rows = [...document.querySelectorAll('tr.selected')];
            const r = rows[0]?.getBoundingClientRect();
@@ -100,7 +141,7 @@ fn demo_report_html_in_chromium() {
         selected,
         serde_json::json!([[format!("stall-{last}")], true])
     );
-    browser.screenshot(&browser::screenshot_path("3-stall-selected"));
+    browser.screenshot(&browser::screenshot_path("4-stall-selected"));
 
     // The CPU flame graph is inferno's, alive: a click on a frame zooms.
     browser.eval("document.getElementById('cpu').scrollIntoView()");
@@ -117,9 +158,9 @@ fn demo_report_html_in_chromium() {
         "!document.querySelector('#cpu iframe').contentDocument.getElementById('unzoom').classList.contains('hide')",
     );
     assert_eq!(zoomed, true, "the flame graph did not zoom");
-    browser.screenshot(&browser::screenshot_path("4-cpu-flame-graph"));
+    browser.screenshot(&browser::screenshot_path("5-cpu-flame-graph"));
     browser.eval("document.getElementById('syscalls').scrollIntoView()");
-    browser.screenshot(&browser::screenshot_path("5-tables"));
+    browser.screenshot(&browser::screenshot_path("6-tables"));
 
     assert_eq!(browser.errors(), Vec::<String>::new());
     let remote: Vec<String> = browser
@@ -128,6 +169,15 @@ fn demo_report_html_in_chromium() {
         .filter(|url| !url.starts_with("file:") && !url.starts_with("about:"))
         .collect();
     assert_eq!(remote, Vec::<String>::new(), "the page fetched something");
+}
+
+/// The middle of stall `index` on the timeline, in viewport pixels.
+fn stall_on_timeline(browser: &mut Browser, index: usize) -> (f64, f64) {
+    let point = browser.eval(&format!(
+        "(() => {{ const r = document.querySelector('#timeline-view rect[data-stall=\"{index}\"]').getBoundingClientRect();
+           return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+    ));
+    (point[0].as_f64().unwrap(), point[1].as_f64().unwrap())
 }
 
 /// `tracer report REC --html FILE` renders the live trace's page again, byte

@@ -169,7 +169,8 @@
         if (lane.cells) {
           for (const c of lane.cells) {
             if (c.t1 < range[0] || c.t0 > range[1]) continue;
-            const r = el("rect", { x: x(c.t0), y: y + 1, width: Math.max(x(c.t1) - x(c.t0), 0.5),
+            const x0 = Math.max(x(c.t0), GUTTER);
+            const r = el("rect", { x: x0, y: y + 1, width: Math.max(Math.min(x(c.t1), width) - x0, 0.5),
               height: h - 2, fill: lagColour(c.busy) }, group);
             r.dataset.tip = JSON.stringify({ title: "busy " + c.busy + " %", lines: [fmt(c.t0) + " – " + fmt(c.t1)], code: [] });
           }
@@ -184,7 +185,7 @@
           if (s.index !== undefined) {
             r.dataset.stall = s.index;
             if (w > 60) {
-              el("text", { x: x0 + 4, y: y + h - 7, class: "inside" }, clip).textContent =
+              el("text", { x: x0 + 4, y: y + h - 7, class: "inside" }, group).textContent =
                 s.title.slice(0, Math.floor(w / 6.5));
             }
           }
