@@ -102,6 +102,15 @@ pub struct BlockingCall {
     /// It slept uninterruptibly (D state: disk and other kernel I/O).
     pub uninterruptible: bool,
     pub stack: StackId,
+    /// A futex wait on the process's CPython GIL.
+    pub gil: Option<GilWait>,
+}
+
+/// A wait for the GIL, and who held it as the wait began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilWait {
+    /// The thread that held it (None: it could not be read or named).
+    pub holder_tid: Option<u32>,
 }
 
 /// Streamed calls beyond the number kept one by one, summed per (thread,
@@ -260,6 +269,8 @@ pub struct Trace {
     /// What the kernel it ran on could not do, one line each (e.g. shorter
     /// Python stacks without `bpf_loop`).
     pub kernel_limits: Vec<String>,
+    /// With `--cgroup`: the cgroup traced, from the root of its mount.
+    pub cgroup: Option<String>,
 }
 
 impl Trace {
@@ -306,6 +317,7 @@ impl Trace {
             stacks: Vec::new(),
             drops: Drops::default(),
             kernel_limits: Vec::new(),
+            cgroup: None,
         }
     }
 }

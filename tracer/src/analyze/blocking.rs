@@ -105,6 +105,7 @@ mod tests {
             blocked_ns: duration_ns,
             uninterruptible: false,
             stack,
+            gil: None,
         }
     }
 

@@ -17,6 +17,7 @@ mod code;
 mod debug_offsets;
 mod detect;
 mod error;
+mod gil;
 mod image;
 mod lines;
 mod memory;

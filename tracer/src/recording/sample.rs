@@ -114,6 +114,7 @@ pub fn trace() -> Trace {
                 blocked_ns: 300_000_000,
                 uninterruptible: false,
                 stack: 0,
+                gil: None,
             },
             BlockingCall {
                 pid: LOOP_TID,
@@ -129,6 +130,7 @@ pub fn trace() -> Trace {
                 blocked_ns: 49_900_000,
                 uninterruptible: true,
                 stack: 2,
+                gil: None,
             },
         ],
         call_groups: vec![CallGroup {
@@ -146,6 +148,7 @@ pub fn trace() -> Trace {
                 blocked_ns: 11_900_000,
                 uninterruptible: false,
                 stack: 2,
+                gil: None,
             },
             count: 40,
             blocking_count: 30,
@@ -260,5 +263,6 @@ pub fn trace() -> Trace {
             process_map_full: 4,
         },
         kernel_limits: vec!["Linux 5.10 has no bpf_loop".into()],
+        cgroup: None,
     }
 }

@@ -56,8 +56,10 @@ const fn test(
 /// The list: both modes attach and exit 0 (the two asyncio tests),
 /// a C epoll loop's planted stall with its native stack and duration, exact
 /// `--all-syscalls` counts, an asyncio stall with Python frames and socket
-/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons.
-pub const ALL: [Check; 8] = [
+/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons;
+/// and a cgroup's processes (`--cgroup`: the kernel's cgroup id at exec),
+/// and a GIL stall with its holder (read in the kernel as the wait begins).
+pub const ALL: [Check; 10] = [
     Check {
         column: "boot",
         kind: Kind::Boot,
@@ -95,6 +97,18 @@ pub const ALL: [Check; 8] = [
         "off-cpu-reasons",
         "profiles",
         "asyncio_service_off_cpu_by_reason",
+        180,
+    ),
+    test(
+        "cgroup",
+        "cgroup",
+        "cgroup_members_before_during_and_moved_in",
+        150,
+    ),
+    test(
+        "gil-holder",
+        "gil",
+        "a_c_call_holding_the_gil_is_the_stall_cause",
         180,
     ),
 ];
