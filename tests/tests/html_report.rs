@@ -2,7 +2,8 @@
 //! with the network off: no errors, every stall of the same run's JSON
 //! report in the DOM with its cause and code line, a click on a stall of the
 //! timeline selects its row, the flame graphs zoom. Screenshots (1280×800)
-//! go to target/html-report/.
+//! go to target/html-report/. And the page of a 60 s trace of a busy
+//! service stays small and opens fast (the time printed, not asserted).
 
 use std::{
     path::Path,
@@ -19,6 +20,10 @@ use tracer_tests::{
 
 /// The demo's page must stay small enough to mail or attach to a ticket.
 const MAX_PAGE_BYTES: u64 = 2 * 1024 * 1024;
+/// ... and a minute of a busy service's too.
+const MAX_BUSY_PAGE_BYTES: u64 = 5 * 1024 * 1024;
+/// How long the busy service is traced.
+const BUSY_SECONDS: u64 = 60;
 
 #[test]
 fn demo_report_html_in_chromium() {
@@ -56,7 +61,7 @@ fn demo_report_html_in_chromium() {
     assert!(stalls.len() >= 8, "2 rounds of 4 blockers: {stalls:?}");
 
     let mut browser = Browser::start();
-    browser.open(&page);
+    open_report(&mut browser, &page);
     browser.screenshot(&browser::screenshot_path("1-first-screen"));
 
     for (index, stall) in stalls.iter().enumerate() {
@@ -80,6 +85,29 @@ fn demo_report_html_in_chromium() {
     }
     let rows = browser.eval("document.querySelectorAll('tr[id^=stall-]').length");
     assert_eq!(rows, stalls.len());
+    // A row's code line opens to its whole stack, frame by frame.
+    let (index, stall) = stalls
+        .iter()
+        .enumerate()
+        .find(|(_, s)| python_frame(&s["cause"]["stack"]).is_some())
+        .expect("a stall with Python frames");
+    let frames = stall["cause"]["stack"].as_array().unwrap().len();
+    let shown = format!("document.querySelectorAll('#stall-{index} ol.stack li').length");
+    assert_eq!(browser.eval(&shown), 0);
+    browser.eval(&format!(
+        "document.querySelector('#stall-{index} summary').click()"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while browser.eval(&shown) != frames && Instant::now() < deadline {}
+    assert_eq!(browser.eval(&shown), frames, "stall {index}'s stack");
+    let function = stall["cause"]["stack"][0]["function"].as_str().unwrap();
+    let first = browser.eval(&format!(
+        "document.querySelector('#stall-{index} ol.stack li').textContent"
+    ));
+    assert!(first.as_str().unwrap().starts_with(function), "{first}");
+    browser.eval(&format!(
+        "document.querySelector('#stall-{index} summary').click()"
+    ));
     let groups = browser.eval("document.querySelectorAll('table.groups tbody tr').length");
     assert_eq!(groups, report["stall_groups"].as_array().unwrap().len());
 
@@ -145,6 +173,7 @@ fn demo_report_html_in_chromium() {
 
     // The CPU flame graph is inferno's, alive: a click on a frame zooms.
     browser.eval("document.getElementById('cpu').scrollIntoView()");
+    flame_graph_loads(&mut browser, "cpu");
     let frame = browser.eval(
         "(() => { const doc = document.querySelector('#cpu iframe').contentDocument;
            const box = document.querySelector('#cpu iframe').getBoundingClientRect();
@@ -158,6 +187,8 @@ fn demo_report_html_in_chromium() {
         "!document.querySelector('#cpu iframe').contentDocument.getElementById('unzoom').classList.contains('hide')",
     );
     assert_eq!(zoomed, true, "the flame graph did not zoom");
+    // inferno draws the zoomed frame at the root's place, the bottom.
+    browser.eval("document.querySelector('#cpu iframe').scrollIntoView({block: 'end'})");
     browser.screenshot(&browser::screenshot_path("5-cpu-flame-graph"));
     browser.eval("document.getElementById('syscalls').scrollIntoView()");
     browser.screenshot(&browser::screenshot_path("6-tables"));
@@ -169,6 +200,91 @@ fn demo_report_html_in_chromium() {
         .filter(|url| !url.starts_with("file:") && !url.starts_with("about:"))
         .collect();
     assert_eq!(remote, Vec::<String>::new(), "the page fetched something");
+}
+
+/// A minute of a busy service (two event loops, thousands of requests a
+/// second, a stall every 200 ms, a thread pool): its page stays under
+/// 5 MB, holds every stall, draws them all and opens without an error; the
+/// times it takes to open (load, unpack, draw) and to show the CPU flame
+/// graph once scrolled to are printed.
+#[test]
+fn busy_service_report_html_stays_small() {
+    require_root!("busy_service_report_html_stays_small");
+    if !browser::available("busy_service_report_html_stays_small") {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/busy_service.py");
+    let seconds = BUSY_SECONDS.to_string();
+    let mut target = Target::start(Command::new(pyenv_python("3.11")).args([script, &seconds]));
+    let tracer = Tracer::attach(target.pid, &["--output", out.path().to_str().unwrap()]);
+    target.go();
+    let served = target
+        .stdout
+        .wait_for("requests", Duration::from_secs(BUSY_SECONDS + 60));
+    assert!(target.wait(Duration::from_secs(30)).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    let planted: usize = served.split_whitespace().nth(3).unwrap().parse().unwrap();
+    let page = out.path().join("report.html");
+    let size = std::fs::metadata(&page).unwrap().len();
+    let stalls = done.report["stalls"].as_array().unwrap().len();
+    // The target counts the stalls it planted that took 12 ms or more.
+    assert!(stalls >= planted, "{stalls} stalls of {planted} planted");
+
+    let mut browser = Browser::start();
+    let start = Instant::now();
+    let ready = open_report(&mut browser, &page);
+    let opened = start.elapsed();
+    let drawn = browser.eval("document.querySelectorAll('#timeline-view rect[data-stall]').length");
+    let rows = browser.eval("document.querySelectorAll('tr[id^=stall-]').length");
+    eprintln!(
+        "busy service, {BUSY_SECONDS} s ({}): report.html {size} bytes, {stalls} stalls; \
+         opened in {} ms (ready at {ready:.0} ms by the page's clock)",
+        served.trim(),
+        opened.as_millis()
+    );
+    browser.screenshot(&browser::screenshot_path("busy-1-first-screen"));
+    browser.eval("document.getElementById('timeline').scrollIntoView()");
+    browser.screenshot(&browser::screenshot_path("busy-2-timeline"));
+    browser.eval("document.getElementById('cpu').scrollIntoView()");
+    let flame = flame_graph_loads(&mut browser, "cpu");
+    eprintln!(
+        "its CPU flame graph loaded {} ms after scrolled to",
+        flame.as_millis()
+    );
+    browser.screenshot(&browser::screenshot_path("busy-3-cpu-flame-graph"));
+    assert!(size < MAX_BUSY_PAGE_BYTES, "report.html is {size} bytes");
+    assert_eq!((drawn, rows), (stalls.into(), stalls.into()));
+    assert_eq!(browser.errors(), Vec::<String>::new());
+}
+
+/// Opens report.html and waits until its script has unpacked the data and
+/// drawn the timeline; when that was by the page's clock (ms since it was
+/// asked for).
+fn open_report(browser: &mut Browser, page: &Path) -> f64 {
+    browser.open(page);
+    browser
+        .eval("reportReady.then(() => performance.getEntriesByName('report-ready')[0].startTime)")
+        .as_f64()
+        .expect("report-ready")
+}
+
+/// Waits until the flame graph of section `id` (given to its frame when
+/// scrolled near) has loaded; how long that took.
+fn flame_graph_loads(browser: &mut Browser, id: &str) -> Duration {
+    let start = Instant::now();
+    let loaded = format!(
+        "document.querySelector('#{id} iframe').contentDocument?.getElementById('frames') != null"
+    );
+    while browser.eval(&loaded) != true {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {id} flame graph"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
 }
 
 /// The middle of stall `index` on the timeline, in viewport pixels.

@@ -48,11 +48,7 @@ impl Rotation {
         json: Option<PathBuf>,
         html: Option<PathBuf>,
     ) -> Result<Outputs, OutputError> {
-        Outputs::prepare(
-            json,
-            Some(self.dir.join(period_dir(started_unix_ms))),
-            html,
-        )
+        Outputs::prepare(json, Some(self.dir.join(period_dir(started_unix_ms))), html)
     }
 
     /// Writes a finished period's reports in the background.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::escape::html;
+use super::{data::Stacks, escape::html};
 use crate::{
     report::text::short_path,
     trace::{Frame, FrameKind},
@@ -81,22 +81,23 @@ pub fn stack(frames: &[Frame]) -> String {
     out
 }
 
-/// The code line, expandable to the whole stack.
-pub fn expandable(frames: &[Frame]) -> String {
+/// The code line, expandable to the whole stack (kept in `stacks`, which
+/// the page's script fills in when opened).
+pub fn expandable(frames: &[Frame], stacks: &mut Stacks) -> String {
     match code_frame(frames) {
         None => "<span class=\"muted\">no stack</span>".into(),
         Some(top) => format!(
-            "<details class=\"code\"><summary>{}</summary>{}</details>",
+            "<details class=\"code\" data-stack=\"{}\"><summary>{}</summary></details>",
+            stacks.add(stack(frames)),
             frame(top),
-            stack(frames)
         ),
     }
 }
 
 /// The code line of a JSON report object with a `stack` (a stall's cause,
 /// a blocking group, an off-CPU row), expandable to the stack.
-pub fn of(value: &serde_json::Value) -> String {
-    expandable(&parse(&value["stack"]))
+pub fn of(value: &serde_json::Value, stacks: &mut Stacks) -> String {
+    expandable(&parse(&value["stack"]), stacks)
 }
 
 #[cfg(test)]

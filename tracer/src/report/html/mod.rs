@@ -2,8 +2,10 @@
 //! from disk with no network (docs/html.md). The stalls, tables and flame
 //! graphs are rendered here from the JSON report; the page's script draws
 //! the timeline from the embedded report and timeline.json, and links it to
-//! the stall rows.
+//! the stall rows. What the script needs (the report, the timeline, the
+//! stacks and the flame graphs) is packed (data.rs).
 
+mod data;
 mod escape;
 mod fields;
 mod flames;
@@ -13,7 +15,7 @@ mod stalls;
 mod table;
 mod tables;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::model::Report;
 
@@ -45,19 +47,28 @@ pub fn render(report: &Report, timeline: &str, flames: &FlameGraphs) -> String {
         "Where threads slept, in ms, under the reason for the wait (socket, disk, lock, sleep, ...).",
         flames.offcpu_svg,
     );
+    let mut stacks = data::Stacks::default();
+    let stall_groups = stalls::groups(&json, &mut stacks);
+    let every_stall = stalls::every_stall(&json, &mut stacks);
+    let tables = tables::render(&json, &mut stacks);
+    let packed = data::pack(&json!({
+        "report": json,
+        "timeline": data::drawn_events(timeline),
+        "stacks": stacks.into_html(),
+        "flames": { "cpu": cpu.document, "offcpu": offcpu.document },
+    }));
     fill(
         PAGE,
         &[
             ("title", &escape::html(&title)),
             ("style", STYLE),
             ("header", &header::render(&json)),
-            ("stall_groups", &stalls::groups(&json)),
-            ("stalls", &stalls::every_stall(&json)),
-            ("cpu", &cpu),
-            ("offcpu", &offcpu),
-            ("tables", &tables::render(&json)),
-            ("report_json", &escape::script_json(&json.to_string())),
-            ("timeline_json", &escape::script_json(timeline)),
+            ("stall_groups", &stall_groups),
+            ("stalls", &every_stall),
+            ("cpu", &cpu.section),
+            ("offcpu", &offcpu.section),
+            ("tables", &tables),
+            ("data", &packed),
             ("script", SCRIPT),
         ],
     )

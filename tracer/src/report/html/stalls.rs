@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::{
+    data::Stacks,
     escape::html,
     fields::{duration, list, num, text},
     frames,
@@ -12,7 +13,7 @@ use super::{
 };
 
 /// The stall groups, most total time first.
-pub fn groups(report: &Value) -> String {
+pub fn groups(report: &Value, stacks: &mut Stacks) -> String {
     let groups = list(report, "stall_groups");
     let mut out = String::from("<section id=\"blocked\"><h2>What blocked the event loop</h2>");
     if groups.is_empty() {
@@ -38,7 +39,7 @@ pub fn groups(report: &Value) -> String {
                     num(group, "count").to_string(),
                     duration(group, "total_ns"),
                     duration(group, "max_ns"),
-                    frames::of(cause),
+                    frames::of(cause, stacks),
                 ]);
                 Row {
                     attributes: format!("class=\"{}\"", kind_class(cause)),
@@ -53,7 +54,7 @@ pub fn groups(report: &Value) -> String {
 }
 
 /// Every stall, in time order; row `stall-N` is `stalls[N]` of the JSON.
-pub fn every_stall(report: &Value) -> String {
+pub fn every_stall(report: &Value, stacks: &mut Stacks) -> String {
     let stalls = list(report, "stalls");
     if stalls.is_empty() {
         return String::new();
@@ -87,7 +88,7 @@ pub fn every_stall(report: &Value) -> String {
                 cause_cell(cause),
             ];
             cells.extend(with_task.then(|| task(cause)));
-            cells.push(frames::of(cause));
+            cells.push(frames::of(cause, stacks));
             Row {
                 attributes: format!("id=\"stall-{index}\" class=\"{}\"", kind_class(cause)),
                 cells,
@@ -122,6 +123,7 @@ fn cause_cell(cause: &Value) -> String {
         Some("syscall") => "blocked",
         Some("cpu") => "on CPU",
         Some("runqueue") => "run queue",
+        Some("gil") => "GIL",
         _ => "mixed",
     };
     let nested = if cause["nested_loop"].as_bool() == Some(true) {

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::{
+    data::Stacks,
     escape::html,
     fields::{duration, list, num, text},
     frames,
@@ -24,12 +25,13 @@ fn table(id: &str, title: &str, columns: &[Column], rows: Vec<Vec<String>>) -> S
     )
 }
 
-pub fn render(report: &Value) -> String {
+pub fn render(report: &Value, stacks: &mut Stacks) -> String {
     [
         loops(report),
-        blocking(report),
+        blocking(report, stacks),
         syscalls(report),
-        off_cpu(report),
+        off_cpu(report, stacks),
+        gil_waits(report, stacks),
         runqueue(report),
         cpu_threads(report),
         cpu_top(report),
@@ -76,7 +78,7 @@ fn loops(report: &Value) -> String {
     table("loops", "Event loops", &columns, rows)
 }
 
-fn blocking(report: &Value) -> String {
+fn blocking(report: &Value, stacks: &mut Stacks) -> String {
     let rows = list(report, "blocking_groups")
         .iter()
         .map(|g| {
@@ -91,7 +93,7 @@ fn blocking(report: &Value) -> String {
                 num(g, "count").to_string(),
                 duration(g, "total_ns"),
                 duration(g, "max_ns"),
-                frames::of(g),
+                frames::of(g, stacks),
             ]
         })
         .collect();
@@ -135,7 +137,7 @@ fn syscalls(report: &Value) -> String {
     table("syscalls", "Syscalls", &columns, rows)
 }
 
-fn off_cpu(report: &Value) -> String {
+fn off_cpu(report: &Value, stacks: &mut Stacks) -> String {
     let rows = list(report, "off_cpu")
         .iter()
         .map(|o| {
@@ -154,7 +156,7 @@ fn off_cpu(report: &Value) -> String {
                 optional(o, "target"),
                 duration(o, "total_ns"),
                 num(o, "count").to_string(),
-                frames::of(o),
+                frames::of(o, stacks),
             ]
         })
         .collect();
@@ -173,6 +175,34 @@ fn off_cpu(report: &Value) -> String {
 /// Idle time (a loop waiting for work) is no problem: it is drawn grey.
 fn reason_class(row: &Value) -> &'static str {
     if row["reason"] == "idle" { "idle" } else { "" }
+}
+
+/// Who waited for the GIL, and who held it meanwhile (where it ran).
+fn gil_waits(report: &Value, stacks: &mut Stacks) -> String {
+    let thread = |v: &Value| match v["tid"].as_u64() {
+        Some(tid) => format!("{} <span class=\"muted\">{tid}</span>", text(v, "comm")),
+        None => "<span class=\"muted\">unknown</span>".into(),
+    };
+    let mut rows = Vec::new();
+    for waiter in list(report, "gil_waits") {
+        for holder in list(waiter, "holders") {
+            rows.push(vec![
+                thread(waiter),
+                thread(holder),
+                duration(holder, "total_ns"),
+                num(holder, "count").to_string(),
+                frames::of(holder, stacks),
+            ]);
+        }
+    }
+    let columns = [
+        ("waiting thread", false),
+        ("GIL held by", false),
+        ("total", true),
+        ("waits", true),
+        ("holder's code", false),
+    ];
+    table("gil", "GIL waits (Python)", &columns, rows)
 }
 
 fn runqueue(report: &Value) -> String {

@@ -37,9 +37,25 @@ fn names_are_escaped_everywhere() {
     assert!(!html.contains(NASTY), "a raw name reached the page");
     assert!(!html.contains("alert('x')</script>"));
     assert!(html.contains(&format!("<title>tracer: {NASTY_HTML} (pid")));
-    assert!(html.contains(&format!("<span class=\"fn\">{NASTY_HTML}</span>")));
-    // Only the page's own three scripts close a script element.
-    assert_eq!(html.matches("</script>").count(), 3);
+    // Only the page's data and its script close a script element.
+    assert_eq!(html.matches("</script>").count(), 2);
+    // The stacks the script puts in the page (where the frame named NASTY
+    // is) are escaped too.
+    let stacks = packed(&html)["stacks"].to_string();
+    assert!(!stacks.contains(NASTY), "{stacks}");
+    assert!(
+        stacks.contains(&format!("<span class=\\\"fn\\\">{NASTY_HTML}</span>")),
+        "{stacks}"
+    );
+}
+
+/// The page's packed data, unpacked.
+fn packed(html: &str) -> Value {
+    let start = html
+        .find("<script type=\"application/octet-stream\" id=\"page-data\">")
+        .unwrap();
+    let data = &html[start..];
+    data::unpack(&data[data.find('>').unwrap() + 1..data.find("</script>").unwrap()])
 }
 
 #[test]
@@ -64,25 +80,39 @@ fn every_stall_has_its_row_with_cause_and_code_line() {
 }
 
 #[test]
-fn the_embedded_report_is_the_json_report() {
+fn the_packed_data_holds_the_json_report_stacks_and_flame_graphs() {
     let (html, report) = page();
-    let start = html
-        .find("<script type=\"application/json\" id=\"report-data\">")
-        .unwrap();
-    let data = &html[start..];
-    let data = &data[data.find('>').unwrap() + 1..data.find("</script>").unwrap()];
-    let embedded: Value = serde_json::from_str(data).unwrap();
-    assert_eq!(embedded, serde_json::to_value(&report).unwrap());
+    let data = packed(&html);
+    assert_eq!(data["report"], serde_json::to_value(&report).unwrap());
+    // Each row's stack is one of the packed stacks.
+    let stacks = data["stacks"].as_array().unwrap();
+    let rows = html.matches("data-stack=\"").count();
+    assert!(
+        rows > stacks.len() && !stacks.is_empty(),
+        "{rows} rows, {} stacks",
+        stacks.len()
+    );
+    for n in 0..stacks.len() {
+        assert!(
+            html.contains(&format!("data-stack=\"{n}\"")),
+            "stack {n} unused"
+        );
+    }
+    for flame in ["cpu", "offcpu"] {
+        let document = data["flames"][flame].as_str().unwrap();
+        assert!(document.contains("<svg"), "{flame}: {document}");
+        assert!(html.contains(&format!("data-flame=\"{flame}\"")));
+    }
 }
 
 #[test]
 fn a_stall_task_is_shown_when_the_report_has_one() {
     let (_, report) = page();
     let mut json = serde_json::to_value(&report).unwrap();
-    assert!(!stalls::groups(&json).contains("<th>task</th>"));
+    assert!(!stalls::groups(&json, &mut data::Stacks::default()).contains("<th>task</th>"));
     json["stall_groups"][0]["cause"]["task"] =
         serde_json::json!({"name": "fetch-<7>", "coro": "fetch_user"});
-    let groups = stalls::groups(&json);
+    let groups = stalls::groups(&json, &mut data::Stacks::default());
     assert!(groups.contains("<th>task</th>"), "{groups}");
     assert!(
         groups.contains("<span class=\"task\">fetch-&lt;7&gt;</span>"),
