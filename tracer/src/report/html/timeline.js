@@ -333,6 +333,15 @@
       });
     }
 
+    // A busy trace keeps its first blocking calls one by one, then counts.
+    if (report.blocking_omitted > 0) {
+      const note = document.getElementById("timeline-note");
+      note.textContent = "Blocking calls after the first " + report.blocking.length +
+        " were counted, not kept one by one: " + report.blocking_omitted +
+        " more are in the tables below, not on the timeline.";
+      note.hidden = false;
+    }
+
     draw();
 
     // The flame graphs, each given to its frame when it comes near the
