@@ -12,6 +12,8 @@ use std::{
 };
 
 pub mod prometheus;
+pub mod screenshot;
+pub mod tmux;
 
 use serde_json::Value;
 

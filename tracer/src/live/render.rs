@@ -75,7 +75,7 @@ pub fn draw(frame: &mut Frame, screen: &Screen, view: View) {
     draw_loops(frame, loops, screen, view);
     draw_stalls(frame, stalls, screen);
     let [sites, hot] =
-        Layout::horizontal([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(bottom);
+        Layout::horizontal([Constraint::Percentage(65), Constraint::Percentage(35)]).areas(bottom);
     draw_sites(frame, sites, screen);
     draw_hot(frame, hot, screen);
     frame.render_widget(footer_line(screen, view), footer);
@@ -215,11 +215,11 @@ fn draw_sites(frame: &mut Frame, area: Rect, screen: &Screen) {
     let table = Table::new(
         rows,
         [
-            Constraint::Fill(3),
+            Constraint::Fill(1),
             Constraint::Length(6),
             Constraint::Length(9),
             Constraint::Length(9),
-            Constraint::Fill(2),
+            Constraint::Fill(1),
         ],
     )
     .header(Row::new(["CALL", "COUNT", "TOTAL", "MAX", "CODE"]).style(HEADER))

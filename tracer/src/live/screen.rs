@@ -43,7 +43,7 @@ pub struct LoopLine {
     pub tid: u32,
     pub comm: String,
     pub per_second: f64,
-    /// Busy share, 0..=1.
+    /// The share of the window it was busy, 0..=1.
     pub busy: f64,
     pub p50_ns: u64,
     pub p99_ns: u64,
@@ -133,7 +133,14 @@ pub fn window_lines(report: &Report, window_ns: u64) -> (Vec<LoopLine>, Vec<Site
             } else {
                 0.0
             },
-            busy: l.utilization,
+            // Of the window's time: a loop stuck in one long wait has
+            // told the kernel nothing of it yet (idle time is counted as
+            // each wait ends).
+            busy: if window_ns > 0 {
+                (l.busy_ns as f64 / window_ns as f64).min(1.0)
+            } else {
+                0.0
+            },
             p50_ns: l.lag_p50_ns,
             p99_ns: l.lag_p99_ns,
             max_ns: l.lag_max_ns,
@@ -209,6 +216,7 @@ mod tests {
         let row = &report.loops[0];
         assert_eq!(loops[0].per_second, row.iterations as f64 / 2.0);
         assert_eq!(loops[0].p99_ns, row.lag_p99_ns);
+        assert_eq!(loops[0].busy, (row.busy_ns as f64 / 2e9).min(1.0));
         assert_eq!(blocking.len(), report.blocking_groups.len().min(TOP_ROWS));
         assert!(blocking[0].call.starts_with(&report.blocking_groups[0].syscall));
         assert!(hot.iter().all(|h| h.self_share <= h.total_share));

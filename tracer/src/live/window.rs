@@ -30,9 +30,9 @@ impl LoopHistory {
             at_ns,
             loops: loops.into_iter().collect(),
         });
-        // The base is the newest reading at least a window old.
+        // The base is the oldest reading at most a window old.
         let start = at_ns.saturating_sub(WINDOW_NS);
-        while self.readings.get(1).is_some_and(|r| r.at_ns <= start) {
+        while self.readings.len() > 1 && self.readings.front().is_some_and(|r| r.at_ns < start) {
             self.readings.pop_front();
         }
     }
