@@ -171,6 +171,61 @@ fn top_shows_a_planted_stall_and_quits_cleanly() {
     }
 }
 
+/// The first line of the demo that holds `code`, as `name (demo/FILE:LINE)`.
+fn demo_line(name: &str, code: &str) -> String {
+    let source = std::fs::read_to_string(DEMO).expect("read the demo");
+    let line = source
+        .lines()
+        .position(|l| l.contains(code))
+        .unwrap_or_else(|| panic!("{code:?} not in the demo"))
+        + 1;
+    format!("{name} (demo/blocking_service.py:{line})")
+}
+
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/blocking_service.py");
+
+/// The demo service's four blockers under `tracer top` for a full window:
+/// the stalls' code lines and the blocking sites are on the screen. Its
+/// screenshot is docs/top.png.
+#[test]
+fn top_shows_the_demo_services_blockers() {
+    let test = "top_shows_the_demo_services_blockers";
+    require_root!(test);
+    if !have_tmux(test) {
+        return;
+    }
+    let target = Target::start(Command::new(pyenv_python("3.11")).args([DEMO, "--warm"]));
+    let tmux = Tmux::start("top-demo", 160, 48);
+    tmux.type_line(&format!(
+        "{} top --pid {}; echo \"top exited $?\"",
+        tracer_bin().display(),
+        target.pid
+    ));
+    let sleep = demo_line("fetch_profile", "time.sleep(0.25)  # blocks");
+    let recv = demo_line("query_upstream", "return conn.recv(64)");
+    let screen = tmux.wait_for(
+        "the blockers over a full window",
+        ready_timeout() + Duration::from_secs(15),
+        |s| {
+            s.contains("(last 10 s")
+                && line_with(s, &sleep).is_some_and(|l| l.contains("blocked 25"))
+                && line_with(s, &recv).is_some_and(|l| l.contains("in recvfrom on tcp:127.0.0.1:"))
+                && s.lines().any(|l| l.contains("│wait4 ") && l.contains("Popen"))
+        },
+    );
+    let dir = artifacts();
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    std::fs::write(dir.join("demo-screen.txt"), &screen).expect("save capture");
+    let png = terminal_png(&tmux.screen_ansi(), &dir, "demo", 1340, 880);
+    println!("screenshot: {}", png.display());
+    tmux.keys("q");
+    let after = tmux.wait_for("the shell back", ready_timeout(), |s| {
+        exit_line(s).is_some()
+    });
+    assert_eq!(exit_line(&after), Some("top exited 0"), "{after}");
+    assert!(after.contains("no report written (-o DIR keeps them)"), "{after}");
+}
+
 #[test]
 fn top_ends_at_its_duration_and_writes_the_reports() {
     let test = "top_ends_at_its_duration_and_writes_the_reports";

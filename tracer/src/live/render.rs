@@ -178,7 +178,7 @@ fn kind_style(kind: &str) -> Style {
 fn draw_stalls(frame: &mut Frame, area: Rect, screen: &Screen) {
     let rows = screen.stalls.iter().map(|s| {
         Row::new(vec![
-            Cell::from(format!("{:8.1} s", s.start_ns as f64 / 1e9)),
+            Cell::from(format!("{:7.1} s", s.start_ns as f64 / 1e9)),
             Cell::from(format!("{} {}", s.tid, s.comm)),
             Cell::from(format_ns(s.duration_ns)),
             Cell::from(Span::styled(s.kind, kind_style(s.kind))),
@@ -189,12 +189,12 @@ fn draw_stalls(frame: &mut Frame, area: Rect, screen: &Screen) {
     let table = Table::new(
         rows,
         [
-            Constraint::Length(10),
-            Constraint::Length(18),
             Constraint::Length(9),
+            Constraint::Length(16),
             Constraint::Length(8),
-            Constraint::Fill(3),
-            Constraint::Fill(2),
+            Constraint::Length(8),
+            Constraint::Fill(1),
+            Constraint::Fill(1),
         ],
     )
     .header(Row::new(["AT", "THREAD", "LENGTH", "CAUSE", "", "CODE"]).style(HEADER))

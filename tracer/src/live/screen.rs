@@ -9,7 +9,7 @@ use crate::{
     metrics::events::cause_name,
     report::{
         model::{Report, StallRow},
-        text::code_line,
+        text::{code_line, short_path},
     },
     trace::Trace,
 };
@@ -168,12 +168,21 @@ pub fn window_lines(report: &Report, window_ns: u64) -> (Vec<LoopLine>, Vec<Site
         .iter()
         .take(TOP_ROWS)
         .map(|f| HotLine {
-            function: f.function.clone(),
+            function: short_label(&f.function),
             self_share: f.self_samples as f64 / samples,
             total_share: f.total_samples as f64 / samples,
         })
         .collect();
     (loops, blocking, hot)
+}
+
+/// A profile's `function (/a/long/path/file.py)` with the path cut to its
+/// last two parts, as code lines show it.
+fn short_label(label: &str) -> String {
+    match label.strip_suffix(')').and_then(|l| l.rsplit_once(" (")) {
+        Some((function, path)) => format!("{function} ({})", short_path(path)),
+        None => label.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -206,6 +215,16 @@ mod tests {
             "{}",
             blocked.code
         );
+    }
+
+    #[test]
+    fn profile_labels_lose_their_long_paths() {
+        assert_eq!(
+            short_label("render_report (/srv/app/demo/blocking_service.py)"),
+            "render_report (demo/blocking_service.py)"
+        );
+        assert_eq!(short_label("pymalloc_free"), "pymalloc_free");
+        assert_eq!(short_label("do_syscall_64_[k]"), "do_syscall_64_[k]");
     }
 
     #[test]

@@ -12,6 +12,10 @@ use crate::trace::LoopThread;
 /// How far back `tracer top`'s figures reach.
 pub const WINDOW_NS: u64 = 10_000_000_000;
 
+/// Readings come a second apart, give or take the recording loop's other
+/// work: a reading this much older than the window still starts it.
+const SLACK_NS: u64 = 500_000_000;
+
 struct Reading {
     at_ns: u64,
     loops: HashMap<u32, LoopStats>,
@@ -30,8 +34,9 @@ impl LoopHistory {
             at_ns,
             loops: loops.into_iter().collect(),
         });
-        // The base is the oldest reading at most a window old.
-        let start = at_ns.saturating_sub(WINDOW_NS);
+        // The base is the oldest reading at most a window old (give or
+        // take half the second between readings).
+        let start = at_ns.saturating_sub(WINDOW_NS + SLACK_NS);
         while self.readings.len() > 1 && self.readings.front().is_some_and(|r| r.at_ns < start) {
             self.readings.pop_front();
         }
