@@ -12,9 +12,9 @@ use std::{
 
 use serde_json::Value;
 use tracer_tests::{
-    Target, planted_stall_threshold, pyenv_python, ready_timeout, require_root, slow_factor,
+    Target, planted_stall_threshold, pyenv_python, ready_timeout, require_root,
     screenshot::terminal_png,
-    timing_tolerance,
+    slow_factor, timing_tolerance,
     tmux::{PROMPT, Tmux, have_tmux},
     tracer_bin,
 };
@@ -210,7 +210,8 @@ fn top_shows_the_demo_services_blockers() {
             s.contains("(last 10 s")
                 && line_with(s, &sleep).is_some_and(|l| l.contains("blocked 25"))
                 && line_with(s, &recv).is_some_and(|l| l.contains("in recvfrom on tcp:127.0.0.1:"))
-                && s.lines().any(|l| l.contains("│wait4 ") && l.contains("Popen"))
+                && s.lines()
+                    .any(|l| l.contains("│wait4 ") && l.contains("Popen"))
         },
     );
     let dir = artifacts();
@@ -223,7 +224,10 @@ fn top_shows_the_demo_services_blockers() {
         exit_line(s).is_some()
     });
     assert_eq!(exit_line(&after), Some("top exited 0"), "{after}");
-    assert!(after.contains("no report written (-o DIR keeps them)"), "{after}");
+    assert!(
+        after.contains("no report written (-o DIR keeps them)"),
+        "{after}"
+    );
 }
 
 #[test]
@@ -254,6 +258,30 @@ fn top_ends_at_its_duration_and_writes_the_reports() {
     .expect("valid JSON");
     assert_eq!(report["ended_by"], "duration elapsed");
     assert_eq!(report["target"]["pid"], target.pid);
+}
+
+#[test]
+fn top_gives_the_terminal_back_when_the_target_exits() {
+    let test = "top_gives_the_terminal_back_when_the_target_exits";
+    require_root!(test);
+    if !have_tmux(test) {
+        return;
+    }
+    let target = Target::start(Command::new(pyenv_python("3.11")).arg(SCRIPT));
+    let tmux = Tmux::start("top-exit", 100, 30);
+    tmux.type_line(&format!(
+        "{} top --pid {}; echo \"top exited $?\"",
+        tracer_bin().display(),
+        target.pid
+    ));
+    tmux.wait_for("live view", ready_timeout(), |s| s.contains("stalls 0"));
+    drop(target);
+    let after = tmux.wait_for("the shell back", ready_timeout(), |s| {
+        exit_line(s).is_some()
+    });
+    assert_eq!(exit_line(&after), Some("top exited 0"), "{after}");
+    assert!(after.contains("tracer: target exited after"), "{after}");
+    assert!(!after.contains("Event loops"), "{after}");
 }
 
 #[test]

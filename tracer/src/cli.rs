@@ -431,7 +431,13 @@ mod tests {
             TargetSpec::Cgroup(PathBuf::from("/system.slice/a.service"))
         );
         let none = parse(&[]).unwrap();
-        assert!(none.trace.validate().unwrap_err().0.contains("nothing to trace"));
+        assert!(
+            none.trace
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("nothing to trace")
+        );
         let zero = parse(&["--pid", "1", "-d", "0s"]).unwrap();
         assert!(zero.trace.validate().unwrap_err().0.contains("above 0"));
         let tiny = parse(&["--pid", "1", "--threshold", "0s"]).unwrap();
@@ -460,7 +466,14 @@ mod tests {
         let zero = parse(&["-p", "1", "-o", "d", "--rotate", "0s"]).unwrap();
         assert!(zero.trace.validate().unwrap_err().0.contains("at least 1s"));
         let no_dir = parse(&["-p", "1", "--rotate", "1m"]).unwrap();
-        assert!(no_dir.trace.validate().unwrap_err().0.contains("needs --output"));
+        assert!(
+            no_dir
+                .trace
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("needs --output")
+        );
         let record = parse(&["-p", "1", "-o", "d", "--rotate", "1m", "--record", "r"]).unwrap();
         assert!(record.trace.validate().unwrap_err().0.contains("--record"));
     }

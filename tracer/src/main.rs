@@ -30,7 +30,9 @@ fn main() -> ExitCode {
         .format_timestamp(None);
     if is_top {
         // The live view holds the terminal: log lines wait (see live::log).
-        logger.target(env_logger::Target::Pipe(Box::new(live::log::Sink::default())));
+        logger.target(env_logger::Target::Pipe(Box::new(
+            live::log::Sink::default(),
+        )));
     }
     logger.init();
     let args = match cli.action {

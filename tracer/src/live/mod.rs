@@ -63,7 +63,12 @@ pub struct Live {
 impl Live {
     /// Takes the terminal (on a thread of its own). `title` names what is
     /// traced.
-    pub fn start(target: TargetInfo, title: String, profile_hz: u64, lean: bool) -> std::io::Result<Self> {
+    pub fn start(
+        target: TargetInfo,
+        title: String,
+        profile_hz: u64,
+        lean: bool,
+    ) -> std::io::Result<Self> {
         let (screens, receiver) = channel();
         let (quitter, quit) = unbounded_channel();
         let thread = std::thread::Builder::new()

@@ -155,7 +155,15 @@ fn draw_loops(frame: &mut Frame, area: Rect, screen: &Screen, view: View) {
         ],
     )
     .header(
-        Row::new(["THREAD", "ITERATIONS/S", "BUSY", "LAG P50", "LAG P99", "LAG MAX"]).style(HEADER),
+        Row::new([
+            "THREAD",
+            "ITERATIONS/S",
+            "BUSY",
+            "LAG P50",
+            "LAG P99",
+            "LAG MAX",
+        ])
+        .style(HEADER),
     )
     .block(Block::bordered().title(format!(
         " Event loops ({}, by {}) ",

@@ -120,7 +120,10 @@ fn stall_line(trace: &Trace, row: &StallRow) -> StallLine {
 }
 
 /// The loops, blocking sites and hot functions of the window's report.
-pub fn window_lines(report: &Report, window_ns: u64) -> (Vec<LoopLine>, Vec<SiteLine>, Vec<HotLine>) {
+pub fn window_lines(
+    report: &Report,
+    window_ns: u64,
+) -> (Vec<LoopLine>, Vec<SiteLine>, Vec<HotLine>) {
     let seconds = window_ns as f64 / 1e9;
     let loops = report
         .loops
@@ -237,7 +240,11 @@ mod tests {
         assert_eq!(loops[0].p99_ns, row.lag_p99_ns);
         assert_eq!(loops[0].busy, (row.busy_ns as f64 / 2e9).min(1.0));
         assert_eq!(blocking.len(), report.blocking_groups.len().min(TOP_ROWS));
-        assert!(blocking[0].call.starts_with(&report.blocking_groups[0].syscall));
+        assert!(
+            blocking[0]
+                .call
+                .starts_with(&report.blocking_groups[0].syscall)
+        );
         assert!(hot.iter().all(|h| h.self_share <= h.total_share));
     }
 }

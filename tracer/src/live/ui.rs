@@ -38,7 +38,10 @@ pub fn run(screens: Receiver<Screen>, quit: UnboundedSender<String>) {
 }
 
 /// Some(why) when the user quit, None when the recording ended.
-fn show(terminal: &mut DefaultTerminal, screens: &Receiver<Screen>) -> std::io::Result<Option<String>> {
+fn show(
+    terminal: &mut DefaultTerminal,
+    screens: &Receiver<Screen>,
+) -> std::io::Result<Option<String>> {
     let mut view = View::default();
     let mut shown = Screen {
         target: "attached; first figures in a second".into(),

@@ -176,7 +176,10 @@ mod tests {
     fn loops_idle_in_the_window_are_left_out() {
         let mut history = LoopHistory::default();
         history.add(0, [(7, stats(&[(5, 1_000)], 0)), (8, stats(&[], 0))]);
-        history.add(S, [(7, stats(&[(5, 1_000)], S)), (8, stats(&[(2, 1_000)], 0))]);
+        history.add(
+            S,
+            [(7, stats(&[(5, 1_000)], S)), (8, stats(&[(2, 1_000)], 0))],
+        );
         let loops = history.window(|tid| tid);
         assert_eq!(loops.len(), 1);
         assert_eq!((loops[0].tid, loops[0].iterations), (8, 2));
