@@ -306,7 +306,11 @@ mod tests {
     }
 
     fn text(screen: &Screen, view: View) -> String {
-        let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("terminal");
+        text_of_size(screen, view, 160, 48)
+    }
+
+    fn text_of_size(screen: &Screen, view: View, width: u16, height: u16) -> String {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
         terminal
             .draw(|frame| draw(frame, screen, view))
             .expect("draw");
@@ -338,6 +342,15 @@ mod tests {
         ] {
             assert!(shown.contains(part), "{part:?} not on the screen:\n{shown}");
         }
+    }
+
+    #[test]
+    fn small_terminals_get_what_fits() {
+        let small = text_of_size(&screen(), View::default(), 80, 24);
+        assert!(small.contains("pid 4242"), "{small}");
+        assert!(small.contains("blocked 150 ms"), "{small}");
+        // Tiny: drawn without a panic.
+        text_of_size(&screen(), View::default(), 20, 5);
     }
 
     #[test]
