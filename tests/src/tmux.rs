@@ -29,14 +29,15 @@ pub fn have_tmux(test: &str) -> bool {
 }
 
 pub struct Tmux {
-    socket: String,
+    /// The server's socket lives here, and goes with it.
+    dir: tempfile::TempDir,
 }
 
 impl Tmux {
     /// A session `width` x `height` running bash with [`PROMPT`].
-    pub fn start(name: &str, width: u16, height: u16) -> Self {
+    pub fn start(width: u16, height: u16) -> Self {
         let tmux = Self {
-            socket: format!("tracer-{name}-{}", std::process::id()),
+            dir: tempfile::tempdir().expect("temp dir"),
         };
         let out = tmux.run(&[
             "new-session",
@@ -58,7 +59,8 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &self.socket])
+            .arg("-S")
+            .arg(self.dir.path().join("socket"))
             .args(args)
             .output()
             .expect("run tmux")

@@ -68,7 +68,7 @@ fn top_shows_a_planted_stall_and_quits_cleanly() {
     }
     let mut target = Target::start(Command::new(pyenv_python("3.11")).arg(SCRIPT));
     let out = tempfile::tempdir().expect("temp dir");
-    let tmux = Tmux::start("top", 160, 48);
+    let tmux = Tmux::start(160, 48);
     tmux.type_line(&format!(
         "{} top --pid {} --threshold {} -o {}; echo \"top exited $?\"",
         tracer_bin().display(),
@@ -195,7 +195,7 @@ fn top_shows_the_demo_services_blockers() {
         return;
     }
     let target = Target::start(Command::new(pyenv_python("3.11")).args([DEMO, "--warm"]));
-    let tmux = Tmux::start("top-demo", 160, 48);
+    let tmux = Tmux::start(160, 48);
     tmux.type_line(&format!(
         "{} top --pid {}; echo \"top exited $?\"",
         tracer_bin().display(),
@@ -239,7 +239,7 @@ fn top_ends_at_its_duration_and_writes_the_reports() {
     }
     let target = Target::start(Command::new(pyenv_python("3.11")).arg(SCRIPT));
     let out = tempfile::tempdir().expect("temp dir");
-    let tmux = Tmux::start("top-duration", 100, 30);
+    let tmux = Tmux::start(100, 30);
     tmux.type_line(&format!(
         "{} top --pid {} -d 3s -o {}; echo \"top exited $?\"",
         tracer_bin().display(),
@@ -268,7 +268,7 @@ fn top_gives_the_terminal_back_when_the_target_exits() {
         return;
     }
     let target = Target::start(Command::new(pyenv_python("3.11")).arg(SCRIPT));
-    let tmux = Tmux::start("top-exit", 100, 30);
+    let tmux = Tmux::start(100, 30);
     tmux.type_line(&format!(
         "{} top --pid {}; echo \"top exited $?\"",
         tracer_bin().display(),
