@@ -37,8 +37,7 @@ Exit status: 0 done, 1 could not trace (no such process, no privileges, ...),
 
 const TOP_USAGE: &str = "\
 sudo tracer top [OPTIONS] --pid <PID>[,<PID>...]
-       sudo tracer top [OPTIONS] --cgroup <PATH>
-       sudo tracer top [OPTIONS] -- <CMD>...";
+       sudo tracer top [OPTIONS] --cgroup <PATH>";
 
 const TOP_EXAMPLES: &str = "\
 Examples:
@@ -289,6 +288,12 @@ impl TraceArgs {
                     .into(),
             ));
         }
+        if !self.command.is_empty() {
+            return Err(UsageError(
+                "tracer top watches running processes (--pid or --cgroup): a command started with -- would write over the screen; start it elsewhere and give its pid"
+                    .into(),
+            ));
+        }
         self.validate()
     }
 
@@ -502,6 +507,17 @@ mod tests {
             panic!("no top subcommand");
         };
         assert!(rotate.validate_top().unwrap_err().0.contains("--rotate"));
+        let Some(Action::Top(command)) = parse(&["top", "--", "python3", "app.py"]).unwrap().action
+        else {
+            panic!("no top subcommand");
+        };
+        assert!(
+            command
+                .validate_top()
+                .unwrap_err()
+                .0
+                .contains("--pid or --cgroup")
+        );
         assert!(parse(&["-p", "1", "top"]).is_err());
         assert!(parse(&["top", "--cgroup", "/x", "-p", "1"]).is_err());
     }
