@@ -5,7 +5,11 @@ use crate::{cli::ReportArgs, output::Outputs, report::publish::publish};
 
 pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let trace = super::load(&args.file)?;
-    let outputs = Outputs::prepare(args.outputs.json.clone(), args.outputs.output.clone())?;
+    let outputs = Outputs::prepare(
+        args.outputs.json.clone(),
+        args.outputs.output.clone(),
+        args.outputs.html.clone(),
+    )?;
     publish(&trace, &outputs, args.outputs.quiet)?;
     Ok(())
 }
