@@ -80,16 +80,18 @@ fn perf_share(dir: &Path) -> Option<f64> {
             .spawn()
             .ok()
     });
-    let status = perf?.wait().ok()?;
-    if !status.success() {
-        return None;
-    }
-    let script = Command::new("perf")
-        .arg("script")
-        .arg("-i")
-        .arg(&data)
-        .output()
-        .ok()?;
+    let recorded = perf
+        .and_then(|mut perf| perf.wait().ok())
+        .is_some_and(|s| s.success());
+    let script = recorded.then(|| {
+        Command::new("perf")
+            .arg("script")
+            .arg("-i")
+            .arg(&data)
+            .output()
+    });
+    remove_perf_map(&target);
+    let script = script?.ok()?;
     let text = String::from_utf8_lossy(&script.stdout);
     let samples: Vec<&str> = text
         .split("\n\n")
