@@ -19,6 +19,7 @@ mod sleeps;
 mod stack;
 mod syscalls;
 mod target;
+mod tasks;
 
 #[cfg(not(test))]
 #[panic_handler]

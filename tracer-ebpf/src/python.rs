@@ -4,6 +4,10 @@
 //! pointers are NULL while a thread has released the GIL, which is exactly
 //! when it blocks — then the frame chain is walked. Only code addresses and
 //! positions are read here; userspace turns them into names and lines.
+//! The asyncio Task the thread runs is found here too (`tasks.rs`), from
+//! the outermost coroutine the walk passes.
+
+use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
@@ -14,12 +18,13 @@ use tracer_common::{
     KernelOffsets, MAX_PROCESSES, MAX_PY_FRAMES, MAX_THREADS, PY_FRAME_ENTRY, PY_FRAME_SHIM,
     PY_STATUS_NO_THREAD, PY_STATUS_NONE, PY_STATUS_OK, PY_STATUS_READ_ERROR, PY_STATUS_TRUNCATED,
     PyFrame, PyOffsets, PyProcess, PyStack,
-    python::{FRAME_OWNED_BY_CSTACK, frame_layout},
+    python::{FRAME_OWNED_BY_CSTACK, FRAME_OWNED_BY_GENERATOR, frame_layout},
 };
 
 use crate::{
     kernel,
     repeat::{Step, repeat},
+    tasks,
 };
 
 /// Traced processes that run CPython, filled by userspace.
@@ -34,7 +39,7 @@ static PY_THREADS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_THREA
 const MAX_INTERPRETERS: u32 = 4;
 
 #[inline(always)]
-fn read<T>(addr: u64) -> Option<T> {
+pub fn read<T>(addr: u64) -> Option<T> {
     // SAFETY: bpf_probe_read_user checks the address.
     unsafe { bpf_probe_read_user(addr as *const T) }.ok()
 }
@@ -80,6 +85,7 @@ pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack, scratch: *mut [
     unsafe {
         (*out).len = 0;
         (*out).status = PY_STATUS_NONE;
+        (*out).task.task = 0;
     }
     // SAFETY: map values are read-only here.
     let Some(process) = (unsafe { PY_PROCS.get(tgid) }) else {
@@ -88,7 +94,11 @@ pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack, scratch: *mut [
     let status = match thread_state(process, tid) {
         None => PY_STATUS_NO_THREAD,
         // SAFETY: forwarded from the caller.
-        Some(tstate) => unsafe { walk_frames(&process.offsets, tstate, out, scratch) },
+        Some(tstate) => unsafe {
+            let status = walk_frames(&process.offsets, tstate, out, scratch);
+            tasks::read_task(process, tstate, addr_of_mut!((*out).task));
+            status
+        },
     };
     // SAFETY: as above.
     unsafe { (*out).status = status };
@@ -181,6 +191,9 @@ struct FrameWalk {
     n: u32,
     status: u32,
     out: *mut PyStack,
+    /// The outermost coroutine passed so far, and its code object.
+    coro: u64,
+    coro_code: u64,
     /// The current frame's first `window_len` bytes.
     #[cfg(not(feature = "bounded-loops"))]
     window: *mut [u8; FRAME_WINDOW],
@@ -266,13 +279,20 @@ unsafe fn walk_frames(
         n: 0,
         status: PY_STATUS_TRUNCATED,
         out,
+        coro: 0,
+        coro_code: 0,
         #[cfg(not(feature = "bounded-loops"))]
         window: scratch,
         window_len: o.frame_window(),
     };
     repeat(MAX_FRAME_WALK, &mut walk);
     // SAFETY: `out` is writable (caller).
-    unsafe { (*out).len = walk.n };
+    unsafe {
+        (*out).len = walk.n;
+        // For `tasks::read_task`, which replaces them with the task.
+        (*out).task.task = walk.coro;
+        (*out).task.coro_code = walk.coro_code;
+    }
     walk.status
 }
 
@@ -307,11 +327,30 @@ impl Step for FrameWalk {
         } else {
             interpreter_frame(self, code)
         };
+        if let Some(coro) = self.coroutine() {
+            self.coro = coro;
+            self.coro_code = code;
+        }
         // SAFETY: n < MAX_PY_FRAMES (checked above); `out` is writable.
         unsafe { (*self.out).frames[n] = PyFrame { code, lasti, flags } };
         self.n += 1;
         self.frame = self.field(o.frame_back).unwrap_or(0);
         false
+    }
+}
+
+impl FrameWalk {
+    /// The coroutine (or generator) the current frame belongs to, if any.
+    fn coroutine(&self) -> Option<u64> {
+        let o = self.offsets;
+        let coro = if o.frame_layout == frame_layout::FRAME_OBJECT {
+            self.field::<u64>(o.frame_gen)?
+        } else if self.field::<u8>(o.frame_owner)? == FRAME_OWNED_BY_GENERATOR {
+            self.frame.wrapping_sub(o.coro_iframe as u64)
+        } else {
+            0
+        };
+        (coro != 0).then_some(coro)
     }
 }
 

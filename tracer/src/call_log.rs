@@ -99,6 +99,7 @@ mod tests {
             blocked_ns,
             uninterruptible: false,
             stack: 0,
+            task: None,
         }
     }
 

@@ -12,6 +12,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::report::text::StallsBy;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("--output {0} exists and is not a directory")]
@@ -36,6 +38,8 @@ pub enum OutputError {
 pub struct Outputs {
     pub json: Option<PathBuf>,
     pub dir: Option<PathBuf>,
+    /// How the text report groups stalls (`--group-by`).
+    pub stalls_by: StallsBy,
 }
 
 impl Outputs {
@@ -51,7 +55,15 @@ impl Outputs {
         if let Some(json) = &json {
             check_file(json)?;
         }
-        Ok(Self { json, dir })
+        Ok(Self {
+            json,
+            dir,
+            stalls_by: StallsBy::default(),
+        })
+    }
+
+    pub fn grouping_stalls_by(self, stalls_by: StallsBy) -> Self {
+        Self { stalls_by, ..self }
     }
 
     /// Writes the JSON report to `--json` and `files` (name, contents) into

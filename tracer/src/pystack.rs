@@ -4,14 +4,17 @@
 //! running. The kernel marks the outermost Python frame of each eval call
 //! (`PY_FRAME_ENTRY`), which is how the frames are split between the calls.
 
-use std::ops::Range;
+use std::{
+    ops::Range,
+    time::{Duration, Instant},
+};
 
-use tracer_common::{PY_FRAME_ENTRY, PY_FRAME_SHIM, PyFrame};
+use tracer_common::{PY_FRAME_ENTRY, PY_FRAME_SHIM, PyFrame, PyProcess, PyTask};
 
 use crate::{
-    python::{CodeReader, PythonProcess},
+    python::{self, CodeReader, PythonProcess},
     stacks::RawFrame,
-    trace::{Frame, FrameKind},
+    trace::{Frame, FrameKind, TaskInfo},
     unwind::{NativeAddr, ProcessModules},
 };
 
@@ -23,7 +26,13 @@ const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
 pub struct PythonTarget {
     pub process: PythonProcess,
     eval: Option<(String, Range<u64>)>,
+    /// When the dict of running tasks was last looked for.
+    tasks_looked_for: Instant,
 }
+
+/// How often the dict of running tasks is looked for until asyncio is
+/// imported.
+const TASKS_RECHECK: Duration = Duration::from_millis(100);
 
 impl PythonTarget {
     pub fn new(process: PythonProcess, modules: &ProcessModules) -> Self {
@@ -37,7 +46,29 @@ impl PythonTarget {
                 process.image_path
             );
         }
-        Self { process, eval }
+        Self {
+            process,
+            eval,
+            tasks_looked_for: Instant::now(),
+        }
+    }
+
+    /// If the dict of running tasks was not there before and is now (the
+    /// process imported asyncio since), the probes' new `PY_PROCS` value.
+    pub fn found_tasks(&mut self) -> Option<PyProcess> {
+        if !self.process.lacks_current_tasks() || self.tasks_looked_for.elapsed() < TASKS_RECHECK {
+            return None;
+        }
+        self.tasks_looked_for = Instant::now();
+        self.process.current_tasks = python::find_current_tasks(&self.process);
+        self.process
+            .current_tasks
+            .map(|_| self.process.kernel_info())
+    }
+
+    /// Names the task the kernel found at an event.
+    pub fn task(&self, code: &mut CodeReader, raw: &PyTask) -> Option<TaskInfo> {
+        python::task_info(&self.process, code, raw)
     }
 
     /// Whether a native frame is a call of the eval loop.

@@ -22,7 +22,8 @@ use crate::{
     syscalls,
     trace::{
         BlockingCall, Drops, LoopThread, LoopWindow, ProcessInfo, RunqueueLatency, SampleRecord,
-        ShortOffCpu, StallRecord, SyscallSummary, SyscallTotals, TargetInfo, ThreadInfo, Trace,
+        ShortOffCpu, StallRecord, SyscallSummary, SyscallTotals, TargetInfo, TaskInfo, ThreadInfo,
+        Trace,
     },
     unwind::{ModuleFiles, ProcessModules},
     worker_park,
@@ -276,6 +277,7 @@ impl Recorder {
             blocked_ns: event.blocked_ns,
             uninterruptible: event.uninterruptible,
             stack: self.stacks.intern(frames),
+            task: self.task(event.pid, &event.stack),
         };
         self.calls.add(call, event.in_iteration);
     }
@@ -373,12 +375,14 @@ impl Recorder {
             .map(RawFrame::Kernel)
             .collect();
         frames.extend(self.user_frames(sample.pid, &sample.stack));
+        let task = self.task(sample.pid, &sample.stack);
         self.samples.push(SampleRecord {
             pid: sample.pid,
             tid: sample.tid,
             time_ns: self.relative(sample.time_ns),
             for_stall: sample.for_stall,
             stack: self.stacks.intern(frames),
+            task,
         });
     }
 
@@ -419,6 +423,15 @@ impl Recorder {
             }
             _ => native.into_iter().map(|(frame, _)| frame).collect(),
         }
+    }
+
+    /// The asyncio Task the kernel found running at a captured stack.
+    fn task(&mut self, pid: u32, captured: &CapturedStack) -> Option<TaskInfo> {
+        let python = self.pythons.get_mut(&pid)?;
+        if let Some(process) = python.found_tasks() {
+            self.updates.push(ProbeUpdate::Python { pid, process });
+        }
+        python.task(&mut self.code, &captured.py_task)
     }
 
     /// The target, then its children, each named as it ended up (after an

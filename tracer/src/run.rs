@@ -40,7 +40,8 @@ const RUNTIME_WATCH_TIME: Duration = Duration::from_secs(5);
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let spec = cli.validate()?;
-    let outputs = Outputs::prepare(cli.outputs.json.clone(), cli.outputs.output.clone())?;
+    let outputs = Outputs::prepare(cli.outputs.json.clone(), cli.outputs.output.clone())?
+        .grouping_stalls_by(cli.outputs.group_by);
     if let Some(path) = &cli.record {
         output::check_file(path)?;
     }

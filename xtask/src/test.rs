@@ -13,6 +13,10 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     // The asyncio stall tests run the demo service on uvloop too; the pprof
     // test reads the profiles with `go tool pprof`.
     crate::python::ensure_packages(&["uvloop"])?;
+    // The task tests run every pyenv CPython on uvloop too.
+    for python in crate::python::pyenv_pythons() {
+        crate::python::ensure_packages_in(python.as_os_str(), &["uvloop"])?;
+    }
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     // CPython 3.14 targets run in a Debian sid root, as in a container.
     let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;

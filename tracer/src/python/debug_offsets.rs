@@ -7,7 +7,7 @@ use tracer_common::{PyOffsets, python::frame_layout};
 use super::{
     PythonError,
     memory::{ProcessMemory, u64_at},
-    offsets::{CodeLayout, StrLayout, VersionLayout},
+    offsets::{CodeLayout, StrLayout, TaskLayout, VersionLayout, task_layout},
 };
 
 const COOKIE: &[u8; 8] = b"xdebugpy";
@@ -103,6 +103,9 @@ pub fn layout_from_debug_offsets(bytes: &[u8], minor: u32) -> Result<VersionLayo
         frame_owner: offset(word::FRAME_OWNER, "owner")?,
         frame_is_entry: PyOffsets::ABSENT,
         code_adaptive: offset(word::CODE_ADAPTIVE, "co_code_adaptive")?,
+        frame_gen: PyOffsets::ABSENT,
+        // Not in 3.13's block: PYTHON-NOTES.md section 2.
+        coro_iframe: 72,
         _pad: 0,
     };
     let code = CodeLayout {
@@ -118,7 +121,12 @@ pub fn layout_from_debug_offsets(bytes: &[u8], minor: u32) -> Result<VersionLayo
         ascii_size,
         compact_size: ascii_size + 16,
     };
-    Ok(VersionLayout { frames, code, text })
+    Ok(VersionLayout {
+        frames,
+        code,
+        text,
+        tasks: task_layout(minor).unwrap_or(TaskLayout::NONE),
+    })
 }
 
 #[cfg(test)]

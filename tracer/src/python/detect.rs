@@ -3,7 +3,7 @@
 
 use std::ops::RangeInclusive;
 
-use tracer_common::PyProcess;
+use tracer_common::{PyProcess, python::PyTaskOffsets};
 
 use super::{
     PythonError,
@@ -28,6 +28,9 @@ pub struct PythonProcess {
     pub code_type: u64,
     pub(super) layout: VersionLayout,
     pub(super) memory: ProcessMemory,
+    /// `_asyncio`'s dict of running tasks (3.8–3.13), once asyncio is
+    /// imported.
+    pub current_tasks: Option<u64>,
 }
 
 impl PythonProcess {
@@ -39,10 +42,24 @@ impl PythonProcess {
     /// The `PY_PROCS` value: what the kernel needs to walk this process's
     /// Python frames.
     pub fn kernel_info(&self) -> PyProcess {
+        let tasks = &self.layout.tasks;
         PyProcess {
             runtime: self.runtime,
             offsets: self.layout.frames,
+            tasks: PyTaskOffsets {
+                current_tasks: self.current_tasks.unwrap_or(0),
+                dict_layout: tasks.dict_layout,
+                tstate_running_task: tasks.tstate_running_task,
+                task_coro: tasks.task_coro,
+                task_name: tasks.task_name,
+            },
         }
+    }
+
+    /// Whether the running task is looked for in a dict not found yet
+    /// (asyncio not imported when the process was first looked at).
+    pub fn lacks_current_tasks(&self) -> bool {
+        self.layout.tasks.dict_layout != 0 && self.current_tasks.is_none()
     }
 }
 
@@ -74,12 +91,15 @@ pub fn detect(pid: u32) -> Result<Option<PythonProcess>, PythonError> {
         Some(layout) => layout,
         None => read_debug_offsets(&memory, pid, image.runtime, minor)?,
     };
-    Ok(Some(PythonProcess {
+    let mut process = PythonProcess {
         pid,
         image_path: image.path,
         runtime: image.runtime,
         code_type: image.code_type,
         layout,
         memory,
-    }))
+        current_tasks: None,
+    };
+    process.current_tasks = super::find_current_tasks(&process);
+    Ok(Some(process))
 }

@@ -21,6 +21,7 @@ mod image;
 mod lines;
 mod memory;
 mod offsets;
+mod tasks;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -28,3 +29,4 @@ mod text;
 pub use code::{CodeReader, PyFrameInfo};
 pub use detect::{PythonProcess, detect};
 pub use error::PythonError;
+pub use tasks::{find_current_tasks, task_info};

@@ -166,7 +166,7 @@ mod tests {
         }
         assert_eq!(
             Problem::Newer { found: 7 }.to_string(),
-            "recorded by a newer tracer (recording format 7; this tracer reads format 3): \
+            "recorded by a newer tracer (recording format 7; this tracer reads format 4): \
              read it with a newer tracer"
         );
     }

@@ -56,8 +56,9 @@ const fn test(
 /// The list: both modes attach and exit 0 (the two asyncio tests),
 /// a C epoll loop's planted stall with its native stack and duration, exact
 /// `--all-syscalls` counts, an asyncio stall with Python frames and socket
-/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons.
-pub const ALL: [Check; 8] = [
+/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons,
+/// and the asyncio Task of each stall, read in the kernel.
+pub const ALL: [Check; 9] = [
     Check {
         column: "boot",
         kind: Kind::Boot,
@@ -97,6 +98,7 @@ pub const ALL: [Check; 8] = [
         "asyncio_service_off_cpu_by_reason",
         180,
     ),
+    test("asyncio-tasks", "tasks", "asyncio_3_12::lean", 240),
 ];
 
 /// The smoke checks, and the tests whose name contains `only`.

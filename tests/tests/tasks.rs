@@ -1,0 +1,217 @@
+//! The asyncio Task of every stall, on every CPython here (3.8–3.13 from
+//! pyenv, Debian's static, stripped python3.11), on the default loop and on
+//! uvloop, in both modes: `asyncio_tasks.py` plants a stall in each of the
+//! tasks `slow-sleep`, `slow-recv` and `slow-cpu`, between rounds of twenty
+//! short `worker-N` tasks, then one in a plain callback. The task is read
+//! at the event: a task found later would often be a worker (they run
+//! right after), so each stall naming exactly its own task proves it.
+
+use std::{path::Path, process::Command};
+
+use serde_json::Value;
+use tracer_tests::{
+    Finished, Target, Tracer, check_planted_stalls, planted_stall_threshold, pyenv_python,
+    ready_timeout, require_root,
+};
+
+/// time.sleep is clock_nanosleep from 3.11 on, a select before.
+const SLEEP_SYSCALLS: &[&str] = &["clock_nanosleep", "select", "pselect6"];
+/// Each planted stall's length.
+const STALL_MS: f64 = 150.0;
+
+fn script() -> String {
+    format!("{}/targets/asyncio_tasks.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Traces one run of the target on `event_loop` ("asyncio" or "uvloop").
+fn trace(interpreter: &Path, event_loop: &str, args: &[&str]) -> Finished {
+    let mut target = Target::start(Command::new(interpreter).args([&script(), event_loop]));
+    let mut all = vec!["--threshold", planted_stall_threshold()];
+    all.extend_from_slice(args);
+    let tracer = Tracer::attach(target.pid, &all);
+    target.go();
+    assert!(target.wait(ready_timeout()).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    done
+}
+
+fn task_name(value: &Value) -> Option<&str> {
+    value["name"].as_str()
+}
+
+/// The innermost Python function of a stack.
+fn innermost_python(stack: &Value) -> Option<&str> {
+    stack.as_array()?.iter().find(|f| f["kind"] == "python")?["function"].as_str()
+}
+
+/// The one stall whose cause ran in task `name`.
+fn stall_of<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let stalls: Vec<&Value> = report["stalls"]
+        .as_array()
+        .expect("stalls")
+        .iter()
+        .filter(|s| task_name(&s["cause"]["task"]) == Some(name))
+        .collect();
+    assert_eq!(stalls.len(), 1, "stalls in task {name}: {stalls:#?}");
+    stalls[0]
+}
+
+/// A planted CPU stall of a 2-core machine shared with builds can spend
+/// most of its time waiting for a CPU: its cause is then the run queue,
+/// measured as such.
+fn busy_machine(stall: &Value) -> bool {
+    let runqueue = stall["runqueue_ns"].as_f64().unwrap_or(0.0);
+    stall["cause"]["kind"] == "runqueue"
+        && 2.0 * runqueue >= stall["duration_ns"].as_f64().unwrap_or(0.0)
+}
+
+/// Each planted stall names its task and coroutine, with its cause; the
+/// callback's names none; no other stall names a task.
+fn check_stalls(report: &Value) {
+    for (name, coro, kind, syscalls) in [
+        ("slow-sleep", "slow_sleep", "syscall", SLEEP_SYSCALLS),
+        ("slow-recv", "slow_recv", "syscall", &["recvfrom"][..]),
+        ("slow-cpu", "slow_cpu", "cpu", &[][..]),
+    ] {
+        let stall = stall_of(report, name);
+        let cause = &stall["cause"];
+        assert_eq!(cause["task"]["coro"], coro, "{stall:#}");
+        let syscall = cause["syscall"].as_str();
+        assert!(
+            syscall.map_or(syscalls.is_empty(), |s| syscalls.contains(&s)),
+            "{stall:#}"
+        );
+        if busy_machine(stall) {
+            // The tool said so; the task is named from the samples all
+            // the same, the stack is not.
+            continue;
+        }
+        check_planted_stalls(report, &[stall], kind, syscall, STALL_MS);
+        let innermost = innermost_python(&cause["stack"]);
+        let expected = if kind == "cpu" { "spin" } else { coro };
+        assert_eq!(innermost, Some(expected), "{stall:#}");
+    }
+    let callbacks: Vec<&Value> = report["stalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| innermost_python(&s["cause"]["stack"]) == Some("blocking_callback"))
+        .collect();
+    assert_eq!(callbacks.len(), 1, "{callbacks:#?}");
+    assert!(
+        callbacks[0]["cause"]["task"].is_null(),
+        "{:#}",
+        callbacks[0]
+    );
+    for stall in report["stalls"].as_array().unwrap() {
+        let task = &stall["cause"]["task"];
+        assert!(
+            task.is_null() || task_name(task).is_some_and(|n| n.starts_with("slow-")),
+            "a stall in another task: {stall:#}"
+        );
+    }
+}
+
+/// The blocking calls and off-CPU rows of the loop thread name the task
+/// that made them.
+fn check_calls(report: &Value) {
+    let loop_tid = &report["loops"][0]["tid"];
+    // (innermost Python function, task) of each row with Python frames.
+    let on_loop = |rows: &Value| -> Vec<(String, Option<String>)> {
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .filter(|c| &c["tid"] == loop_tid)
+            .filter_map(|c| {
+                let function = innermost_python(&c["stack"])?;
+                Some((
+                    function.to_string(),
+                    task_name(&c["task"]).map(str::to_string),
+                ))
+            })
+            .collect()
+    };
+    for rows in [&report["blocking"], &report["off_cpu"]] {
+        let calls = on_loop(rows);
+        for (function, task) in [
+            ("slow_sleep", Some("slow-sleep")),
+            ("slow_recv", Some("slow-recv")),
+            ("blocking_callback", None),
+        ] {
+            let found: Vec<&(String, Option<String>)> =
+                calls.iter().filter(|(f, _)| f == function).collect();
+            assert!(!found.is_empty(), "no call from {function}: {calls:?}");
+            for (_, named) in found {
+                assert_eq!(named.as_deref(), task, "{function}: {calls:?}");
+            }
+        }
+    }
+}
+
+fn tasks_on(interpreter: &Path, event_loop: &str, all_syscalls: bool) {
+    // Lean mode also shows the text report grouped by task.
+    let args: &[&str] = if all_syscalls {
+        &["--all-syscalls"]
+    } else {
+        &["--group-by", "task"]
+    };
+    let done = trace(interpreter, event_loop, args);
+    check_stalls(&done.report);
+    check_calls(&done.report);
+    let text = &done.stdout;
+    if all_syscalls {
+        assert!(text.contains(" by cause, "), "{text}");
+        assert!(
+            text.contains(" in task 'slow-sleep' (slow_sleep)"),
+            "{text}"
+        );
+    } else {
+        assert!(text.contains(" by asyncio task, "), "{text}");
+        for line in [
+            "1 stall in tasks 'slow-recv', ",
+            "1 stall in tasks 'slow-cpu', ",
+            "1 stall outside tasks, ",
+            " in task 'slow-recv' (slow_recv)",
+        ] {
+            assert!(text.contains(line), "{line:?} not in {text}");
+        }
+    }
+}
+
+/// Tests for each (interpreter, loop), in both modes.
+macro_rules! task_tests {
+    ($($name:ident: $interpreter:expr, $event_loop:expr;)*) => {
+        $(mod $name {
+            use super::*;
+
+            #[test]
+            fn lean() {
+                require_root!(concat!(stringify!($name), "::lean"));
+                tasks_on(&$interpreter, $event_loop, false);
+            }
+
+            #[test]
+            fn all_syscalls() {
+                require_root!(concat!(stringify!($name), "::all_syscalls"));
+                tasks_on(&$interpreter, $event_loop, true);
+            }
+        })*
+    };
+}
+
+task_tests! {
+    asyncio_3_8: pyenv_python("3.8"), "asyncio";
+    asyncio_3_9: pyenv_python("3.9"), "asyncio";
+    asyncio_3_10: pyenv_python("3.10"), "asyncio";
+    asyncio_3_11: pyenv_python("3.11"), "asyncio";
+    asyncio_3_12: pyenv_python("3.12"), "asyncio";
+    asyncio_3_13: pyenv_python("3.13"), "asyncio";
+    asyncio_debian_3_11: std::path::PathBuf::from("/usr/bin/python3.11"), "asyncio";
+    uvloop_3_8: pyenv_python("3.8"), "uvloop";
+    uvloop_3_9: pyenv_python("3.9"), "uvloop";
+    uvloop_3_10: pyenv_python("3.10"), "uvloop";
+    uvloop_3_11: pyenv_python("3.11"), "uvloop";
+    uvloop_3_12: pyenv_python("3.12"), "uvloop";
+    uvloop_3_13: pyenv_python("3.13"), "uvloop";
+}
