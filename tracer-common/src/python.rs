@@ -106,6 +106,10 @@ pub struct PyTaskOffsets {
     /// `TaskObj.task_coro` and `task_name` (ABSENT: no task lookup).
     pub task_coro: u32,
     pub task_name: u32,
+    /// `TaskObj.task_awaited_by` and `task_awaited_by_is_set` (3.14+; else
+    /// ABSENT): who awaits the task, one task or a set of them.
+    pub task_awaited_by: u32,
+    pub task_awaited_by_is_set: u32,
 }
 
 /// `PyTaskOffsets::dict_layout`: how a dict's entries are found.
@@ -136,14 +140,15 @@ pub struct PyProcess {
 /// `owner` value of a frame embedded in a generator or coroutine (3.11+).
 pub const FRAME_OWNED_BY_GENERATOR: u8 = 1;
 
-/// `owner` value of a shim frame that CPython's C code pushes when it
-/// enters the interpreter (3.12+).
+/// Lowest `owner` value of a shim frame that CPython's C code pushes when
+/// it enters the interpreter: `FRAME_OWNED_BY_CSTACK` in 3.12/3.13; 3.14
+/// has `FRAME_OWNED_BY_INTERPRETER` (3) and `FRAME_OWNED_BY_CSTACK` (4).
 pub const FRAME_OWNED_BY_CSTACK: u8 = 3;
 
 const _: () = {
     assert!(core::mem::size_of::<PyOffsets>() == 20 * 4);
-    assert!(core::mem::size_of::<PyTaskOffsets>() == 8 + 4 * 4);
-    assert!(core::mem::size_of::<PyProcess>() == 8 + 20 * 4 + 24);
+    assert!(core::mem::size_of::<PyTaskOffsets>() == 8 + 6 * 4);
+    assert!(core::mem::size_of::<PyProcess>() == 8 + 20 * 4 + 32);
 };
 
 #[cfg(feature = "user")]

@@ -309,8 +309,10 @@ impl Step for FrameWalk {
             return true;
         }
         let o = self.offsets;
+        // 3.14 tags the reference in the low bit (`_PyStackRef`); objects
+        // are 8-aligned in every version.
         let code = if self.read_frame() {
-            self.field::<u64>(o.frame_code)
+            self.field::<u64>(o.frame_code).map(|code| code & !7)
         } else {
             None
         };
@@ -358,7 +360,7 @@ impl FrameWalk {
 fn interpreter_frame(walk: &FrameWalk, code: u64) -> (i32, u32) {
     let o = walk.offsets;
     let owner = walk.field::<u8>(o.frame_owner).unwrap_or(0);
-    if owner == FRAME_OWNED_BY_CSTACK {
+    if owner >= FRAME_OWNED_BY_CSTACK {
         return (0, PY_FRAME_SHIM);
     }
     let instr = walk.field::<u64>(o.frame_instr).unwrap_or(0);

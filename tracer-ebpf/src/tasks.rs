@@ -8,7 +8,7 @@
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use tracer_common::{
-    PY_TASK_NAME_BYTES, PyOffsets, PyProcess, PyTask,
+    AWAITED_BY_SET, PY_AWAITED_BY, PY_TASK_NAME_BYTES, PyOffsets, PyProcess, PyTask,
     python::{DICT_ENTRY_SIZE, DICT_ENTRY_VALUE, DICT_MA_KEYS, PyTaskOffsets, dict_layout},
 };
 
@@ -62,7 +62,36 @@ pub unsafe fn read_task(process: &'static PyProcess, tstate: u64, out: *mut PyTa
     };
     if copied {
         // SAFETY: as above.
-        unsafe { (*out).task = task };
+        unsafe {
+            (*out).task = task;
+            read_awaited_by(t, task, out);
+        }
+    }
+}
+
+/// The chain of tasks awaiting `task`, as far as each is awaited by one
+/// task: read now, since it unwinds as soon as `task` finishes.
+///
+/// # Safety
+/// `out` must be valid for writes.
+#[inline(always)]
+unsafe fn read_awaited_by(t: &PyTaskOffsets, task: u64, out: *mut PyTask) {
+    let absent = t.task_awaited_by == PyOffsets::ABSENT;
+    let mut current = task;
+    for i in 0..PY_AWAITED_BY {
+        let mut next = 0;
+        if current != 0 && !absent {
+            let awaiter = read::<u64>(current + u64::from(t.task_awaited_by)).unwrap_or(0);
+            let is_set = read::<u8>(current + u64::from(t.task_awaited_by_is_set)).unwrap_or(0);
+            next = if is_set == 0 || awaiter == 0 {
+                awaiter
+            } else {
+                awaiter | AWAITED_BY_SET
+            };
+        }
+        // SAFETY: i < PY_AWAITED_BY; `out` is valid (caller).
+        unsafe { (*out).awaited_by[i] = next };
+        current = if next & AWAITED_BY_SET == 0 { next } else { 0 };
     }
 }
 

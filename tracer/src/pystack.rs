@@ -26,11 +26,11 @@ const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
 pub struct PythonTarget {
     pub process: PythonProcess,
     eval: Option<(String, Range<u64>)>,
-    /// When the dict of running tasks was last looked for.
+    /// When what finds the running task was last looked for.
     tasks_looked_for: Instant,
 }
 
-/// How often the dict of running tasks is looked for until asyncio is
+/// How often what finds the running task is looked for until asyncio is
 /// imported.
 const TASKS_RECHECK: Duration = Duration::from_millis(100);
 
@@ -53,17 +53,15 @@ impl PythonTarget {
         }
     }
 
-    /// If the dict of running tasks was not there before and is now (the
+    /// If what finds the running task was not there before and is now (the
     /// process imported asyncio since), the probes' new `PY_PROCS` value.
     pub fn found_tasks(&mut self) -> Option<PyProcess> {
-        if !self.process.lacks_current_tasks() || self.tasks_looked_for.elapsed() < TASKS_RECHECK {
+        if !self.process.lacks_tasks() || self.tasks_looked_for.elapsed() < TASKS_RECHECK {
             return None;
         }
         self.tasks_looked_for = Instant::now();
-        self.process.current_tasks = python::find_current_tasks(&self.process);
-        self.process
-            .current_tasks
-            .map(|_| self.process.kernel_info())
+        self.process.look_for_tasks();
+        (!self.process.lacks_tasks()).then(|| self.process.kernel_info())
     }
 
     /// Names the task the kernel found at an event.

@@ -20,6 +20,7 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     // CPython 3.14 targets run in a Debian sid root, as in a container.
     let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
+    crate::roots::ensure_wheel(&sid, 14, "uvloop")?;
     let mut command = cargo();
     command
         .args(["test", "--release"])

@@ -1,12 +1,13 @@
-//! Is a process running CPython 3.8–3.13, and if so, where is its runtime
+//! Is a process running CPython 3.8–3.14, and if so, where is its runtime
 //! and how are its structs laid out.
 
 use std::ops::RangeInclusive;
 
-use tracer_common::{PyProcess, python::PyTaskOffsets};
+use tracer_common::{PyOffsets, PyProcess, python::PyTaskOffsets};
 
 use super::{
     PythonError,
+    asyncio_debug::{AsyncioOffsets, read_asyncio_offsets},
     debug_offsets::read_debug_offsets,
     image::find_image,
     memory::ProcessMemory,
@@ -14,7 +15,7 @@ use super::{
 };
 
 /// Minor versions of CPython 3 whose frames can be read.
-const SUPPORTED_MINORS: RangeInclusive<u32> = 8..=13;
+const SUPPORTED_MINORS: RangeInclusive<u32> = 8..=14;
 
 /// A process running a CPython the tracer can read.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct PythonProcess {
     /// `_asyncio`'s dict of running tasks (3.8–3.13), once asyncio is
     /// imported.
     pub current_tasks: Option<u64>,
+    /// `_asyncio`'s own description of its tasks (3.14+), once loaded.
+    pub asyncio: Option<AsyncioOffsets>,
 }
 
 impl PythonProcess {
@@ -42,29 +45,57 @@ impl PythonProcess {
     /// The `PY_PROCS` value: what the kernel needs to walk this process's
     /// Python frames.
     pub fn kernel_info(&self) -> PyProcess {
-        let tasks = &self.layout.tasks;
+        let table = &self.layout.tasks;
+        let tasks = match &self.asyncio {
+            Some(asyncio) => PyTaskOffsets {
+                current_tasks: 0,
+                dict_layout: 0,
+                tstate_running_task: asyncio.running_task,
+                task_coro: asyncio.task_coro,
+                task_name: asyncio.task_name,
+                task_awaited_by: asyncio.task_awaited_by,
+                task_awaited_by_is_set: asyncio.task_awaited_by_is_set,
+            },
+            None => PyTaskOffsets {
+                current_tasks: self.current_tasks.unwrap_or(0),
+                dict_layout: table.dict_layout,
+                tstate_running_task: PyOffsets::ABSENT,
+                task_coro: table.task_coro,
+                task_name: table.task_name,
+                task_awaited_by: PyOffsets::ABSENT,
+                task_awaited_by_is_set: PyOffsets::ABSENT,
+            },
+        };
         PyProcess {
             runtime: self.runtime,
             offsets: self.layout.frames,
-            tasks: PyTaskOffsets {
-                current_tasks: self.current_tasks.unwrap_or(0),
-                dict_layout: tasks.dict_layout,
-                tstate_running_task: tasks.tstate_running_task,
-                task_coro: tasks.task_coro,
-                task_name: tasks.task_name,
-            },
+            tasks,
         }
     }
 
-    /// Whether the running task is looked for in a dict not found yet
-    /// (asyncio not imported when the process was first looked at).
-    pub fn lacks_current_tasks(&self) -> bool {
-        self.layout.tasks.dict_layout != 0 && self.current_tasks.is_none()
+    /// Whether what finds the running task is still to be found (asyncio
+    /// not imported when the process was first looked at).
+    pub fn lacks_tasks(&self) -> bool {
+        if self.minor() >= 14 {
+            self.asyncio.is_none()
+        } else {
+            self.layout.tasks.dict_layout != 0 && self.current_tasks.is_none()
+        }
+    }
+
+    /// Looks for what finds the running task: `_asyncio`'s dict of them
+    /// (3.8–3.13), or its debug offsets (3.14+).
+    pub fn look_for_tasks(&mut self) {
+        if self.minor() >= 14 {
+            self.asyncio = read_asyncio_offsets(self.pid, &self.image_path);
+        } else {
+            self.current_tasks = super::find_current_tasks(self);
+        }
     }
 }
 
 /// Finds the CPython runtime of process `pid`. `Ok(None)` when the process
-/// runs no CPython, or a version other than 3.8–3.13 (said in a debug log).
+/// runs no CPython, or a version other than 3.8–3.14 (said in a debug log).
 pub fn detect(pid: u32) -> Result<Option<PythonProcess>, PythonError> {
     let Some(image) = find_image(pid)? else {
         log::debug!(
@@ -81,7 +112,7 @@ pub fn detect(pid: u32) -> Result<Option<PythonProcess>, PythonError> {
     };
     if !SUPPORTED_MINORS.contains(&minor) {
         log::debug!(
-            "pid {pid} runs CPython 3.{minor} ({}); Python frames are read for 3.8 to 3.13 only",
+            "pid {pid} runs CPython 3.{minor} ({}); Python frames are read for 3.8 to 3.14 only",
             image.path
         );
         return Ok(None);
@@ -99,7 +130,8 @@ pub fn detect(pid: u32) -> Result<Option<PythonProcess>, PythonError> {
         layout,
         memory,
         current_tasks: None,
+        asyncio: None,
     };
-    process.current_tasks = super::find_current_tasks(&process);
+    process.look_for_tasks();
     Ok(Some(process))
 }

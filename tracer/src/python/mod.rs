@@ -13,6 +13,7 @@
 //! }
 //! ```
 
+mod asyncio_debug;
 mod code;
 mod debug_offsets;
 mod detect;

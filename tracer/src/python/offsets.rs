@@ -29,8 +29,6 @@ pub struct TaskLayout {
     /// `tracer_common::python::dict_layout` of this version's dicts (0:
     /// the running task is not looked for in a dict).
     pub dict_layout: u32,
-    /// `PyThreadState` field holding the running task (3.14+).
-    pub tstate_running_task: u32,
 }
 
 /// `PyCodeObject` fields userspace reads.
@@ -134,7 +132,6 @@ impl TaskLayout {
         task_coro: ABSENT,
         task_name: ABSENT,
         dict_layout: 0,
-        tstate_running_task: ABSENT,
     };
 }
 
@@ -159,7 +156,6 @@ pub fn task_layout(minor: u32) -> Option<TaskLayout> {
         } else {
             dict_layout::LOG2
         },
-        tstate_running_task: ABSENT,
     })
 }
 

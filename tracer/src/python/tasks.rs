@@ -2,12 +2,14 @@
 //! `_asyncio` module's `current_tasks` dict (3.8–3.13) once asyncio is
 //! imported, for the kernel to scan at each event; [`task_info`] turns the
 //! task the kernel found (its name object's first bytes, its coroutine's
-//! code) into a name and a coroutine name.
+//! code) into a name and a coroutine name, and (3.14+) the chain of tasks
+//! awaiting it.
 
-use tracer_common::{PyTask, python::dict_layout};
+use tracer_common::{AWAITED_BY_SET, PyTask, python::dict_layout};
 
 use super::{
     CodeReader, PythonProcess,
+    asyncio_debug::AsyncioOffsets,
     memory::{ProcessMemory, i64_at, u64_at},
     text::str_in_bytes,
 };
@@ -24,6 +26,14 @@ const LONG_SIZE: u32 = 16;
 const LONG_DIGITS: usize = 24;
 /// Entries of a dict read at most (sys.modules has a few hundred).
 const MAX_DICT_ENTRIES: u64 = 1 << 16;
+/// Awaiting tasks followed at most, and the slots of a set of them read.
+const MAX_AWAITED_BY: usize = 16;
+const MAX_SET_SLOTS: u64 = 64;
+/// `PySetObject.mask` and `.table`; a slot is (key, hash).
+const SET_MASK: u64 = 32;
+const SET_TABLE: u64 = 40;
+/// Bytes of a name object read.
+const NAME_BYTES: usize = tracer_common::PY_TASK_NAME_BYTES;
 
 /// The address of `_asyncio`'s `current_tasks` dict, `{loop: task}`:
 /// `sys.modules["_asyncio"].__dict__["_current_tasks"]`. `None` before
@@ -101,13 +111,93 @@ pub fn task_info(python: &PythonProcess, code: &mut CodeReader, raw: &PyTask) ->
         lasti: -1,
         flags: 0,
     };
+    let name = task_name(python, &raw.name).unwrap_or_else(|| "?".to_string());
+    let awaited_by = match &python.asyncio {
+        Some(asyncio) => awaited_by(python, asyncio, raw),
+        None => Vec::new(),
+    };
     Some(TaskInfo {
-        name: task_name(python, &raw.name).unwrap_or_else(|| "?".to_string()),
+        name,
         coro: code
             .frame(python, &coro)
             .map_or_else(|| "?".to_string(), |frame| frame.function),
-        awaited_by: Vec::new(),
+        awaited_by,
     })
+}
+
+/// The names of the tasks awaiting the task, nearest first: those the
+/// kernel followed at the event, then (past a set of awaiters, or deeper)
+/// from memory now; they wait on it, so they are still there.
+fn awaited_by(python: &PythonProcess, a: &AsyncioOffsets, raw: &PyTask) -> Vec<String> {
+    let mut chain = Vec::new();
+    let mut last = None;
+    for &entry in &raw.awaited_by {
+        let awaiter = match entry {
+            0 => return chain,
+            set if set & AWAITED_BY_SET != 0 => first_task_in(python, a, set & !AWAITED_BY_SET),
+            task => is_task(python, a, task).then_some(task),
+        };
+        let Some((awaiter, name)) = awaiter.and_then(|t| Some((t, name_at(python, a, t)?))) else {
+            return chain;
+        };
+        chain.push(name);
+        last = Some(awaiter);
+        if entry & AWAITED_BY_SET != 0 {
+            break;
+        }
+    }
+    while let Some(task) = last.filter(|_| chain.len() < MAX_AWAITED_BY) {
+        last = awaiter(python, a, task);
+        if let Some(name) = last.and_then(|t| name_at(python, a, t)) {
+            chain.push(name);
+        }
+    }
+    chain
+}
+
+/// The task awaiting `task`: its `task_awaited_by`, or (awaited by several)
+/// the first task in that set. `None` when nothing awaits it, or only a
+/// Future that is not a task (`gather`'s).
+fn awaiter(python: &PythonProcess, a: &AsyncioOffsets, task: u64) -> Option<u64> {
+    let memory = &python.memory;
+    let awaited_by = memory.read_u64(task + u64::from(a.task_awaited_by))?;
+    if awaited_by == 0 {
+        return None;
+    }
+    let [is_set]: [u8; 1] = memory.read_array(task + u64::from(a.task_awaited_by_is_set))?;
+    if is_set == 0 {
+        is_task(python, a, awaited_by).then_some(awaited_by)
+    } else {
+        first_task_in(python, a, awaited_by)
+    }
+}
+
+fn is_task(python: &PythonProcess, a: &AsyncioOffsets, object: u64) -> bool {
+    python.memory.read_array(object + u64::from(a.task_is_task)) == Some([1u8])
+}
+
+/// The first task in the set at `set` (`PySetObject`).
+fn first_task_in(python: &PythonProcess, a: &AsyncioOffsets, set: u64) -> Option<u64> {
+    let memory = &python.memory;
+    let mask = memory.read_u64(set + SET_MASK)?.min(MAX_SET_SLOTS - 1);
+    let table = memory.read_u64(set + SET_TABLE)?;
+    let slots = memory.read_vec(table, usize::try_from((mask + 1) * 16).ok()?)?;
+    slots
+        .chunks_exact(16)
+        .filter_map(|slot| u64_at(slot, 0))
+        .find(|&key| key != 0 && is_task(python, a, key) && name_at(python, a, key).is_some())
+}
+
+/// The name of the task at `task`, read from memory.
+fn name_at(python: &PythonProcess, a: &AsyncioOffsets, task: u64) -> Option<String> {
+    let name = python.memory.read_u64(task + u64::from(a.task_name))?;
+    let bytes: [u8; NAME_BYTES] = python.memory.read_array(name).or_else(|| {
+        // A small object near the end of its mapping.
+        let mut head = [0u8; NAME_BYTES];
+        head[..32].copy_from_slice(&python.memory.read_array::<32>(name)?);
+        Some(head)
+    })?;
+    task_name(python, &bytes)
 }
 
 /// A task's name from the first bytes of its name object: a `str`, or the

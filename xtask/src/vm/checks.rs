@@ -98,7 +98,7 @@ pub const ALL: [Check; 9] = [
         "asyncio_service_off_cpu_by_reason",
         180,
     ),
-    test("asyncio-tasks", "tasks", "asyncio_3_12::lean", 240),
+    test("asyncio-tasks", "tasks", "asyncio_3_11::lean", 240),
 ];
 
 /// The smoke checks, and the tests whose name contains `only`.
