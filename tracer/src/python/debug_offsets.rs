@@ -16,9 +16,8 @@ const COOKIE: &[u8; 8] = b"xdebugpy";
 /// followed by u64s (pycore_debug_offsets.h), and 3.14 added members.
 struct Words {
     interpreters_head: usize,
-    interp_next: usize,
-    interp_threads_head: usize,
-    imports_modules: usize,
+    /// The members of `interpreter_state`, in order from [`INTERPRETER`].
+    interpreter: &'static [&'static str],
     tstate_next: usize,
     tstate_current_frame: usize,
     tstate_thread_id: usize,
@@ -42,11 +41,26 @@ const FREE_THREADED: usize = 2;
 /// Words read: up to and including the last one used by any version.
 const COUNT: usize = 86;
 
+/// Index of `interpreter_state.size`, the first of its members.
+const INTERPRETER: usize = 6;
+
 const WORDS_313: Words = Words {
     interpreters_head: 5,
-    interp_next: 8,
-    interp_threads_head: 9,
-    imports_modules: 11,
+    interpreter: &[
+        "size",
+        "id",
+        "next",
+        "threads_head",
+        "gc",
+        "imports_modules",
+        "sysdict",
+        "builtins",
+        "ceval_gil",
+        "gil_runtime_state",
+        "gil_runtime_state_enabled",
+        "gil_runtime_state_locked",
+        "gil_runtime_state_holder",
+    ],
     tstate_next: 21,
     tstate_current_frame: 23,
     tstate_thread_id: 24,
@@ -69,9 +83,24 @@ const WORDS_313: Words = Words {
 /// `code_object.co_tlbc`, `set_object`, `gen_object`, ...
 const WORDS_314: Words = Words {
     interpreters_head: 5,
-    interp_next: 8,
-    interp_threads_head: 9,
-    imports_modules: 12,
+    interpreter: &[
+        "size",
+        "id",
+        "next",
+        "threads_head",
+        "threads_main",
+        "gc",
+        "imports_modules",
+        "sysdict",
+        "builtins",
+        "ceval_gil",
+        "gil_runtime_state",
+        "gil_runtime_state_enabled",
+        "gil_runtime_state_locked",
+        "gil_runtime_state_holder",
+        "code_object_generation",
+        "tlbc_generation",
+    ],
     tstate_next: 24,
     tstate_current_frame: 26,
     tstate_thread_id: 27,
@@ -91,6 +120,52 @@ const WORDS_314: Words = Words {
 
 /// Offsets larger than this are garbage, not a field of a CPython struct.
 const MAX_PLAUSIBLE_OFFSET: u64 = 1 << 20;
+
+/// `_Py_DebugOffsets.interpreter_state` (3.13+): offsets in
+/// `PyInterpreterState`, as the target's build has them. Members a
+/// version lacks, or that are 0 in a build with the GIL (`_gil.enabled`,
+/// `tlbc_generation`: free-threaded only), are `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterpreterOffsets {
+    /// `sizeof(PyInterpreterState)`.
+    pub size: u64,
+    pub id: u32,
+    pub next: u32,
+    pub threads_head: u32,
+    /// `threads.main` (3.14+).
+    pub threads_main: Option<u32>,
+    pub gc: u32,
+    /// `imports.modules` (`sys.modules`).
+    pub imports_modules: u32,
+    pub sysdict: u32,
+    pub builtins: u32,
+    /// `ceval.gil`: a pointer to the `struct _gil_runtime_state` the
+    /// interpreter uses (the main interpreter's own `_gil`).
+    pub ceval_gil: u32,
+    /// `_gil`: the interpreter's own `struct _gil_runtime_state`.
+    pub gil_runtime_state: u32,
+    /// `_gil.enabled` (free-threaded builds).
+    pub gil_runtime_state_enabled: Option<u32>,
+    /// `_gil.locked` and `_gil.last_holder`, from the interpreter's start.
+    pub gil_runtime_state_locked: u32,
+    pub gil_runtime_state_holder: u32,
+    /// `_code_object_generation` (3.14+).
+    pub code_object_generation: Option<u32>,
+    /// `tlbc_generation` (3.14+, free-threaded builds).
+    pub tlbc_generation: Option<u32>,
+}
+
+impl InterpreterOffsets {
+    /// `last_holder` (a `PyThreadState *`) inside `struct _gil_runtime_state`.
+    pub fn gil_holder_in_gil(&self) -> u32 {
+        self.gil_runtime_state_holder - self.gil_runtime_state
+    }
+
+    /// `locked` (an int) inside `struct _gil_runtime_state`.
+    pub fn gil_locked_in_gil(&self) -> u32 {
+        self.gil_runtime_state_locked - self.gil_runtime_state
+    }
+}
 
 /// Reads `_Py_DebugOffsets` at `runtime` (`_PyRuntime`) and builds the
 /// layout of 3.`minor` from it.
@@ -132,11 +207,9 @@ pub fn layout_from_debug_offsets(bytes: &[u8], minor: u32) -> Result<VersionLayo
     let w = if minor >= 14 { &WORDS_314 } else { &WORDS_313 };
     let offset = |index: usize, field: &'static str| {
         let value = raw(index);
-        u32::try_from(value)
-            .ok()
-            .filter(|_| value < MAX_PLAUSIBLE_OFFSET)
-            .ok_or(PythonError::DebugOffsetsField { field, value })
+        plausible(value).ok_or(PythonError::DebugOffsetsField { field, value })
     };
+    let interpreter = interpreter_offsets(w, &raw)?;
     let coro_iframe = match w.gen_iframe {
         Some(index) => offset(index, "gen_object.gi_iframe")?,
         // Not in 3.13's block: PYTHON-NOTES.md section 2.
@@ -146,8 +219,8 @@ pub fn layout_from_debug_offsets(bytes: &[u8], minor: u32) -> Result<VersionLayo
         minor,
         frame_layout: frame_layout::INTERPRETER_FRAME,
         runtime_interpreters_head: offset(w.interpreters_head, "interpreters_head")?,
-        interp_next: offset(w.interp_next, "interpreter_state.next")?,
-        interp_threads_head: offset(w.interp_threads_head, "threads_head")?,
+        interp_next: interpreter.next,
+        interp_threads_head: interpreter.threads_head,
         tstate_next: offset(w.tstate_next, "thread_state.next")?,
         tstate_thread_id: offset(w.tstate_thread_id, "thread_id")?,
         tstate_native_thread_id: offset(w.tstate_native_thread_id, "native_thread_id")?,
@@ -180,7 +253,7 @@ pub fn layout_from_debug_offsets(bytes: &[u8], minor: u32) -> Result<VersionLayo
     // 3.13's tasks are in a dict (the table's layout); 3.14's in the thread
     // state, at offsets the `_asyncio` module gives (`asyncio_debug`).
     let tasks = TaskLayout {
-        interp_modules: offset(w.imports_modules, "imports_modules")?,
+        interp_modules: interpreter.imports_modules,
         ..task_layout(minor).unwrap_or(TaskLayout::NONE)
     };
     Ok(VersionLayout {
@@ -188,7 +261,67 @@ pub fn layout_from_debug_offsets(bytes: &[u8], minor: u32) -> Result<VersionLayo
         code,
         text,
         tasks,
+        interpreter: Some(interpreter),
     })
+}
+
+/// The `interpreter_state` members of the block whose words `raw` reads.
+fn interpreter_offsets(
+    w: &Words,
+    raw: &dyn Fn(usize) -> u64,
+) -> Result<InterpreterOffsets, PythonError> {
+    let word = |name: &'static str| {
+        let index = w.interpreter.iter().position(|&n| n == name)?;
+        Some((name, raw(INTERPRETER + index)))
+    };
+    let offset = |name: &'static str| -> Result<u32, PythonError> {
+        let (field, value) = word(name).expect("a member of every version's block");
+        plausible(value).ok_or(PythonError::DebugOffsetsField { field, value })
+    };
+    // A member this version lacks, or 0 (not in this build).
+    let optional = |name: &'static str| -> Result<Option<u32>, PythonError> {
+        match word(name) {
+            None | Some((_, 0)) => Ok(None),
+            Some((field, value)) => plausible(value)
+                .map(Some)
+                .ok_or(PythonError::DebugOffsetsField { field, value }),
+        }
+    };
+    let size = word("size").map_or(0, |(_, value)| value);
+    let gil = offset("gil_runtime_state")?;
+    let locked = offset("gil_runtime_state_locked")?;
+    let holder = offset("gil_runtime_state_holder")?;
+    if locked < gil || holder < gil {
+        return Err(PythonError::DebugOffsetsField {
+            field: "gil_runtime_state_holder",
+            value: u64::from(holder),
+        });
+    }
+    Ok(InterpreterOffsets {
+        size,
+        id: offset("id")?,
+        next: offset("next")?,
+        threads_head: offset("threads_head")?,
+        threads_main: optional("threads_main")?,
+        gc: offset("gc")?,
+        imports_modules: offset("imports_modules")?,
+        sysdict: offset("sysdict")?,
+        builtins: offset("builtins")?,
+        ceval_gil: offset("ceval_gil")?,
+        gil_runtime_state: gil,
+        gil_runtime_state_enabled: optional("gil_runtime_state_enabled")?,
+        gil_runtime_state_locked: locked,
+        gil_runtime_state_holder: holder,
+        code_object_generation: optional("code_object_generation")?,
+        tlbc_generation: optional("tlbc_generation")?,
+    })
+}
+
+/// `value` as an offset, if it can be one.
+fn plausible(value: u64) -> Option<u32> {
+    u32::try_from(value)
+        .ok()
+        .filter(|_| value < MAX_PLAUSIBLE_OFFSET)
 }
 
 #[cfg(test)]
@@ -207,15 +340,28 @@ mod tests {
     }
 
     /// 3.13.0's block, the words this module reads as measured live
-    /// (PYTHON-NOTES.md section 3).
+    /// (PYTHON-NOTES.md section 3; interpreter_state read from pyenv's 3.13.0
+    /// through ctypes).
     fn block_313() -> Vec<u8> {
         let w = &WORDS_313;
         block(&[
             (VERSION, 0x030d_00f0),
             (w.interpreters_head, 632),
-            (w.interp_next, 7264),
-            (w.interp_threads_head, 7344),
-            (w.imports_modules, 7656),
+            // interpreter_state: size, id, next, threads_head, gc,
+            // imports_modules, sysdict, builtins, ceval_gil, _gil, its
+            // enabled (0: not free-threaded), locked, last_holder.
+            (INTERPRETER, 194_968),
+            (INTERPRETER + 1, 7272),
+            (INTERPRETER + 2, 7264),
+            (INTERPRETER + 3, 7344),
+            (INTERPRETER + 4, 7400),
+            (INTERPRETER + 5, 7656),
+            (INTERPRETER + 6, 7640),
+            (INTERPRETER + 7, 7648),
+            (INTERPRETER + 8, 16),
+            (INTERPRETER + 9, 7752),
+            (INTERPRETER + 11, 7768),
+            (INTERPRETER + 12, 7760),
             (w.tstate_next, 8),
             (w.tstate_current_frame, 72),
             (w.tstate_thread_id, 152),
@@ -246,6 +392,18 @@ mod tests {
         assert_eq!(layout.code.name, 128);
         assert_eq!(layout.tasks.interp_modules, 7656);
         assert_eq!(layout.tasks.task_coro, 120);
+        let interpreter = layout.interpreter.expect("3.13 describes its interpreter");
+        assert_eq!(interpreter.next, 7264);
+        assert_eq!(interpreter.threads_main, None);
+        assert_eq!(interpreter.ceval_gil, 16);
+        assert_eq!(
+            (
+                interpreter.gil_holder_in_gil(),
+                interpreter.gil_locked_in_gil()
+            ),
+            (8, 16)
+        );
+        assert_eq!(interpreter.code_object_generation, None);
         assert_eq!(
             layout.text,
             StrLayout {
@@ -258,93 +416,36 @@ mod tests {
     /// Debian's 3.14.10: the first 86 words of its block, read from the file.
     #[test]
     fn reads_the_3_14_block() {
+        #[rustfmt::skip]
         let words_3_14_10: [u64; 86] = [
-            0,
-            0x030e_0af0,
-            0,
-            0x4d4c8,
-            784,
-            808,
-            0x37248,
-            7280,
-            7272,
-            7344,
-            7360,
-            7408,
-            7688,
-            7672,
-            7680,
-            16,
-            7784,
-            0,
-            7800,
-            7792,
-            7992,
-            0,
-            832,
-            0,
-            8,
-            16,
-            72,
-            152,
-            160,
-            232,
-            32,
-            88,
-            8,
-            0,
-            56,
-            80,
-            74,
-            64,
-            0,
-            216,
-            112,
-            120,
-            128,
-            136,
-            68,
-            52,
-            96,
-            104,
-            208,
-            0,
-            16,
-            8,
-            416,
-            24,
-            88,
-            168,
-            40,
-            32,
-            16,
-            40,
-            24,
-            16,
-            200,
-            24,
-            40,
-            32,
-            48,
-            32,
-            40,
-            24,
-            16,
-            32,
-            16,
-            24,
-            40,
-            16,
-            32,
-            64,
-            32,
-            16,
-            40,
-            264,
-            192,
-            160,
-            24,
-            72,
+            // cookie, version, free_threaded
+            0, 0x030e_0af0, 0,
+            // runtime_state
+            0x4d4c8, 784, 808,
+            // interpreter_state
+            0x37248, 7280, 7272, 7344, 7360, 7408, 7688, 7672, 7680, 16, 7784, 0, 7800, 7792, 7992, 0,
+            // thread_state
+            832, 0, 8, 16, 72, 152, 160, 232, 32,
+            // interpreter_frame
+            88, 8, 0, 56, 80, 74, 64, 0,
+            // code_object
+            216, 112, 120, 128, 136, 68, 52, 96, 104, 208, 0,
+            // pyobject, type_object
+            16, 8, 416, 24, 88, 168,
+            // tuple_object, list_object
+            40, 32, 16, 40, 24, 16,
+            // set_object
+            200, 24, 40, 32,
+            // dict_object
+            48, 32, 40,
+            // float, long, bytes
+            24, 16, 32, 16, 24, 40, 16, 32,
+            // unicode_object
+            64, 32, 16, 40,
+            // gc
+            264, 192,
+            // gen_object (size, gi_name, gi_iframe)
+            160, 24, 72,
         ];
         let mut bytes: Vec<u8> = words_3_14_10.iter().flat_map(|w| w.to_le_bytes()).collect();
         bytes[..8].copy_from_slice(COOKIE);
@@ -369,6 +470,30 @@ mod tests {
         assert_eq!(layout.code.first_line, 68);
         assert_eq!(layout.tasks.interp_modules, 7688);
         assert_eq!(layout.text.ascii_size, 40);
+        let interpreter = layout.interpreter.expect("3.14 describes its interpreter");
+        assert_eq!(
+            interpreter,
+            InterpreterOffsets {
+                size: 0x37248,
+                id: 7280,
+                next: 7272,
+                threads_head: 7344,
+                threads_main: Some(7360),
+                gc: 7408,
+                imports_modules: 7688,
+                sysdict: 7672,
+                builtins: 7680,
+                ceval_gil: 16,
+                gil_runtime_state: 7784,
+                gil_runtime_state_enabled: None,
+                gil_runtime_state_locked: 7800,
+                gil_runtime_state_holder: 7792,
+                code_object_generation: Some(7992),
+                tlbc_generation: None,
+            }
+        );
+        assert_eq!(interpreter.gil_holder_in_gil(), 8);
+        assert_eq!(interpreter.gil_locked_in_gil(), 16);
     }
 
     #[test]

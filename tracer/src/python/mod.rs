@@ -28,6 +28,7 @@ mod tests;
 mod text;
 
 pub use code::{CodeReader, PyFrameInfo};
+pub use debug_offsets::InterpreterOffsets;
 pub use detect::{PythonProcess, detect};
 pub use error::PythonError;
 pub use tasks::{find_current_tasks, task_info};

@@ -3,6 +3,7 @@
 //! the tests walk live interpreters with them). 3.13 publishes its own
 //! offsets in the process: see `debug_offsets`.
 
+use super::debug_offsets::InterpreterOffsets;
 use tracer_common::{
     PyOffsets,
     python::{dict_layout, frame_layout},
@@ -16,6 +17,9 @@ pub struct VersionLayout {
     pub code: CodeLayout,
     pub text: StrLayout,
     pub tasks: TaskLayout,
+    /// `PyInterpreterState`'s members as the target's `_Py_DebugOffsets`
+    /// gives them (3.13+; `None` for the versions laid out by table).
+    pub interpreter: Option<InterpreterOffsets>,
 }
 
 /// Where asyncio Tasks are found and what of them is read.
@@ -211,5 +215,6 @@ pub fn known_layout(minor: u32) -> Option<VersionLayout> {
         code,
         text,
         tasks,
+        interpreter: None,
     })
 }
