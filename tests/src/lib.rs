@@ -13,6 +13,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod interpreters;
+
 /// How long a target or the tracer may take to say it is ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -219,6 +221,21 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> ExitStatus {
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Traces the target `command` starts (it prints "ready PID", then waits
+/// for a line on stdin) from its start to its exit, with
+/// [`planted_stall_threshold`] and `args`.
+pub fn trace_target(mut command: Command, args: &[&str]) -> Finished {
+    let mut target = Target::start(&mut command);
+    let mut all = vec!["--threshold", planted_stall_threshold()];
+    all.extend_from_slice(args);
+    let tracer = Tracer::attach(target.pid, &all);
+    target.go();
+    assert!(target.wait(ready_timeout()).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    done
 }
 
 /// A running `tracer`, started with `--json` into a temporary directory.

@@ -7,7 +7,10 @@ seconds. The slow tasks are awaited by the task `serve`, itself awaited by
 
 Usage: asyncio_tasks.py [asyncio|uvloop]. Runs one quick round first (so
 the traced round pages in no code), prints "ready PID", waits for a line
-on stdin (the tracer attaches), runs the traced round and exits."""
+on stdin (the tracer attaches), runs the traced round and exits.
+$TASKS_STALL sets STALL (seconds); with $TASKS_ANNOUNCE, "stalling NAME"
+is printed as each task's stall starts (for a look from outside during
+it)."""
 
 import asyncio
 import os
@@ -16,8 +19,14 @@ import sys
 import threading
 import time
 
-STALL = 0.15
+STALL = float(os.environ.get("TASKS_STALL", "0.15"))
+ANNOUNCE = "TASKS_ANNOUNCE" in os.environ
 WORKERS = 20
+
+
+def announce(name):
+    if ANNOUNCE:
+        print(f"stalling {name}", flush=True)
 
 
 def spin(seconds):
@@ -28,6 +37,7 @@ def spin(seconds):
 
 async def slow_sleep(stall):
     await asyncio.sleep(0)
+    announce("slow-sleep")
     time.sleep(stall)
 
 

@@ -8,15 +8,11 @@
 //! after), so each stall naming exactly its own task proves it. On 3.14
 //! each also names the tasks awaiting it, `serve ← main`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
-
 use serde_json::Value;
 use tracer_tests::{
-    Finished, Target, Tracer, check_planted_stalls, planted_stall_threshold, pyenv_python,
-    ready_timeout, require_root,
+    check_planted_stalls,
+    interpreters::{Python, target_script},
+    require_root, trace_target,
 };
 
 /// time.sleep is clock_nanosleep from 3.11 on, a select before.
@@ -24,92 +20,23 @@ const SLEEP_SYSCALLS: &[&str] = &["clock_nanosleep", "select", "pselect6"];
 /// Each planted stall's length.
 const STALL_MS: f64 = 150.0;
 
-fn script() -> String {
-    format!("{}/targets/asyncio_tasks.py", env!("CARGO_MANIFEST_DIR"))
-}
+const SCRIPT: &str = "asyncio_tasks.py";
 
-/// Where the target runs.
-enum Python {
-    /// An interpreter of this machine.
-    Host(PathBuf),
-    /// CPython 3.14 in the Debian sid root `cargo xtask test` makes
-    /// ($TRACER_SID_ROOT), run with chroot: its files are only behind
-    /// /proc/PID/root, as in a container.
-    Sid,
-}
-
-/// Where the target script is inside the sid root.
-const SCRIPT_IN_ROOT: &str = "/tmp/tracer-tests/asyncio_tasks.py";
-
-impl Python {
-    /// The command that runs the target on `event_loop`; `None` (skipped)
-    /// without a sid root, which under CI=true is a failure.
-    fn command(&self, event_loop: &str) -> Option<Command> {
-        match self {
-            Python::Host(interpreter) => {
-                let mut command = Command::new(interpreter);
-                command.args([&script(), event_loop]);
-                Some(command)
-            }
-            Python::Sid => {
-                let Some(root) = std::env::var_os("TRACER_SID_ROOT") else {
-                    assert!(
-                        std::env::var("CI").as_deref() != Ok("true"),
-                        "TRACER_SID_ROOT is not set (cargo xtask test sets it)"
-                    );
-                    eprintln!("skipped: no TRACER_SID_ROOT (cargo xtask test sets it)");
-                    return None;
-                };
-                let inside = Path::new(&root).join(SCRIPT_IN_ROOT.trim_start_matches('/'));
-                std::fs::create_dir_all(inside.parent().expect("a directory"))
-                    .expect("make the script's directory in the root");
-                std::fs::copy(script(), &inside).expect("copy the target into the root");
-                let mut command = Command::new("chroot");
-                command
-                    .arg(&root)
-                    .args(["python3.14", SCRIPT_IN_ROOT, event_loop]);
-                Some(command)
-            }
-        }
-    }
-
-    /// The target script as the interpreter names it in frames.
-    fn script_path(&self) -> String {
-        match self {
-            Python::Host(_) => script(),
-            Python::Sid => SCRIPT_IN_ROOT.to_string(),
-        }
-    }
-
-    /// The chain of tasks awaiting each slow task, as this version shows it.
-    fn awaited_by(&self) -> &'static [&'static str] {
-        match self {
-            Python::Host(_) => &[],
-            Python::Sid => &["serve", "main"],
-        }
+/// The chain of tasks awaiting each slow task, as this version shows it.
+fn expected_awaited_by(python: &Python) -> &'static [&'static str] {
+    match python {
+        Python::Host(_) => &[],
+        Python::Sid => &["serve", "main"],
     }
 }
 
 /// The 1-based line of the first line of the target containing `needle`.
 fn line_of(needle: &str) -> u64 {
-    let text = std::fs::read_to_string(script()).expect("read the target");
+    let text = std::fs::read_to_string(target_script(SCRIPT)).expect("read the target");
     text.lines()
         .position(|l| l.contains(needle))
         .expect("needle in the target") as u64
         + 1
-}
-
-/// Traces one run of the target on `event_loop` ("asyncio" or "uvloop").
-fn trace(mut command: Command, args: &[&str]) -> Finished {
-    let mut target = Target::start(&mut command);
-    let mut all = vec!["--threshold", planted_stall_threshold()];
-    all.extend_from_slice(args);
-    let tracer = Tracer::attach(target.pid, &all);
-    target.go();
-    assert!(target.wait(ready_timeout()).success());
-    let done = tracer.finish();
-    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
-    done
 }
 
 fn task_name(value: &Value) -> Option<&str> {
@@ -178,7 +105,7 @@ fn check_stalls(report: &Value, python: &Python) {
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        assert_eq!(awaited_by, python.awaited_by(), "{stall:#}");
+        assert_eq!(awaited_by, expected_awaited_by(python), "{stall:#}");
         let syscall = cause["syscall"].as_str();
         assert!(
             syscall.map_or(syscalls.is_empty(), |s| syscalls.contains(&s)),
@@ -198,7 +125,7 @@ fn check_stalls(report: &Value, python: &Python) {
         assert_eq!(innermost["function"], function, "{stall:#}");
         assert_eq!(
             innermost["file"],
-            python.script_path().as_str(),
+            python.script_path(SCRIPT).as_str(),
             "{stall:#}"
         );
         let lines: Vec<u64> = code.iter().map(|needle| line_of(needle)).collect();
@@ -211,7 +138,17 @@ fn check_stalls(report: &Value, python: &Python) {
         .iter()
         .filter(|s| innermost_python(&s["cause"]["stack"]) == Some("blocking_callback"))
         .collect();
-    assert_eq!(callbacks.len(), 1, "{callbacks:#?}");
+    let descriptions: Vec<(&Value, &Value)> = report["stalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (&s["duration_ns"], &s["cause"]["description"]))
+        .collect();
+    assert_eq!(
+        callbacks.len(),
+        1,
+        "callback stalls {callbacks:#?} of {descriptions:#?}"
+    );
     assert!(
         callbacks[0]["cause"]["task"].is_null(),
         "{:#}",
@@ -269,7 +206,7 @@ fn check_calls(report: &Value) {
 }
 
 fn tasks_on(python: &Python, event_loop: &str, all_syscalls: bool) {
-    let Some(command) = python.command(event_loop) else {
+    let Some(command) = python.command(SCRIPT, &[event_loop]) else {
         return;
     };
     // Lean mode also shows the text report grouped by task.
@@ -278,7 +215,7 @@ fn tasks_on(python: &Python, event_loop: &str, all_syscalls: bool) {
     } else {
         &["--group-by", "task"]
     };
-    let done = trace(command, args);
+    let done = trace_target(command, args);
     check_stalls(&done.report, python);
     check_calls(&done.report);
     let text = &done.stdout;
@@ -322,24 +259,20 @@ macro_rules! task_tests {
     };
 }
 
-fn pyenv(minor: &str) -> Python {
-    Python::Host(pyenv_python(minor))
-}
-
 task_tests! {
-    asyncio_3_8: pyenv("3.8"), "asyncio";
-    asyncio_3_9: pyenv("3.9"), "asyncio";
-    asyncio_3_10: pyenv("3.10"), "asyncio";
-    asyncio_3_11: pyenv("3.11"), "asyncio";
-    asyncio_3_12: pyenv("3.12"), "asyncio";
-    asyncio_3_13: pyenv("3.13"), "asyncio";
+    asyncio_3_8: Python::pyenv("3.8"), "asyncio";
+    asyncio_3_9: Python::pyenv("3.9"), "asyncio";
+    asyncio_3_10: Python::pyenv("3.10"), "asyncio";
+    asyncio_3_11: Python::pyenv("3.11"), "asyncio";
+    asyncio_3_12: Python::pyenv("3.12"), "asyncio";
+    asyncio_3_13: Python::pyenv("3.13"), "asyncio";
     asyncio_debian_3_11: Python::Host("/usr/bin/python3.11".into()), "asyncio";
     asyncio_sid_3_14: Python::Sid, "asyncio";
-    uvloop_3_8: pyenv("3.8"), "uvloop";
-    uvloop_3_9: pyenv("3.9"), "uvloop";
-    uvloop_3_10: pyenv("3.10"), "uvloop";
-    uvloop_3_11: pyenv("3.11"), "uvloop";
-    uvloop_3_12: pyenv("3.12"), "uvloop";
-    uvloop_3_13: pyenv("3.13"), "uvloop";
+    uvloop_3_8: Python::pyenv("3.8"), "uvloop";
+    uvloop_3_9: Python::pyenv("3.9"), "uvloop";
+    uvloop_3_10: Python::pyenv("3.10"), "uvloop";
+    uvloop_3_11: Python::pyenv("3.11"), "uvloop";
+    uvloop_3_12: Python::pyenv("3.12"), "uvloop";
+    uvloop_3_13: Python::pyenv("3.13"), "uvloop";
     uvloop_sid_3_14: Python::Sid, "uvloop";
 }
