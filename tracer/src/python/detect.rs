@@ -14,6 +14,10 @@ use super::{
     offsets::{VersionLayout, known_layout},
 };
 
+/// Set in the tracer's environment, the kernel looks for no asyncio Task
+/// (for measuring what the lookup costs).
+pub const NO_TASK_LOOKUP: &str = "TRACER_NO_TASK_LOOKUP";
+
 /// Minor versions of CPython 3 whose frames can be read.
 const SUPPORTED_MINORS: RangeInclusive<u32> = 8..=14;
 
@@ -47,6 +51,17 @@ impl PythonProcess {
     pub fn kernel_info(&self) -> PyProcess {
         let table = &self.layout.tasks;
         let tasks = match &self.asyncio {
+            // The task lookup's cost is measured against runs without it
+            // (bpf_stats of runs with and without it).
+            _ if std::env::var_os(NO_TASK_LOOKUP).is_some() => PyTaskOffsets {
+                current_tasks: 0,
+                dict_layout: 0,
+                tstate_running_task: PyOffsets::ABSENT,
+                task_coro: PyOffsets::ABSENT,
+                task_name: PyOffsets::ABSENT,
+                task_awaited_by: PyOffsets::ABSENT,
+                task_awaited_by_is_set: PyOffsets::ABSENT,
+            },
             Some(asyncio) => PyTaskOffsets {
                 current_tasks: 0,
                 dict_layout: 0,
