@@ -2,7 +2,10 @@
 //! twice: OUT_DIR/probes uses `bpf_loop` (Linux 5.17+), OUT_DIR/probes-bounded
 //! (the `bounded-loops` feature) runs on older kernels. Both are embedded in
 //! the binary. Needs the nightly toolchain with rust-src and bpf-linker:
-//! `cargo xtask setup`.
+//! `cargo xtask setup`. It also sets TRACER_COMMIT for `tracer --version`.
+
+#[path = "build/commit.rs"]
+mod commit;
 
 use std::{fs, path::Path};
 
@@ -10,6 +13,7 @@ use anyhow::Context;
 
 fn main() -> anyhow::Result<()> {
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
+    commit::emit(Path::new(&manifest_dir));
     let ebpf_dir = Path::new(&manifest_dir).join("../tracer-ebpf");
     let ebpf_dir = ebpf_dir.canonicalize()?;
     let Some(ebpf_dir) = ebpf_dir.to_str() else {

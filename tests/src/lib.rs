@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod prometheus;
+
 use serde_json::Value;
 
 pub mod interpreters;
@@ -185,8 +187,14 @@ impl Target {
 
     /// Tells a target started with `--wait` (or reading stdin) to go on.
     pub fn go(&mut self) {
+        self.send("go");
+    }
+
+    /// Writes a line to the target's stdin (a command, for targets that
+    /// take them).
+    pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("target stdin");
-        stdin.write_all(b"go\n").expect("write to target");
+        writeln!(stdin, "{line}").expect("write to target");
         stdin.flush().expect("flush target stdin");
     }
 
@@ -269,7 +277,7 @@ impl Tracer {
             .spawn()
             .expect("start tracer");
         let mut stderr = Lines::new(child.stderr.take().expect("piped stderr"));
-        stderr.wait_for("attached to pid", ready_timeout());
+        stderr.wait_for("tracer: attached to", ready_timeout());
         let stdout = child.stdout.take();
         Self {
             child,

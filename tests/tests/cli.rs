@@ -45,12 +45,32 @@ fn usage_errors_exit_2() {
         2,
         "--threshold must be between",
     );
-    assert_error(&tracer(&["--pid", "1", "--", "ls"]), 2, "not both");
+    assert_error(&tracer(&["--pid", "1", "--", "ls"]), 2, "not several");
     assert_error(&tracer(&["--bogus"]), 2, "unexpected argument");
     assert_error(
         &tracer(&["--pid", "1", "--group-by", "nonsense"]),
         2,
         "invalid value 'nonsense' for '--group-by <BY>'",
+    );
+    assert_error(
+        &tracer(&["--pid", "1", "-o", "out", "--rotate", "0"]),
+        2,
+        "has no unit",
+    );
+    assert_error(
+        &tracer(&["--pid", "1", "-o", "out", "--rotate", "0s"]),
+        2,
+        "--rotate must be at least 1s",
+    );
+    assert_error(
+        &tracer(&["--pid", "1", "--rotate", "10m"]),
+        2,
+        "--rotate needs --output DIR",
+    );
+    assert_error(
+        &tracer(&["--pid", "1", "--metrics", "9464"]),
+        2,
+        "invalid value '9464'",
     );
 }
 
@@ -78,6 +98,11 @@ fn runtime_errors_exit_1() {
         &tracer(&["--", "no-such-command-xyz"]),
         1,
         "command not found: no-such-command-xyz",
+    );
+    assert_error(
+        &tracer(&["--cgroup", "/no-such-cgroup-xyz"]),
+        1,
+        "--cgroup /no-such-cgroup-xyz: no such cgroup v2 directory",
     );
     assert_error(
         &tracer(&["--pid", "1", "--output", "/proc/version"]),

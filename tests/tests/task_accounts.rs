@@ -110,7 +110,17 @@ fn debug_mode_agrees(python: &Python, event_loop: &str) {
     );
     for step in &steps {
         let stalls = stalls_of(&done.report, step);
-        assert_eq!(stalls.len(), 1, "{step:?}: {stalls:#?}");
+        let all: Vec<(&Value, &Value)> = done.report["stalls"]
+            .as_array()
+            .expect("stalls")
+            .iter()
+            .map(|s| (&s["duration_ns"], &s["cause"]["description"]))
+            .collect();
+        assert_eq!(
+            stalls.len(),
+            1,
+            "{step:?}: {stalls:#?} of {all:#?}; log {text}"
+        );
         let ms = stalls[0]["duration_ns"].as_f64().unwrap_or(0.0) / 1e6;
         let expected = step.seconds * 1e3;
         let tolerance = timing_tolerance(0.1);

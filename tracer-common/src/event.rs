@@ -26,6 +26,9 @@ pub mod kind {
     pub const SLEEP_BEGIN: u32 = 7;
     /// Lean mode: [`super::SleepEnd`], that sleep was long enough to report.
     pub const SLEEP_END: u32 = 8;
+    /// An [`super::EventHeader`] alone: process `pid` started a program in
+    /// the traced cgroup (`--cgroup`), and is traced from now on.
+    pub const PROCESS_JOINED: u32 = 9;
 }
 
 #[repr(C)]
@@ -163,6 +166,9 @@ pub struct SlowSyscall {
     pub duration_ns: u64,
     /// Time the thread slept during the call (off CPU, not runnable).
     pub blocked_ns: u64,
+    /// A futex wait on a CPython GIL: the `PyThreadState *` that held it
+    /// as the wait began (0: not a GIL wait, or not read).
+    pub gil_holder: u64,
     /// What `arg0` referred to, if it is a file descriptor.
     pub fd: FdInfo,
     pub comm: [u8; TASK_COMM_LEN],
@@ -276,6 +282,9 @@ pub struct ThreadState {
     pub iter_worst_arg0: u64,
     /// The futex of the futex wait in progress.
     pub syscall_futex: u64,
+    /// Its GIL holder, if it waits on a CPython GIL (see
+    /// [`SlowSyscall::gil_holder`]).
+    pub syscall_gil_holder: u64,
     /// Wait probes sent so far (see `kind::WAIT_PROBE`).
     pub park_probes: u64,
     /// The thread this state belongs to; 0 marks a free slot of `THREADS`.
@@ -372,14 +381,14 @@ const _: () = {
     );
     assert!(
         core::mem::size_of::<SlowSyscall>()
-            == 24 + 48 + 56 + 16 + core::mem::size_of::<StackCapture>()
+            == 24 + 56 + 56 + 16 + core::mem::size_of::<StackCapture>()
     );
     assert!(core::mem::size_of::<TaskExit>() == 56);
     assert!(core::mem::size_of::<SleepEnd>() == 40);
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 32 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 33 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
     assert!(

@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod event;
+pub mod gil;
 pub mod hist;
 pub mod iteration;
 pub mod kernel;
@@ -33,6 +34,8 @@ pub mod maps {
     pub const RUNQUEUE: &str = "RUNQUEUE";
     pub const SLEEP_CAPTURE: &str = "SLEEP_CAPTURE";
     pub const STOPPED: &str = "STOPPED";
+    pub const CGROUPS: &str = "CGROUPS";
+    pub const GIL_STATES: &str = "GIL_STATES";
 }
 
 /// Names of the settings (`Global` statics) userspace overrides at load time.
@@ -43,6 +46,7 @@ pub mod globals {
     pub const OFFCPU_MIN_NS: &str = "OFFCPU_MIN_NS";
     pub const FOLLOW_CHILDREN: &str = "FOLLOW_CHILDREN";
     pub const TRACE_BY_MAP: &str = "TRACE_BY_MAP";
+    pub const TRACE_CGROUPS: &str = "TRACE_CGROUPS";
     pub const TARGET_TGID: &str = "TARGET_TGID";
     pub const SWITCH_STATE_ARG: &str = "SWITCH_STATE_ARG";
 }
@@ -62,6 +66,9 @@ pub const MAX_PY_FRAMES: usize = 64;
 pub const MAX_THREADS: u32 = 16384;
 /// Processes tracked at once.
 pub const MAX_PROCESSES: u32 = 1024;
+/// Most cgroups traced with `--cgroup`: the one given and its descendants
+/// (a pod's containers, a slice's services).
+pub const MAX_CGROUPS: u32 = 1024;
 /// Event-loop threads tracked at once.
 pub const MAX_LOOPS: u32 = 1024;
 /// Depth of kernel stacks in the stack map.

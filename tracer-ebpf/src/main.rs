@@ -5,6 +5,7 @@
 
 mod counters;
 mod fds;
+mod gil;
 mod helpers;
 mod kernel;
 mod lean;

@@ -1,10 +1,11 @@
 //! Thread and process lifecycle: free a thread's state when it exits and tell
-//! userspace (which keeps its name for the report); follow child processes.
+//! userspace (which keeps its name for the report); follow child processes,
+//! and with `--cgroup` the processes that start a program in the cgroup.
 
 use aya_ebpf::{
     helpers::bpf_get_current_comm, macros::raw_tracepoint, programs::RawTracePointContext,
 };
-use tracer_common::{ProcessFork, TaskExit, counter, kind};
+use tracer_common::{EventHeader, ProcessFork, TaskExit, counter, kind};
 
 use crate::{
     counters::bump,
@@ -12,7 +13,9 @@ use crate::{
     kernel,
     maps::{TRACED, free_thread_state, header, send},
     python,
-    target::{current_traced, follow_children},
+    target::{
+        current_traced, follow_children, in_traced_cgroup, in_traced_map, stopped, trace_cgroups,
+    },
 };
 
 /// Raw tracepoints need no tracefs; the exiting task is the current one.
@@ -87,4 +90,29 @@ fn try_follow_child(child: *const u8) {
         child: child_tgid,
         _pad: 0,
     });
+}
+
+/// `sched_process_exec`: a process started a program. Attached with
+/// `--cgroup` only: one started inside the traced cgroups joins the trace
+/// (a service started by systemd or a container runtime enters its cgroup
+/// between fork and exec, so following forks alone would miss it).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
+    if trace_cgroups() {
+        try_join_from_cgroup();
+    }
+    0
+}
+
+fn try_join_from_cgroup() {
+    let pid_tgid = aya_ebpf::helpers::bpf_get_current_pid_tgid();
+    let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
+    if stopped() || in_traced_map(tgid) || !in_traced_cgroup() {
+        return;
+    }
+    if TRACED.insert(tgid, 1, 0).is_err() {
+        bump(counter::DROP_PROCESS_MAP_FULL);
+        return;
+    }
+    send::<EventHeader>(header(kind::PROCESS_JOINED, tgid, tid, now_ns()));
 }

@@ -102,6 +102,8 @@ pub fn sleep_capture(_ctx: RawTracePointContext) -> i32 {
             start: state.sleep_captured_ns,
             duration: 0,
             blocked: 0,
+            // Futex waits are traced syscalls, never sleeps found here.
+            gil_holder: 0,
         };
         emit(
             kind::SLEEP_BEGIN,

@@ -14,7 +14,7 @@ use tracer_common::{
 
 use crate::{
     counters::bump,
-    fds,
+    fds, gil,
     helpers::now_ns,
     kernel, loops,
     maps::{EVENTS, SYSCALL_STATS, existing_thread_state, header, thread_state},
@@ -77,6 +77,7 @@ pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8, args: impl FnOnce
     state.syscall_nr = nr;
     state.syscall_blocked_ns = 0;
     state.syscall_flags = 0;
+    state.syscall_gil_holder = 0;
     if let Some(key) = wait_key {
         let sp = user_sp(regs);
         loops::wait_enter(state, key, sp, tgid, tid, now, THRESHOLD_NS.load());
@@ -97,6 +98,7 @@ fn futex_wait_enter(
     now: u64,
 ) {
     state.syscall_futex = futex;
+    state.syscall_gil_holder = gil::holder(tgid, futex);
     if loops::is_park(tid, futex) {
         loops::idle_wait_enter(state, tgid, tid, now, THRESHOLD_NS.load());
     } else if loops::wants_park_probe(state, tid) {
@@ -107,6 +109,7 @@ fn futex_wait_enter(
             start: now,
             duration: 0,
             blocked: 0,
+            gil_holder: 0,
         };
         emit(
             kind::WAIT_PROBE,
@@ -181,6 +184,7 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: impl Fn() -> Option<*const u
             start,
             duration,
             blocked,
+            gil_holder: state.syscall_gil_holder,
         };
         emit(
             kind::SLOW_SYSCALL,
@@ -231,6 +235,7 @@ pub struct Call {
     pub start: u64,
     pub duration: u64,
     pub blocked: u64,
+    pub gil_holder: u64,
 }
 
 /// What a streamed syscall event carries besides its registers and native
@@ -272,6 +277,7 @@ pub fn emit(
         (*e).start_ns = call.start;
         (*e).duration_ns = call.duration;
         (*e).blocked_ns = call.blocked;
+        (*e).gil_holder = call.gil_holder;
         let full = detail == Detail::Full;
         if full {
             fds::describe((*e).arg0, addr_of_mut!((*e).fd));

@@ -100,6 +100,7 @@ mod tests {
             uninterruptible: false,
             stack: 0,
             task: None,
+            gil: None,
         }
     }
 

@@ -1,6 +1,6 @@
 //! Command-line interface: flags, their parsing and validation.
 
-use std::{ffi::OsString, path::PathBuf, time::Duration};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -8,6 +8,7 @@ use crate::{duration::parse_duration, error::UsageError, report::text::StallsBy}
 
 const USAGE: &str = "\
 sudo tracer [OPTIONS] --pid <PID>[,<PID>...]
+       sudo tracer [OPTIONS] --cgroup <PATH>
        sudo tracer [OPTIONS] -- <CMD>...
        tracer report [OPTIONS] <FILE>";
 
@@ -18,12 +19,18 @@ Examples:
   sudo tracer --threshold 50ms -p 4242    only calls and stalls of 50 ms or more
   sudo tracer -p 4242 --children          also its worker processes: those running now and those it starts
   sudo tracer -p 4242,4243,4250           several processes in one trace (until all have exited)
+  sudo tracer --cgroup /system.slice/api.service
+                                          every process of a cgroup v2, also those started later
   sudo tracer -p 4242 --all-syscalls      every syscall: strace -c table, every thread's calls
   sudo tracer -p 4242 --group-by task     stalls by asyncio Task name (fetch-user-*), not by cause
   sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
   sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later
   tracer report api.rec -o out/           the reports of a recording, again (no root, no target)
+  sudo tracer -p 4242 --metrics 127.0.0.1:9464
+                                          Prometheus metrics at http://127.0.0.1:9464/metrics while tracing
+  sudo tracer -p 4242 -o out/ --rotate 10m
+                                          long runs: a complete report set every 10 minutes in out/<start time>/
 
 Exit status: 0 done, 1 could not trace (no such process, no privileges, ...),
 2 the command line is wrong.";
@@ -43,6 +50,7 @@ Exit status: 0 done, 1 the file cannot be read or is not a recording,
 #[command(
     name = "tracer",
     version,
+    long_version = crate::install::version::long_version(),
     override_usage = USAGE,
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
@@ -57,6 +65,13 @@ pub struct Cli {
     /// report is named after, and recording ends when all have exited.
     #[arg(short, long, value_name = "PID", value_delimiter = ',')]
     pub pid: Vec<u32>,
+
+    /// Trace every process of this cgroup v2 and of its descendant cgroups
+    /// (a Kubernetes pod, a systemd service), those inside now and those
+    /// started there later, until Ctrl-C or --duration. A directory of the
+    /// cgroup2 mount, or its path as /proc/PID/cgroup shows it.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["pid", "children"])]
+    pub cgroup: Option<PathBuf>,
 
     /// With --pid: also trace its descendants, those already running (a
     /// pre-fork server's workers) and those it starts from now on (forked
@@ -98,6 +113,18 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics while tracing (e.g.
+    /// 127.0.0.1:9464): loop iteration times, stalls, blocking calls, off-CPU
+    /// and CPU time per loop thread (docs/metrics.md).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+
+    /// With --output DIR: every PERIOD (e.g. 10m, 1h), write a complete
+    /// report set of that period into DIR/<start time>/ and let go of it, so
+    /// memory stays flat; SIGHUP writes one at once.
+    #[arg(long, value_name = "PERIOD", value_parser = parse_duration)]
+    pub rotate: Option<Duration>,
+
     /// More diagnostics on stderr (-vv for debug output).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -137,6 +164,9 @@ pub enum Action {
     /// no root and no target.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
+    /// The man page or a shell's completions, for packages.
+    #[command(hide = true)]
+    Generate(crate::install::generate::GenerateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +185,8 @@ pub enum TargetSpec {
     /// Running processes, each once, in the order given: the first is the
     /// target the report is named after.
     Pids(Vec<u32>),
+    /// The processes of a cgroup v2 (the path given) and its descendants.
+    Cgroup(PathBuf),
     Command(Vec<OsString>),
 }
 
@@ -163,18 +195,31 @@ const MIN_THRESHOLD: Duration = Duration::from_micros(1);
 const MAX_THRESHOLD: Duration = Duration::from_secs(3600);
 /// Highest `--rate`: beyond it sampling itself costs the target.
 const MAX_RATE: u64 = 10_000;
+/// Shortest `--rotate` period: each one is a whole report set on disk.
+const MIN_ROTATE: Duration = Duration::from_secs(1);
 
 impl Cli {
     /// Checks what clap cannot: exactly one target, sane durations.
     pub fn target(&self) -> Result<TargetSpec, UsageError> {
+        let given = [
+            !self.pid.is_empty(),
+            self.cgroup.is_some(),
+            !self.command.is_empty(),
+        ];
+        if given.iter().filter(|&&g| g).count() > 1 {
+            return Err(UsageError(
+                "give one of --pid, --cgroup or a command after --, not several".into(),
+            ));
+        }
+        if let Some(path) = &self.cgroup {
+            return Ok(TargetSpec::Cgroup(path.clone()));
+        }
         match (self.pid.is_empty(), self.command.is_empty()) {
-            (false, false) => Err(UsageError(
-                "give either --pid or a command after --, not both".into(),
-            )),
             (true, true) => Err(UsageError(
-                "nothing to trace: give --pid PID, or a command after -- (see --help)".into(),
+                "nothing to trace: give --pid PID, --cgroup PATH or a command after -- (see --help)"
+                    .into(),
             )),
-            (false, true) => pids(&self.pid).map(TargetSpec::Pids),
+            (false, _) => pids(&self.pid).map(TargetSpec::Pids),
             (true, false) => Ok(TargetSpec::Command(self.command.clone())),
         }
     }
@@ -203,7 +248,32 @@ impl Cli {
                 self.threshold
             )));
         }
+        self.check_rotate()?;
         self.target()
+    }
+
+    fn check_rotate(&self) -> Result<(), UsageError> {
+        let Some(period) = self.rotate else {
+            return Ok(());
+        };
+        if period < MIN_ROTATE {
+            return Err(UsageError(format!(
+                "--rotate must be at least 1s, not {period:?}"
+            )));
+        }
+        if self.outputs.output.is_none() {
+            return Err(UsageError(
+                "--rotate needs --output DIR: each period's reports go into a subdirectory of it"
+                    .into(),
+            ));
+        }
+        if self.record.is_some() {
+            return Err(UsageError(
+                "--rotate and --record do not go together: each period's reports are written instead"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -300,7 +370,24 @@ mod tests {
         assert!(parse(&["--pid", "abc"]).is_err());
         assert!(parse(&["--pid", "1", "-d", "10"]).is_err());
         let both = parse(&["--pid", "1", "--", "ls"]).unwrap();
-        assert!(both.validate().unwrap_err().0.contains("not both"));
+        assert!(both.validate().unwrap_err().0.contains("not several"));
+        let cgroup_and_command = parse(&["--cgroup", "/x", "--", "ls"]).unwrap();
+        assert!(
+            cgroup_and_command
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("not several")
+        );
+        assert!(parse(&["--cgroup", "/x", "-p", "1"]).is_err());
+        assert!(parse(&["--cgroup", "/x", "--children"]).is_err());
+        assert_eq!(
+            parse(&["--cgroup", "/system.slice/a.service"])
+                .unwrap()
+                .validate()
+                .unwrap(),
+            TargetSpec::Cgroup(PathBuf::from("/system.slice/a.service"))
+        );
         let none = parse(&[]).unwrap();
         assert!(none.validate().unwrap_err().0.contains("nothing to trace"));
         let zero = parse(&["--pid", "1", "-d", "0s"]).unwrap();
@@ -309,5 +396,30 @@ mod tests {
         assert!(tiny.validate().unwrap_err().0.contains("between"));
         let pid0 = parse(&["--pid", "0"]).unwrap();
         assert!(pid0.validate().is_err());
+    }
+
+    #[test]
+    fn metrics_and_rotation() {
+        let cli = parse(&[
+            "-p",
+            "1",
+            "--metrics",
+            "127.0.0.1:9464",
+            "-o",
+            "d",
+            "--rotate",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(cli.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(cli.rotate, Some(Duration::from_secs(2)));
+        assert!(cli.validate().is_ok());
+        assert!(parse(&["-p", "1", "--metrics", "9464"]).is_err());
+        let zero = parse(&["-p", "1", "-o", "d", "--rotate", "0s"]).unwrap();
+        assert!(zero.validate().unwrap_err().0.contains("at least 1s"));
+        let no_dir = parse(&["-p", "1", "--rotate", "1m"]).unwrap();
+        assert!(no_dir.validate().unwrap_err().0.contains("needs --output"));
+        let record = parse(&["-p", "1", "-o", "d", "--rotate", "1m", "--record", "r"]).unwrap();
+        assert!(record.validate().unwrap_err().0.contains("--record"));
     }
 }

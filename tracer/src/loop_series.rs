@@ -35,6 +35,14 @@ impl LoopSeries {
             }
         }
     }
+
+    /// The windows so far; the next are timed from a new period's start.
+    pub fn take_period(&mut self) -> Vec<LoopWindow> {
+        for (since, _, _) in self.last.values_mut() {
+            *since = 0;
+        }
+        std::mem::take(&mut self.windows)
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +80,19 @@ mod tests {
                 last.busy_ns
             ),
             (200, 100, 5, 3_000)
+        );
+    }
+
+    #[test]
+    fn a_new_period_starts_at_zero() {
+        let mut series = LoopSeries::default();
+        series.read(100, &[(7, stats(10, 1_000))]);
+        assert_eq!(series.take_period().len(), 1);
+        series.read(50, &[(7, stats(12, 1_500))]);
+        let window = &series.windows[0];
+        assert_eq!(
+            (window.start_ns, window.duration_ns, window.iterations),
+            (0, 50, 2)
         );
     }
 }

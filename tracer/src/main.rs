@@ -7,6 +7,7 @@ use clap::Parser;
 use tracer::{
     cli::{Action, Cli},
     error::exit_status,
+    install::generate::generate,
     recording,
     run::run,
 };
@@ -23,8 +24,10 @@ fn main() -> ExitCode {
         .format_target(false)
         .format_timestamp(None)
         .init();
-    if let Some(Action::Report(args)) = &cli.action {
-        return exit(recording::report::report(args));
+    match &cli.action {
+        Some(Action::Report(args)) => return exit(recording::report::report(args)),
+        Some(Action::Generate(args)) => return exit(generate(args, &mut std::io::stdout())),
+        None => {}
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,26 +4,28 @@
 //! batch at the end.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     time::{Duration, Instant},
 };
 
-use tracer_common::{LoopStats, PY_STATUS_NONE, PyProcess, Stall};
+use tracer_common::{PY_STATUS_NONE, PyProcess, Stall, gil::GilState};
 
 use crate::{
     call_log::CallLog,
     collect::{CapturedStack, RawEvent, SampleEvent, SlowSyscallEvent, decode::decode},
     fdinfo,
+    gil_waits::GilWaits,
+    metrics::events::EventCounters,
     procfs::{fd::FdResolver, maps::read_maps, status},
     pystack::{self, PythonTarget},
     python::{self, CodeReader},
+    rotation::counters::KernelCounters,
     stacks::{RawFrame, StackTable},
     symbolize::Symbolizer,
     syscalls,
     trace::{
-        BlockingCall, Drops, LoopThread, LoopWindow, ProcessInfo, RunqueueLatency, SampleRecord,
-        ShortOffCpu, StallRecord, SyscallSummary, SyscallTotals, TargetInfo, TaskInfo, ThreadInfo,
-        Trace,
+        BlockingCall, LoopThread, LoopWindow, ProcessInfo, SampleRecord, StallRecord,
+        SyscallSummary, TargetInfo, TaskInfo, ThreadInfo, Trace,
     },
     unwind::{ModuleFiles, ProcessModules},
     worker_park,
@@ -42,7 +44,12 @@ pub trait KernelStacks {
 /// What the probes must learn from what the recorder found.
 pub enum ProbeUpdate {
     /// Process `pid` runs CPython: its frames can be read.
-    Python { pid: u32, process: PyProcess },
+    Python {
+        pid: u32,
+        process: PyProcess,
+        /// Its GIL, where the version's is known.
+        gil: Option<GilState>,
+    },
     /// Thread `tid` is a runtime worker that parks on `futex` when idle.
     ParkFutex { tid: u32, futex: u64 },
 }
@@ -56,14 +63,18 @@ const SYS_FUTEX: u32 = 202;
 const PYTHON_RECHECK: Duration = Duration::from_millis(20);
 
 pub struct Recorder {
-    /// CLOCK_MONOTONIC at the start of the recording; times are relative to it.
+    /// CLOCK_MONOTONIC at the start of the recording (of the period, when
+    /// rotating); times are relative to it.
     start_ns: u64,
+    threshold_ns: u64,
+    offcpu_min_ns: u64,
     files: ModuleFiles,
     modules: HashMap<u32, ProcessModules>,
     /// The processes traced besides the target (children started while
     /// traced, descendants running at attach, other targets), by pid.
     children: BTreeMap<u32, ProcessInfo>,
     pythons: HashMap<u32, PythonTarget>,
+    gil_waits: GilWaits,
     /// When processes without CPython were last looked at, and how many
     /// mappings they had then.
     checked: HashMap<u32, (Instant, usize)>,
@@ -80,13 +91,16 @@ pub struct Recorder {
     stalls: Vec<StallRecord>,
     samples: Vec<SampleRecord>,
     threads: BTreeMap<u32, ThreadInfo>,
+    /// Counts for `--metrics`, from the start (never rotated).
+    pub counters: EventCounters,
     /// Records received from the kernel.
     pub events: u64,
     /// Records that could not be decoded (a tracer bug if ever non-zero).
     pub undecodable: u64,
 }
 
-/// What the recording needs besides the events, gathered at the end.
+/// What the recording needs besides the events, gathered at the end (of
+/// the recording, or of a period).
 pub struct Ending {
     pub target: TargetInfo,
     pub started_unix_ms: u64,
@@ -94,18 +108,17 @@ pub struct Ending {
     pub threshold_ns: u64,
     pub offcpu_min_ns: u64,
     pub lean: bool,
-    pub offcpu_short: Vec<ShortOffCpu>,
-    pub runqueue: RunqueueLatency,
-    /// (on-CPU, run-queue) time of the threads still alive, by tid.
-    pub thread_times: HashMap<u32, (u64, u64)>,
     pub profile_hz: u64,
     pub ended_by: String,
-    pub syscalls: Vec<SyscallTotals>,
-    /// The kernel's per-loop-thread statistics, by tid.
-    pub loops: Vec<(u32, LoopStats)>,
+    /// The kernel's counts over the period.
+    pub kernel: KernelCounters,
+    /// (on-CPU, run-queue) time of each thread at the period's start: an
+    /// exit reports a thread's total since attach.
+    pub earlier_thread_times: HashMap<u32, (u64, u64)>,
     pub loop_windows: Vec<LoopWindow>,
-    pub drops: Drops,
     pub kernel_limits: Vec<String>,
+    /// With `--cgroup`: the cgroup traced.
+    pub cgroup: Option<String>,
 }
 
 impl Recorder {
@@ -113,10 +126,13 @@ impl Recorder {
     pub fn new(start_ns: u64, threshold_ns: u64, offcpu_min_ns: u64) -> Self {
         Self {
             start_ns,
+            threshold_ns,
+            offcpu_min_ns,
             files: ModuleFiles::default(),
             modules: HashMap::new(),
             children: BTreeMap::new(),
             pythons: HashMap::new(),
+            gil_waits: GilWaits::default(),
             checked: HashMap::new(),
             code: CodeReader::default(),
             parked: HashMap::new(),
@@ -129,6 +145,7 @@ impl Recorder {
             stalls: Vec::new(),
             samples: Vec::new(),
             threads: BTreeMap::new(),
+            counters: EventCounters::default(),
             events: 0,
             undecodable: 0,
         }
@@ -164,9 +181,14 @@ impl Recorder {
         // The interpreter may have been loaded since the modules were read.
         modules.refresh(&mut self.files);
         log::info!("pid {pid} runs CPython 3.{}", process.minor());
+        let gil = process.gil();
+        if let Some(gil) = gil {
+            self.gil_waits.add_process(pid, gil);
+        }
         self.updates.push(ProbeUpdate::Python {
             pid,
             process: process.kernel_info(),
+            gil,
         });
         self.pythons
             .insert(pid, PythonTarget::new(process, modules));
@@ -236,6 +258,10 @@ impl Recorder {
             Ok(RawEvent::Stall(stall)) => self.stall(&stall),
             Ok(RawEvent::Sample(sample)) => self.sample(*sample, kernel),
             Ok(RawEvent::ProcessFork { parent, child }) => self.child(parent, child),
+            Ok(RawEvent::ProcessJoined { pid }) => {
+                log::info!("tracing process {pid}, which started a program in the cgroup");
+                self.add_traced(pid, None);
+            }
             Ok(RawEvent::SleepBegin(event)) => {
                 self.sleeping.insert(event.tid, *event);
             }
@@ -278,7 +304,16 @@ impl Recorder {
             uninterruptible: event.uninterruptible,
             stack: self.stacks.intern(frames),
             task: self.task(event.pid, &event.stack),
+            gil: self.gil_waits.wait(
+                event.pid,
+                event.nr,
+                event.arg0,
+                event.gil_holder,
+                self.pythons.get(&event.pid).map(|p| &p.process),
+            ),
         };
+        self.counters
+            .call(&call, self.threshold_ns, self.offcpu_min_ns);
         self.calls.add(call, event.in_iteration);
     }
 
@@ -319,6 +354,11 @@ impl Recorder {
         self.add_traced(child, Some(parent));
     }
 
+    /// Whether process `pid` is traced already.
+    pub fn knows(&self, pid: u32) -> bool {
+        self.modules.contains_key(&pid)
+    }
+
     /// A process traced besides the target: a child the kernel followed, a
     /// descendant already running at attach (`parent` is its parent), or
     /// another process given to trace (no parent). The report lists it
@@ -351,7 +391,7 @@ impl Recorder {
         let nested_loop = longest.as_ref().is_some_and(|l| {
             syscalls::wait_key(l.nr, stall.worst_arg0).is_some_and(|key| key != stall.loop_key)
         });
-        self.stalls.push(StallRecord {
+        let record = StallRecord {
             pid,
             tid,
             start_ns: self.relative(stall.start_ns),
@@ -361,7 +401,9 @@ impl Recorder {
             blocked_ns: stall.blocked_ns,
             longest,
             nested_loop,
-        });
+        };
+        self.counters.stall(&record);
+        self.stalls.push(record);
     }
 
     fn sample(&mut self, sample: SampleEvent, kernel: &impl KernelStacks) {
@@ -429,7 +471,12 @@ impl Recorder {
     fn task(&mut self, pid: u32, captured: &CapturedStack) -> Option<TaskInfo> {
         let python = self.pythons.get_mut(&pid)?;
         if let Some(process) = python.found_tasks() {
-            self.updates.push(ProbeUpdate::Python { pid, process });
+            // The GIL was handed over when the process was found.
+            self.updates.push(ProbeUpdate::Python {
+                pid,
+                process,
+                gil: None,
+            });
         }
         python.task(&mut self.code, &captured.py_task)
     }
@@ -461,27 +508,67 @@ impl Recorder {
 
     /// Adds the threads still alive, symbolizes, and assembles the trace.
     pub fn finish(mut self, ending: Ending) -> Trace {
+        self.take_period(ending, 0)
+    }
+
+    /// The trace of the period that `ending` ends; what it held is let go
+    /// of, and the next period's times count from `next_start_ns`
+    /// (CLOCK_MONOTONIC). What outlives a period: the processes and their
+    /// modules, the threads alive, the caches, the metrics' counters.
+    pub fn take_period(&mut self, ending: Ending, next_start_ns: u64) -> Trace {
         let pids: Vec<u32> = self.modules.keys().copied().collect();
+        let mut alive = HashSet::new();
         for pid in pids {
             for tid in status::list_threads(pid).unwrap_or_default() {
                 let comm = status::read_thread_comm(pid, tid);
                 self.note_thread(pid, tid, &comm);
+                alive.insert(tid);
             }
         }
-        for (tid, (oncpu, runqueue)) in &ending.thread_times {
-            if let Some(thread) = self.threads.get_mut(tid) {
-                thread.oncpu_ns = Some(*oncpu);
-                thread.runqueue_ns = Some(*runqueue);
+        let mut threads = std::mem::take(&mut self.threads);
+        for (tid, thread) in threads.iter_mut() {
+            match ending.kernel.thread_times.get(tid) {
+                Some(&(oncpu, runqueue)) => {
+                    thread.oncpu_ns = Some(oncpu);
+                    thread.runqueue_ns = Some(runqueue);
+                }
+                // Exited: its totals since attach, less the earlier periods.
+                None => {
+                    let (was_oncpu, was_runqueue) = ending
+                        .earlier_thread_times
+                        .get(tid)
+                        .copied()
+                        .unwrap_or_default();
+                    thread.oncpu_ns = thread.oncpu_ns.map(|t| t.saturating_sub(was_oncpu));
+                    thread.runqueue_ns = thread.runqueue_ns.map(|t| t.saturating_sub(was_runqueue));
+                }
             }
         }
+        self.threads = threads
+            .iter()
+            .filter(|(tid, _)| alive.contains(*tid))
+            .map(|(tid, thread)| {
+                let fresh = ThreadInfo {
+                    oncpu_ns: None,
+                    runqueue_ns: None,
+                    ..thread.clone()
+                };
+                (*tid, fresh)
+            })
+            .collect();
         let target_pid = ending.target.pid;
         let processes = self.process_list(&ending.target);
-        let (blocking, call_groups) = self.calls.finish();
+        let calls = std::mem::replace(
+            &mut self.calls,
+            CallLog::new(self.threshold_ns, self.offcpu_min_ns),
+        );
+        let (blocking, call_groups) = calls.finish();
         let loops = ending
+            .kernel
             .loops
             .iter()
             .map(|(tid, stats)| LoopThread {
-                pid: self.threads.get(tid).map_or(target_pid, |t| t.pid),
+                pid: threads.get(tid).map_or(target_pid, |t| t.pid),
                 tid: *tid,
                 iterations: stats.iterations,
                 busy_ns: stats.busy_ns,
@@ -490,6 +577,8 @@ impl Recorder {
                 hist: stats.hist.to_vec(),
             })
             .collect();
+        self.start_ns = next_start_ns;
+        let kernel = ending.kernel;
         Trace {
             target: ending.target,
             started_unix_ms: ending.started_unix_ms,
@@ -499,20 +588,21 @@ impl Recorder {
             lean: ending.lean,
             ended_by: ending.ended_by,
             processes,
-            threads: self.threads.into_values().collect(),
-            syscalls: ending.syscalls,
+            threads: threads.into_values().collect(),
+            syscalls: kernel.syscalls,
             blocking,
             call_groups,
             loops,
             loop_windows: ending.loop_windows,
-            stalls: self.stalls,
-            samples: self.samples,
+            stalls: std::mem::take(&mut self.stalls),
+            samples: std::mem::take(&mut self.samples),
             profile_hz: ending.profile_hz,
-            offcpu_short: ending.offcpu_short,
-            runqueue: ending.runqueue,
-            stacks: self.stacks.symbolize(&self.symbolizer),
-            drops: ending.drops,
+            offcpu_short: kernel.offcpu_short,
+            runqueue: kernel.runqueue,
+            stacks: std::mem::take(&mut self.stacks).symbolize(&self.symbolizer),
+            drops: kernel.drops,
             kernel_limits: ending.kernel_limits,
+            cgroup: ending.cgroup,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A live trace from start to report: check the request, attach, record until
 //! the duration ends, a signal arrives or the targets exit, then report.
 
-use std::{os::fd::OwnedFd, time::Duration};
+use std::{net::SocketAddr, os::fd::OwnedFd, time::Duration};
 
 use anyhow::Context;
 use aya::maps::{MapData, RingBuf};
@@ -13,9 +13,11 @@ use tokio::{
 
 use crate::{
     abort,
+    cgroup_watch::CgroupWatch,
     cli::{Cli, TargetSpec},
     clock::{monotonic_ns, unix_ms},
     loop_series::LoopSeries,
+    metrics::{Exporter, server},
     output::{self, Outputs},
     privileges,
     probes::{ProbeSettings, Probes},
@@ -23,7 +25,8 @@ use crate::{
     recorder::{Ending, ProbeUpdate, Recorder},
     recording,
     report::publish::publish,
-    target::{self, Descendant, Launched},
+    rotation::{counters::KernelCounters, writer::Rotation},
+    target::{self, Descendant, Launched, cgroup::Cgroup},
     trace::{TargetInfo, Trace},
 };
 
@@ -49,31 +52,67 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // Caught from before the "attached" line on: a Ctrl-C right after it
     // must stop the recording, not kill the tracer without a report.
     let signals = StopSignals::catch()?;
+    let quiet = cli.outputs.quiet;
+    // Listening before the probes load: a port in use costs no attach.
+    let exporter = match cli.metrics {
+        Some(addr) => Some(serve_metrics(addr, quiet).await?),
+        None => None,
+    };
     let settings = ProbeSettings {
         threshold_ns: cli.threshold.as_nanos() as u64,
         offcpu_min_ns: cli.offcpu_min.as_nanos() as u64,
         profile_hz: cli.rate,
         // A started command's children are its work (a shell script, a
-        // server forking workers); a running service's only when asked.
-        follow_children: cli.children || matches!(&spec, TargetSpec::Command(_)),
+        // server forking workers), as are a cgroup's; a running service's
+        // only when asked.
+        follow_children: cli.children
+            || matches!(&spec, TargetSpec::Command(_) | TargetSpec::Cgroup(_)),
         several_processes: matches!(&spec, TargetSpec::Pids(pids) if pids.len() > 1),
+        cgroups: matches!(&spec, TargetSpec::Cgroup(_)),
         lean: !cli.all_syscalls,
     };
     let session = Session::start(&spec, settings, cli.children)?;
-    let quiet = cli.outputs.quiet;
     if !quiet {
         eprintln!("tracer: {}", session.attached_line(cli.duration));
     }
     yield_to_the_target();
-    let trace = session.record(cli.duration, quiet, signals).await?;
+    let rotation = match (cli.rotate, &outputs.dir) {
+        (Some(period), Some(dir)) => Some(Rotation::start(period, dir.clone(), quiet)?),
+        _ => None,
+    };
+    let extras = Extras { exporter, rotation };
+    let (trace, rotation) = session.record(cli.duration, quiet, signals, extras).await?;
     // Either output is written even if the other fails.
     let saved = cli
         .record
         .as_ref()
         .map(|path| recording::save(path, &trace));
-    publish(&trace, &outputs, quiet)?;
+    match rotation {
+        Some(rotation) => {
+            let last = rotation.outputs(trace.started_unix_ms, outputs.json.clone())?;
+            publish(&trace, &last, quiet)?;
+            rotation.finish().await?;
+        }
+        None => publish(&trace, &outputs, quiet)?,
+    }
     saved.transpose()?;
     Ok(())
+}
+
+/// Starts serving `--metrics` on `addr`.
+async fn serve_metrics(addr: SocketAddr, quiet: bool) -> anyhow::Result<Exporter> {
+    let exporter = Exporter::default();
+    let bound = server::serve(addr, exporter.shared.clone()).await?;
+    if !quiet {
+        eprintln!("tracer: metrics at http://{bound}/metrics");
+    }
+    Ok(exporter)
+}
+
+/// What a recording does besides recording.
+struct Extras {
+    exporter: Option<Exporter>,
+    rotation: Option<Rotation>,
 }
 
 /// Once attached, the tracer's bursts of work (unwinding and naming the
@@ -122,26 +161,39 @@ struct Session {
     descendants: Vec<Descendant>,
     /// Set when we started the command ourselves (we reap it).
     launched_pid: Option<u32>,
+    /// With `--cgroup`: the cgroup, rescanned while recording.
+    cgroup: Option<CgroupWatch>,
     /// One per target given: recording ends when all are readable.
     pidfds: Vec<OwnedFd>,
     probes: Probes,
     recorder: Recorder,
     settings: ProbeSettings,
-    start_ns: u64,
-    started_unix_ms: u64,
+    /// When the current period started (the recording, if not rotating).
+    period_start_ns: u64,
+    period_started_unix_ms: u64,
+    /// The kernel's counts at the start of the current period.
+    baseline: KernelCounters,
 }
 
 impl Session {
     /// Attaches to the targets; with `children`, to the descendants of
     /// running targets too.
     fn start(spec: &TargetSpec, settings: ProbeSettings, children: bool) -> anyhow::Result<Self> {
-        let (targets, launched) = resolve(spec)?;
+        let Resolved {
+            targets,
+            launched,
+            cgroup,
+        } = resolve(spec)?;
         // From here on, an error drops `launched`, which kills and reaps
-        // the command before it ever ran.
-        let pidfds = targets
-            .iter()
-            .map(|t| target::open_pidfd(t.pid))
-            .collect::<Result<Vec<_>, _>>()?;
+        // the command before it ever ran. A cgroup is traced until Ctrl-C
+        // or the duration: its processes come and go.
+        let pidfds = match &cgroup {
+            Some(_) => Vec::new(),
+            None => targets
+                .iter()
+                .map(|t| target::open_pidfd(t.pid))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let mut targets = targets.into_iter();
         let Some(target) = targets.next() else {
             anyhow::bail!("nothing to trace");
@@ -171,6 +223,10 @@ impl Session {
         } else {
             Vec::new()
         };
+        let mut cgroup = cgroup.map(CgroupWatch::new);
+        if let Some(watch) = &mut cgroup {
+            watch.refresh(&mut probes, &mut recorder)?;
+        }
         apply_updates(&mut recorder, &mut probes)?;
         let launched_pid = launched.as_ref().map(|l| l.pid);
         if let Some(launched) = launched {
@@ -181,12 +237,14 @@ impl Session {
             others,
             descendants,
             launched_pid,
+            cgroup,
             pidfds,
             probes,
             recorder,
             settings,
-            start_ns,
-            started_unix_ms,
+            period_start_ns: start_ns,
+            period_started_unix_ms: started_unix_ms,
+            baseline: KernelCounters::default(),
         })
     }
 
@@ -195,7 +253,8 @@ impl Session {
         duration: Option<Duration>,
         quiet: bool,
         mut signals: StopSignals,
-    ) -> anyhow::Result<Trace> {
+        mut extras: Extras,
+    ) -> anyhow::Result<(Trace, Option<Rotation>)> {
         let ring = self.probes.take_events()?;
         // SAFETY: the ring buffer owns its fd and keeps it open while it is
         // registered (AsyncFd owns the ring buffer).
@@ -214,6 +273,7 @@ impl Session {
         let mut runtime_checks = interval(RUNTIME_WATCH_PERIOD);
         let watch_until = self.launched_pid.map(|_| started + RUNTIME_WATCH_TIME);
         let mut progress = Progress::new(quiet);
+        self.refresh_metrics(&mut extras.exporter);
         let ended_by = loop {
             tokio::select! {
                 guard = ring.readable_mut() => {
@@ -222,7 +282,7 @@ impl Session {
                     guard.clear_ready();
                     apply_updates(&mut self.recorder, &mut self.probes)?;
                 }
-                _ = all_exited(&exited) => break self.exit_reason(),
+                _ = all_exited(&exited), if !exited.is_empty() => break self.exit_reason(),
                 _ = signals.interrupt.recv() => break "interrupted (Ctrl-C)".to_string(),
                 _ = signals.terminate.recv() => break "terminated (SIGTERM)".to_string(),
                 _ = sleep_until(deadline.unwrap_or(started)), if deadline.is_some() => {
@@ -240,12 +300,28 @@ impl Session {
                     apply_updates(&mut self.recorder, &mut self.probes)?;
                 }
                 _ = loop_reads.tick() => {
-                    let now = monotonic_ns().saturating_sub(self.start_ns);
+                    let now = monotonic_ns().saturating_sub(self.period_start_ns);
                     series.read(now, &self.probes.loop_stats()?);
                 }
                 _ = ticks.tick() => {
+                    if let Some(watch) = &mut self.cgroup {
+                        watch.refresh(&mut self.probes, &mut self.recorder)?;
+                        apply_updates(&mut self.recorder, &mut self.probes)?;
+                    }
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
                     progress.update(self.target.pid, started.elapsed().as_secs(), self.recorder.events, dropped);
+                    self.refresh_metrics(&mut extras.exporter);
+                }
+                Some(why) = next_rotation(&mut extras.rotation) => {
+                    drain(ring.get_mut(), &mut self.recorder, &self.probes);
+                    let end_ns = monotonic_ns();
+                    let ending = self.ending(why.to_string(), end_ns, &mut series)?;
+                    let period = self.recorder.take_period(ending, end_ns);
+                    self.period_start_ns = end_ns;
+                    self.period_started_unix_ms = unix_ms();
+                    if let Some(rotation) = extras.rotation.as_mut() {
+                        rotation.write(period);
+                    }
                 }
             }
         };
@@ -254,32 +330,48 @@ impl Session {
         drop(exited);
         self.probes.stop()?;
         drain(ring.get_mut(), &mut self.recorder, &self.probes);
-        let end_ns = monotonic_ns();
-        let duration_ns = end_ns.saturating_sub(self.start_ns);
-        let loop_stats = self.probes.loop_stats()?;
-        let ending = Ending {
-            target: self.target,
-            started_unix_ms: self.started_unix_ms,
+        let ending = self.ending(ended_by, monotonic_ns(), &mut series)?;
+        self.probes.release();
+        Ok((self.recorder.finish(ending), extras.rotation))
+    }
+
+    /// What ends the current period at `end_ns`: the kernel's counts since
+    /// its start, and the loops' windows.
+    fn ending(
+        &mut self,
+        ended_by: String,
+        end_ns: u64,
+        series: &mut LoopSeries,
+    ) -> anyhow::Result<Ending> {
+        let duration_ns = end_ns.saturating_sub(self.period_start_ns);
+        let now = KernelCounters::read(&self.probes, end_ns)?;
+        series.read(duration_ns, &now.loops);
+        let kernel = now.since(&self.baseline);
+        let earlier = std::mem::replace(&mut self.baseline, now);
+        Ok(Ending {
+            target: self.target.clone(),
+            started_unix_ms: self.period_started_unix_ms,
             duration_ns,
             threshold_ns: self.settings.threshold_ns,
             offcpu_min_ns: self.settings.offcpu_min_ns,
             lean: self.settings.lean,
-            offcpu_short: self.probes.offcpu_short()?,
-            runqueue: self.probes.runqueue()?,
-            thread_times: self.probes.thread_times(end_ns)?,
             profile_hz: self.settings.profile_hz,
             ended_by,
-            syscalls: self.probes.syscall_totals()?,
-            loops: loop_stats.clone(),
-            loop_windows: {
-                series.read(duration_ns, &loop_stats);
-                series.windows
-            },
-            drops: self.probes.drops()?,
+            kernel,
+            earlier_thread_times: earlier.thread_times,
+            loop_windows: series.take_period(),
             kernel_limits: self.probes.kernel_limits().to_vec(),
+            cgroup: self.cgroup.as_ref().map(|watch| watch.cgroup.name.clone()),
+        })
+    }
+
+    fn refresh_metrics(&self, exporter: &mut Option<Exporter>) {
+        let Some(exporter) = exporter else {
+            return;
         };
-        self.probes.release();
-        Ok(self.recorder.finish(ending))
+        if let Err(error) = exporter.refresh(&self.probes, &self.recorder, monotonic_ns()) {
+            log::warn!("--metrics: cannot read the probes' counts: {error}");
+        }
     }
 
     fn exit_reason(&self) -> String {
@@ -296,7 +388,15 @@ impl Session {
     /// 10 (python3) and pids 11, 12, and 4 processes they had started (13,
     /// 14, 15, 16), recording until Ctrl-C or their exit".
     fn attached_line(&self, duration: Option<Duration>) -> String {
-        let mut line = format!("attached to pid {} ({})", self.target.pid, self.target.comm);
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .map(|watch| format!("cgroup {}: ", watch.cgroup.name))
+            .unwrap_or_default();
+        let mut line = format!(
+            "attached to {cgroup}pid {} ({})",
+            self.target.pid, self.target.comm
+        );
         let several = !self.others.is_empty();
         if several {
             let pids = pid_list(self.others.iter().copied());
@@ -322,6 +422,7 @@ impl Session {
         }
         let until = match duration {
             Some(d) => format!("for {}", crate::duration::format_ns(d.as_nanos() as u64)),
+            None if self.cgroup.is_some() => "until Ctrl-C".to_string(),
             None if several => "until Ctrl-C or their exit".to_string(),
             None => "until Ctrl-C or its exit".to_string(),
         };
@@ -329,11 +430,29 @@ impl Session {
     }
 }
 
+/// What to attach to, the first target first.
+struct Resolved {
+    targets: Vec<TargetInfo>,
+    /// The command started, held at its gate.
+    launched: Option<Launched>,
+    cgroup: Option<Cgroup>,
+}
+
 /// The processes the user named (every pid checked before the probes load:
-/// a typo costs no attach), or the command started, held at its gate.
-fn resolve(spec: &TargetSpec) -> anyhow::Result<(Vec<TargetInfo>, Option<Launched>)> {
-    Ok(match spec {
+/// a typo costs no attach), those in the cgroup named, or the command
+/// started, held at its gate.
+fn resolve(spec: &TargetSpec) -> anyhow::Result<Resolved> {
+    let (targets, launched) = match spec {
         TargetSpec::Pids(pids) => (target::inspect_all(pids)?, None),
+        TargetSpec::Cgroup(path) => {
+            let cgroup = Cgroup::resolve(path)?;
+            let targets = target::cgroup::inspect_members(&cgroup)?;
+            return Ok(Resolved {
+                targets,
+                launched: None,
+                cgroup: Some(cgroup),
+            });
+        }
         TargetSpec::Command(argv) => {
             let launched = target::launch(argv)?;
             let target = TargetInfo {
@@ -351,6 +470,11 @@ fn resolve(spec: &TargetSpec) -> anyhow::Result<(Vec<TargetInfo>, Option<Launche
             };
             (vec![target], Some(launched))
         }
+    };
+    Ok(Resolved {
+        targets,
+        launched,
+        cgroup: None,
     })
 }
 
@@ -414,11 +538,32 @@ fn release(launched: Launched, target: &TargetInfo) -> anyhow::Result<()> {
 fn apply_updates(recorder: &mut Recorder, probes: &mut Probes) -> anyhow::Result<()> {
     for update in recorder.take_updates() {
         match update {
-            ProbeUpdate::Python { pid, process } => probes.trace_python(pid, &process)?,
+            ProbeUpdate::Python { pid, process, gil } => {
+                probes.trace_python(pid, &process)?;
+                if let Some(gil) = gil {
+                    probes.trace_gil(pid, &gil)?;
+                }
+            }
             ProbeUpdate::ParkFutex { tid, futex } => probes.set_park_futex(tid, futex)?,
         }
     }
     Ok(())
+}
+
+/// Resolves when the current period ends, with why: its time is up, or
+/// SIGHUP. Never, when not rotating.
+async fn next_rotation(rotation: &mut Option<Rotation>) -> Option<&'static str> {
+    let Some(rotation) = rotation else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = rotation.every.tick() => Some("period elapsed (--rotate)"),
+        _ = rotation.hangup.recv() => {
+            // The next period is a full one from now.
+            rotation.every.reset();
+            Some("rotated (SIGHUP)")
+        }
+    }
 }
 
 fn drain(ring: &mut RingBuf<MapData>, recorder: &mut Recorder, probes: &Probes) {

@@ -2,6 +2,7 @@
 //! descendants already running, and starting a command held at a gate until
 //! the probes are attached.
 
+pub mod cgroup;
 mod descendants;
 
 use std::{

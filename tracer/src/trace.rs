@@ -104,6 +104,8 @@ pub struct BlockingCall {
     pub stack: StackId,
     /// The asyncio Task the thread ran, read at the call.
     pub task: Option<TaskInfo>,
+    /// A futex wait on the process's CPython GIL.
+    pub gil: Option<GilWait>,
 }
 
 /// An asyncio Task, as read at an event.
@@ -115,6 +117,13 @@ pub struct TaskInfo {
     pub coro: String,
     /// The tasks awaiting it, nearest first (3.14+: its awaited-by chain).
     pub awaited_by: Vec<String>,
+}
+
+/// A wait for the GIL, and who held it as the wait began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GilWait {
+    /// The thread that held it (None: it could not be read or named).
+    pub holder_tid: Option<u32>,
 }
 
 /// Streamed calls beyond the number kept one by one, summed per (thread,
@@ -275,6 +284,8 @@ pub struct Trace {
     /// What the kernel it ran on could not do, one line each (e.g. shorter
     /// Python stacks without `bpf_loop`).
     pub kernel_limits: Vec<String>,
+    /// With `--cgroup`: the cgroup traced, from the root of its mount.
+    pub cgroup: Option<String>,
 }
 
 impl Trace {
@@ -321,6 +332,7 @@ impl Trace {
             stacks: Vec::new(),
             drops: Drops::default(),
             kernel_limits: Vec::new(),
+            cgroup: None,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | build | demo | test | vm-test | lint | bench`.
+//! Project tasks: `cargo xtask setup | build | demo | test | vm-test | dist | lint | bench | soak`.
 //! Every task first runs `setup`, which makes a fresh machine able to build
 //! the eBPF programs and is quick when everything is already there.
 
@@ -7,6 +7,7 @@ mod bench;
 mod command;
 mod debian_archive;
 mod demo;
+mod dist;
 mod python;
 mod roots;
 mod setup;
@@ -51,6 +52,9 @@ enum Task {
         #[arg(long)]
         only: Option<String>,
     },
+    /// Build what users install, in target/dist/: the static binary, a
+    /// Python wheel carrying it, and a .deb (man page, shell completions).
+    Dist,
     /// rustfmt and clippy, as CI runs them.
     Lint,
     /// Measure what tracing costs, beside strace and perf trace (as root):
@@ -66,6 +70,16 @@ enum Task {
         #[arg(long)]
         tracer: Option<PathBuf>,
     },
+    /// Long-running mode as a benchmark (as root): trace the demo service
+    /// for N minutes with --rotate and --metrics, print the tracer's memory
+    /// at the start, middle and end (target/soak/soak.txt).
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// The --rotate period in seconds, compressed from the usual minutes.
+        #[arg(long, default_value_t = 10)]
+        rotate: u64,
+    },
 }
 
 fn main() {
@@ -79,6 +93,7 @@ fn main() {
             kernels: kernel,
             only,
         }),
+        Task::Dist => dist::dist().map(drop),
         Task::Lint => test::lint(),
         Task::Bench {
             repeats,
@@ -89,6 +104,9 @@ fn main() {
             duration: Duration::from_secs(duration),
             tracer,
         }),
+        Task::Soak { minutes, rotate } => {
+            bench::soak::soak(bench::soak::Options { minutes, rotate })
+        }
     });
     if let Err(error) = result {
         eprintln!("xtask: error: {error:#}");

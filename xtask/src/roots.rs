@@ -2,7 +2,8 @@
 //! the clone: a target run in one (with `chroot`) has its interpreter and
 //! libraries only behind `/proc/PID/root`, as a target in a container does.
 //! Sid's root brings CPython 3.14, built for a newer glibc than this
-//! machine's.
+//! machine's; bookworm's, Debian 12 as users run it, to install the
+//! packages of `cargo xtask dist` in.
 
 use std::{
     fs,
@@ -10,7 +11,7 @@ use std::{
     process::Command,
 };
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::command::run;
 
@@ -22,15 +23,37 @@ const CACHE_DIR: &str = "/var/cache/tracer-roots";
 pub struct RootSpec {
     pub suite: &'static str,
     pub packages: &'static [&'static str],
-    /// A file the root must have once made (its interpreter, say).
-    pub check: &'static str,
+    /// Files the root must have once made (its interpreter, say): a cached
+    /// root without one of them was made for fewer packages, and is made again.
+    pub checks: &'static [&'static str],
 }
 
-/// Debian unstable with CPython 3.14.
+/// Debian unstable with CPython 3.14, and venv to install the wheel in.
 pub const SID_PYTHON314: RootSpec = RootSpec {
     suite: "sid",
-    packages: &["python3.14"],
-    check: "usr/bin/python3.14",
+    packages: &["python3.14", "python3.14-venv"],
+    checks: &[
+        "usr/bin/python3.14",
+        "usr/lib/python3.14/ensurepip/__init__.py",
+    ],
+};
+
+/// Debian 12 with its CPython 3.11, venv, and man to read the .deb's page.
+/// python3-distutils is named because debootstrap does not resolve virtual
+/// packages: python3.11-venv needs python3.11-distutils, which it provides.
+pub const BOOKWORM_PYTHON311: RootSpec = RootSpec {
+    suite: "bookworm",
+    packages: &[
+        "python3.11",
+        "python3.11-venv",
+        "python3-distutils",
+        "man-db",
+    ],
+    checks: &[
+        "usr/bin/python3.11",
+        "usr/lib/python3.11/ensurepip/__init__.py",
+        "usr/bin/man",
+    ],
 };
 
 /// The root of `spec`, made unless cached. It is made beside its final
@@ -39,7 +62,7 @@ pub const SID_PYTHON314: RootSpec = RootSpec {
 pub fn ensure(spec: &RootSpec) -> anyhow::Result<PathBuf> {
     let cache = Path::new(CACHE_DIR);
     let root = cache.join(spec.suite);
-    if root.join(spec.check).exists() {
+    if is_complete(&root, spec) {
         return Ok(root);
     }
     crate::apt::ensure(&[("/usr/sbin/debootstrap", "debootstrap")], &[])?;
@@ -64,15 +87,43 @@ pub fn ensure(spec: &RootSpec) -> anyhow::Result<PathBuf> {
         .arg(&mirror)
         // Progress to stderr: stdout is for results.
         .stdout(std::io::stderr()))?;
-    anyhow::ensure!(
-        building.join(spec.check).exists(),
-        "debootstrap made {} without {}",
-        building.display(),
-        spec.check
-    );
+    if let Some(missing) = spec.checks.iter().find(|c| !building.join(c).exists()) {
+        bail!("debootstrap made {} without {missing}", building.display());
+    }
+    if root.exists() {
+        remove_outdated(&root)?;
+    }
     fs::rename(&building, &root)
         .with_context(|| format!("cannot move {} to {}", building.display(), root.display()))?;
     Ok(root)
+}
+
+fn is_complete(root: &Path, spec: &RootSpec) -> bool {
+    spec.checks.iter().all(|check| root.join(check).exists())
+}
+
+/// Removes a root made for fewer packages, unless something is mounted in
+/// it (a test killed before it could unmount): removing it would then delete
+/// the host's own files.
+fn remove_outdated(root: &Path) -> anyhow::Result<()> {
+    let mounts =
+        fs::read_to_string("/proc/self/mounts").context("cannot read /proc/self/mounts")?;
+    let prefix = format!("{}/", root.display());
+    if let Some(mount) = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1))
+        .find(|point| point.starts_with(&prefix))
+    {
+        bail!(
+            "{mount} is mounted: unmount it (umount -R {mount}) before {} is made again",
+            root.display()
+        );
+    }
+    eprintln!(
+        "xtask: replacing {}, made for fewer packages",
+        root.display()
+    );
+    fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))
 }
 
 /// Makes CPython 3.`minor` of `root` able to import `package`, from its

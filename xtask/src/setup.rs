@@ -93,7 +93,7 @@ fn toolchain_llvm(sysroot: &Path) -> anyhow::Result<(PathBuf, u32)> {
     bail!("no libLLVM.so.* in {}", lib.display())
 }
 
-fn cargo_home() -> PathBuf {
+pub fn cargo_home() -> PathBuf {
     env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))

@@ -11,21 +11,41 @@ use crate::command::{build_tracer, cargo, run, tracer_binary, workspace_root};
 pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     build_tracer()?;
     // The asyncio stall tests run the demo service on uvloop too; the pprof
-    // test reads the profiles with `go tool pprof`.
+    // test reads the profiles with `go tool pprof`; the metrics test scrapes
+    // with a real Prometheus.
     crate::python::ensure_packages(&["uvloop"])?;
     // The task tests run every pyenv CPython on uvloop too.
     for python in crate::python::pyenv_pythons() {
         crate::python::ensure_packages_in(python.as_os_str(), &["uvloop"])?;
     }
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
-    // CPython 3.14 targets run in a Debian sid root, as in a container.
-    let sid = crate::roots::ensure(&crate::roots::SID_PYTHON314)?;
+    crate::apt::ensure(&[("/usr/bin/prometheus", "prometheus")], &[])?;
+    // CPython 3.14 targets run in a Debian sid root, as in a container; the
+    // packages users install (`dist`) are installed in bookworm's and sid's
+    // (tests/tests/dist.rs). debootstrap mostly waits on the network: the
+    // roots are made while the packages build.
+    let (roots, dist) = std::thread::scope(|scope| {
+        let roots = scope.spawn(|| {
+            anyhow::Ok((
+                crate::roots::ensure(&crate::roots::SID_PYTHON314)?,
+                crate::roots::ensure(&crate::roots::BOOKWORM_PYTHON311)?,
+            ))
+        });
+        let dist = crate::dist::dist();
+        (roots.join(), dist)
+    });
+    let (sid, bookworm) =
+        roots.map_err(|_| anyhow::anyhow!("making the Debian roots panicked"))??;
+    let dist = dist?;
     crate::roots::ensure_wheel(&sid, 14, "uvloop")?;
     let mut command = cargo();
     command
         .args(["test", "--release"])
         .env("TRACER_BIN", tracer_binary())
-        .env("TRACER_SID_ROOT", sid);
+        .env("TRACER_SID_ROOT", sid)
+        .env("TRACER_BOOKWORM_ROOT", bookworm)
+        .env("TRACER_WHEEL", dist.wheel)
+        .env("TRACER_DEB", dist.deb);
     if let Some(filter) = filter {
         command.arg(filter);
     }

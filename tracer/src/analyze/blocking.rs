@@ -107,6 +107,7 @@ mod tests {
             uninterruptible: false,
             stack,
             task: None,
+            gil: None,
         }
     }
 

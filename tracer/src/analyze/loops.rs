@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::percentile::percentile;
+use super::{gil, percentile::percentile};
 use crate::{
     duration::format_ns,
     report::model::{Cause, CauseKind, LoopRow, StallGroup, StallRow},
@@ -19,6 +19,7 @@ pub fn loop_rows(trace: &Trace) -> Vec<LoopRow> {
         .filter(|l| l.iterations > 0)
         .map(|l| {
             let wall = l.busy_ns + l.idle_ns;
+            let (gil_wait_ns, gil_holder) = gil::loop_share(trace, l.tid);
             let mean = l.busy_ns / l.iterations;
             LoopRow {
                 pid: l.pid,
@@ -35,6 +36,8 @@ pub fn loop_rows(trace: &Trace) -> Vec<LoopRow> {
                 lag_p50_ns: percentile(&l.hist, 0.50, l.max_busy_ns, mean),
                 lag_p99_ns: percentile(&l.hist, 0.99, l.max_busy_ns, mean),
                 lag_max_ns: l.max_busy_ns,
+                gil_wait_ns,
+                gil_holder,
             }
         })
         .collect();
@@ -42,7 +45,7 @@ pub fn loop_rows(trace: &Trace) -> Vec<LoopRow> {
     rows
 }
 
-fn thread_name(trace: &Trace, tid: u32) -> String {
+pub fn thread_name(trace: &Trace, tid: u32) -> String {
     trace
         .threads
         .iter()
@@ -74,6 +77,20 @@ fn overlap(a: (u64, u64), b: (u64, u64)) -> u64 {
     a.1.min(b.1).saturating_sub(a.0.max(b.0))
 }
 
+/// Which part of a stall is the majority: asleep, on CPU, or runnable.
+pub fn cause_kind(stall: &StallRecord) -> CauseKind {
+    let half = stall.duration_ns / 2;
+    if stall.blocked_ns >= half {
+        CauseKind::Syscall
+    } else if stall.oncpu_ns >= half {
+        CauseKind::Cpu
+    } else if stall.runqueue_ns >= half {
+        CauseKind::Runqueue
+    } else {
+        CauseKind::Mixed
+    }
+}
+
 /// The cause, with the asyncio Task it ran in (said in its description).
 fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
     let mut cause = cause_alone(trace, stall);
@@ -85,16 +102,11 @@ fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
 
 fn cause_alone(trace: &Trace, stall: &StallRecord) -> Cause {
     let window = (stall.start_ns, stall.start_ns + stall.duration_ns);
-    let half = stall.duration_ns / 2;
-    let kind = if stall.blocked_ns >= half {
-        CauseKind::Syscall
-    } else if stall.oncpu_ns >= half {
-        CauseKind::Cpu
-    } else if stall.runqueue_ns >= half {
-        CauseKind::Runqueue
-    } else {
-        CauseKind::Mixed
-    };
+    let gil = gil::waited_in(trace, stall.tid, window);
+    if gil.values().sum::<u64>() >= stall.duration_ns / 2 {
+        return gil::stall_cause(trace, stall.tid, &gil, window);
+    }
+    let kind = cause_kind(stall);
     // The blocking call that covers most of the stall, if one was streamed.
     let call = trace
         .blocking
@@ -155,6 +167,7 @@ fn from_call(
         stack: trace.stack(call.stack),
         task: call.task.clone(),
         description,
+        gil_holder: None,
     }
 }
 
@@ -196,6 +209,7 @@ fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
             format_ns(stall.blocked_ns),
             format_ns(longest.duration_ns)
         ),
+        gil_holder: None,
     }
 }
 

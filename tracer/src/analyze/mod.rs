@@ -3,6 +3,7 @@
 
 mod blocking;
 pub mod cpu;
+mod gil;
 mod idle_workers;
 pub mod loops;
 pub mod offcpu;
@@ -25,6 +26,7 @@ pub fn analyze(trace: &Trace) -> Report {
             pid: trace.target.pid,
             comm: trace.target.comm.clone(),
             cmdline: trace.target.cmdline.clone(),
+            cgroup: trace.cgroup.clone(),
         },
         duration_ns: trace.duration_ns,
         threshold_ns: trace.threshold_ns,
@@ -58,6 +60,7 @@ pub fn analyze(trace: &Trace) -> Report {
             .sum(),
         cpu: cpu::profile(trace),
         off_cpu: offcpu::rows(trace),
+        gil_waits: gil::rows(trace),
         runqueue: offcpu::runqueue(trace),
     }
 }

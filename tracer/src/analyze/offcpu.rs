@@ -20,8 +20,10 @@ pub enum WaitReason {
     Socket,
     /// Uninterruptible sleep (D state), file I/O, fsync.
     Disk,
-    /// futex (mutexes, condition variables, the GIL), file locks.
+    /// futex (mutexes, condition variables), file locks.
     Lock,
+    /// A futex wait for a CPython GIL.
+    Gil,
     /// nanosleep and friends, select/poll without descriptors.
     Sleep,
     /// Reads and writes on pipes.
@@ -46,6 +48,7 @@ impl WaitReason {
             WaitReason::Socket => "socket",
             WaitReason::Disk => "disk",
             WaitReason::Lock => "lock",
+            WaitReason::Gil => "gil",
             WaitReason::Sleep => "sleep",
             WaitReason::Pipe => "pipe",
             WaitReason::Child => "child",
@@ -92,6 +95,9 @@ pub fn reason(syscall: &str, fd_kind: FdKind, arg0: u64, uninterruptible: bool) 
 pub fn call_reason(trace: &Trace, call: &BlockingCall) -> WaitReason {
     if super::idle_workers::is_idle_wait(trace, call) {
         return WaitReason::Idle;
+    }
+    if call.gil.is_some() {
+        return WaitReason::Gil;
     }
     reason(
         &syscalls::name(call.nr),

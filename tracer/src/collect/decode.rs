@@ -41,6 +41,8 @@ pub struct SlowSyscallEvent {
     pub start_ns: u64,
     pub duration_ns: u64,
     pub blocked_ns: u64,
+    /// A GIL wait's holder (`PyThreadState *`), 0 if none.
+    pub gil_holder: u64,
     /// It slept uninterruptibly (D state) at some point.
     pub uninterruptible: bool,
     /// It was made inside an event-loop iteration.
@@ -79,6 +81,11 @@ pub enum RawEvent {
     ProcessFork {
         parent: u32,
         child: u32,
+    },
+    /// Process `pid` started a program in the traced cgroup (traced from
+    /// now on).
+    ProcessJoined {
+        pid: u32,
     },
     /// Lean mode: a loop thread went to sleep in a syscall, with its stack;
     /// its duration comes with the matching `SleepEnd`, if it was long.
@@ -147,6 +154,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
                 child: fork.child,
             })
             .ok_or(short),
+        kind::PROCESS_JOINED => Ok(RawEvent::ProcessJoined { pid: header.pid }),
         kind::CPU_SAMPLE => decode_sample(bytes, &header).ok_or(short),
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -181,6 +189,7 @@ fn decode_slow_syscall(bytes: &[u8], header: &EventHeader) -> Option<Box<SlowSys
         start_ns: read(bytes, offset_of!(SlowSyscall, start_ns))?,
         duration_ns: read(bytes, offset_of!(SlowSyscall, duration_ns))?,
         blocked_ns: read(bytes, offset_of!(SlowSyscall, blocked_ns))?,
+        gil_holder: read(bytes, offset_of!(SlowSyscall, gil_holder))?,
         uninterruptible: read::<u32>(bytes, offset_of!(SlowSyscall, flags))?
             & SYSCALL_UNINTERRUPTIBLE
             != 0,

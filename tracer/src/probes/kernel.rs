@@ -90,6 +90,15 @@ impl RunningKernel {
     }
 }
 
+/// The kernels this build runs on, for `tracer --version`.
+pub fn support() -> String {
+    format!(
+        "Linux {}.{}+ with BTF: the bpf_loop object from {BPF_LOOP_SINCE}, the bounded-loops \
+         object before (Python stacks of up to 24 frames); tested on {TESTED}",
+        MINIMUM.0, MINIMUM.1
+    )
+}
+
 /// `uname -r`.
 fn release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")

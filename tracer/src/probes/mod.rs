@@ -7,6 +7,8 @@ mod release;
 #[cfg(test)]
 mod stack_budget;
 
+pub use kernel::support as kernel_support;
+
 use aya::{
     Ebpf, EbpfLoader,
     maps::{
@@ -24,7 +26,7 @@ use std::collections::HashMap;
 
 use tracer_common::{
     LatencyHist, LoopStats, MAX_THREADS, OffCpuTotals, PAGE_FAULT_NR, PyProcess, SyscallStats,
-    ThreadState, counter, globals, hist::HIST_BUCKETS, maps,
+    ThreadState, counter, gil::GilState, globals, hist::HIST_BUCKETS, maps,
 };
 
 use crate::{
@@ -81,6 +83,9 @@ pub struct ProbeSettings {
     /// Several processes are traced from the start (`-p A,B`), children
     /// followed or not.
     pub several_processes: bool,
+    /// `--cgroup`: processes that start a program in the cgroups given with
+    /// [`Probes::trace_cgroup`] are traced too.
+    pub cgroups: bool,
     /// Lean mode (the default): only the poll-family and futex syscalls are
     /// traced.
     pub lean: bool,
@@ -146,9 +151,12 @@ impl Probes {
             )
             .override_global(
                 globals::TRACE_BY_MAP,
-                &u32::from(settings.follow_children || settings.several_processes),
+                &u32::from(
+                    settings.follow_children || settings.several_processes || settings.cgroups,
+                ),
                 true,
             )
+            .override_global(globals::TRACE_CGROUPS, &u32::from(settings.cgroups), true)
             .override_global(globals::TARGET_TGID, &target_pid, true)
             .override_global(globals::KERNEL, &kernel.offsets, true)
             .override_global(
@@ -177,6 +185,9 @@ impl Probes {
             attach_raw_tracepoint(&mut ebpf, name, name)?;
         }
         attach_raw_tracepoint(&mut ebpf, "stall_sample", "hrtimer_expire_entry")?;
+        if settings.cgroups {
+            attach_raw_tracepoint(&mut ebpf, "sched_process_exec", "sched_process_exec")?;
+        }
         // A fixed period, not a frequency the kernel adjusts: each sample
         // then stands for exactly 1/hz of CPU time. Rate 0: no profile.
         if let Some(period_ns) = profile_period_ns(settings) {
@@ -202,6 +213,14 @@ impl Probes {
         traced.insert(pid, 1, 0).map_err(map_error)
     }
 
+    /// Processes that start a program in cgroup `id` join the trace.
+    pub fn trace_cgroup(&mut self, id: u64) -> Result<(), ProbeError> {
+        let map_error = map_error(maps::CGROUPS);
+        let map = self.map_mut(maps::CGROUPS)?;
+        let mut cgroups: BpfHashMap<_, u64, u8> = BpfHashMap::try_from(map).map_err(map_error)?;
+        cgroups.insert(id, 1, 0).map_err(map_error)
+    }
+
     /// Lets the probes read the Python frames of process `pid`.
     pub fn trace_python(&mut self, pid: u32, process: &PyProcess) -> Result<(), ProbeError> {
         let map_error = map_error(maps::PY_PROCS);
@@ -209,6 +228,15 @@ impl Probes {
         let mut procs: BpfHashMap<_, u32, PyProcess> =
             BpfHashMap::try_from(map).map_err(map_error)?;
         procs.insert(pid, process, 0).map_err(map_error)
+    }
+
+    /// Tells the probes where process `pid` keeps its GIL.
+    pub fn trace_gil(&mut self, pid: u32, gil: &GilState) -> Result<(), ProbeError> {
+        let map_error = map_error(maps::GIL_STATES);
+        let map = self.map_mut(maps::GIL_STATES)?;
+        let mut gils: BpfHashMap<_, u32, GilState> =
+            BpfHashMap::try_from(map).map_err(map_error)?;
+        gils.insert(pid, gil, 0).map_err(map_error)
     }
 
     /// Thread `tid` parks on `futex` when idle: a wait on it is idle time.
@@ -521,6 +549,9 @@ fn programs_for(settings: &ProbeSettings) -> Vec<&'static str> {
     names.push("stall_sample");
     if profile_period_ns(settings).is_some() {
         names.push("profile_sample");
+    }
+    if settings.cgroups {
+        names.push("sched_process_exec");
     }
     names
 }

@@ -18,6 +18,7 @@ mod code;
 mod debug_offsets;
 mod detect;
 mod error;
+mod gil;
 mod image;
 mod lines;
 mod memory;

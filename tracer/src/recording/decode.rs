@@ -165,9 +165,11 @@ mod tests {
             assert!(!problem.to_string().contains('\n'), "{problem}");
         }
         assert_eq!(
-            Problem::Newer { found: 7 }.to_string(),
-            "recorded by a newer tracer (recording format 7; this tracer reads format 4): \
-             read it with a newer tracer"
+            Problem::Newer { found: 70 }.to_string(),
+            format!(
+                "recorded by a newer tracer (recording format 70; this tracer reads format \
+                 {FORMAT_VERSION}): read it with a newer tracer"
+            )
         );
     }
 }

@@ -119,6 +119,7 @@ pub fn trace() -> Trace {
                     coro: "handle_request".into(),
                     awaited_by: vec!["serve".into(), "main".into()],
                 }),
+                gil: None,
             },
             BlockingCall {
                 pid: LOOP_TID,
@@ -135,6 +136,7 @@ pub fn trace() -> Trace {
                 uninterruptible: true,
                 stack: 2,
                 task: None,
+                gil: None,
             },
         ],
         call_groups: vec![CallGroup {
@@ -153,6 +155,7 @@ pub fn trace() -> Trace {
                 uninterruptible: false,
                 stack: 2,
                 task: None,
+                gil: None,
             },
             count: 40,
             blocking_count: 30,
@@ -269,5 +272,6 @@ pub fn trace() -> Trace {
             process_map_full: 4,
         },
         kernel_limits: vec!["Linux 5.10 has no bpf_loop".into()],
+        cgroup: None,
     }
 }

@@ -40,6 +40,8 @@ pub struct Report {
     pub blocking_groups: Vec<BlockingGroup>,
     pub cpu: CpuProfile,
     pub off_cpu: Vec<OffCpuRow>,
+    /// Threads that waited for a CPython GIL, and who held it.
+    pub gil_waits: Vec<GilWaitRow>,
     pub runqueue: RunqueueRow,
 }
 
@@ -48,6 +50,9 @@ pub struct ReportTarget {
     pub pid: u32,
     pub comm: String,
     pub cmdline: Vec<String>,
+    /// With `--cgroup`: the cgroup traced (the pid is its first process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +118,40 @@ pub struct LoopRow {
     pub lag_p50_ns: u64,
     pub lag_p99_ns: u64,
     pub lag_max_ns: u64,
+    /// Time its iterations waited for the GIL, and the thread that held it
+    /// most of that time.
+    pub gil_wait_ns: u64,
+    pub gil_holder: Option<ThreadRef>,
+}
+
+/// A thread, by id and name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadRef {
+    pub tid: u32,
+    pub comm: String,
+}
+
+/// A thread that waited for the GIL, and the threads that held it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GilWaitRow {
+    pub tid: u32,
+    pub comm: String,
+    pub total_ns: u64,
+    pub count: u64,
+    /// Most time first.
+    pub holders: Vec<GilHolderRow>,
+}
+
+/// A thread that held the GIL while another waited for it.
+#[derive(Debug, Clone, Serialize)]
+pub struct GilHolderRow {
+    /// None: the holder could not be read or named.
+    pub tid: Option<u32>,
+    pub comm: Option<String>,
+    pub total_ns: u64,
+    pub count: u64,
+    /// Where it was: the path its CPU samples during those waits share.
+    pub stack: Vec<Frame>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,6 +165,8 @@ pub enum CauseKind {
     Runqueue,
     /// No part is the majority.
     Mixed,
+    /// Mostly waiting for the GIL, which another thread held.
+    Gil,
 }
 
 /// Why a stall happened and where in the code.
@@ -137,6 +178,10 @@ pub struct Cause {
     pub target: Option<String>,
     /// The blocking call was a wait on another event loop (nested loop).
     pub nested_loop: bool,
+    /// A GIL stall: the thread that held the GIL most of the time (and
+    /// `stack` is where it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gil_holder: Option<ThreadRef>,
     /// The blocking call's stack, or the code the CPU samples share.
     pub stack: Vec<Frame>,
     /// The asyncio Task running that call or code (null: none ran, e.g. a
@@ -154,6 +199,7 @@ impl Cause {
             fd: None,
             target: None,
             nested_loop: false,
+            gil_holder: None,
             stack: Vec::new(),
             task: None,
             description: String::new(),

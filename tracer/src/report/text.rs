@@ -34,6 +34,7 @@ pub fn render(report: &Report, by: StallsBy) -> String {
     blocking(&mut out, report);
     cpu(&mut out, &report.cpu);
     off_cpu(&mut out, report);
+    gil_waits(&mut out, report);
     syscalls(&mut out, report);
     out
 }
@@ -46,9 +47,15 @@ fn header(out: &mut String, r: &Report) {
     }
     .escape_debug()
     .to_string();
+    let cgroup = r
+        .target
+        .cgroup
+        .as_ref()
+        .map(|name| format!("cgroup {}: ", name.escape_debug()))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "tracer: pid {} ({command}) traced for {}, {}",
+        "tracer: {cgroup}pid {} ({command}) traced for {}, {}",
         r.target.pid,
         format_ns(r.duration_ns),
         r.ended_by
@@ -124,6 +131,19 @@ fn loop_row(out: &mut String, l: &LoopRow) {
         format_ns(l.lag_p99_ns),
         format_ns(l.lag_max_ns)
     );
+    if l.gil_wait_ns > 0 {
+        let share = l.gil_wait_ns as f64 * 100.0 / l.busy_ns.max(1) as f64;
+        let held_by = l
+            .gil_holder
+            .as_ref()
+            .map(|h| format!(", held mostly by thread {} ({})", h.tid, h.comm))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "    waited {} for the GIL ({share:.0}% of its busy time){held_by}",
+            format_ns(l.gil_wait_ns)
+        );
+    }
 }
 
 fn stalls(out: &mut String, r: &Report, by: StallsBy) {
@@ -315,6 +335,50 @@ fn off_cpu(out: &mut String, r: &Report) {
 /// Prints a stack innermost first, cut at [`STACK_LINES`]. Where there are
 /// Python frames, those are the code location people want: the native
 /// frames (the interpreter's own) are only counted.
+/// Threads that waited for a GIL, and who held it: shown only when some did.
+fn gil_waits(out: &mut String, r: &Report) {
+    if r.gil_waits.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\nGIL WAITS (threads that waited for the interpreter lock, and who held it)"
+    );
+    for row in &r.gil_waits {
+        let _ = writeln!(
+            out,
+            "  thread {} ({}): waited {} in {} waits",
+            row.tid,
+            row.comm,
+            format_ns(row.total_ns),
+            row.count
+        );
+        for holder in &row.holders {
+            // A thread that drops the GIL waits for another to take it,
+            // the GIL still naming it the last holder.
+            let who = match (holder.tid, &holder.comm) {
+                (Some(tid), _) if tid == row.tid => "itself, handing it over".to_string(),
+                (Some(tid), Some(comm)) => format!("thread {tid} ({comm})"),
+                _ => "a thread not named".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "    held by {who}: {} in {} waits{}",
+                format_ns(holder.total_ns),
+                holder.count,
+                if holder.stack.is_empty() {
+                    ""
+                } else {
+                    ", running:"
+                }
+            );
+            if !holder.stack.is_empty() {
+                stack(out, &holder.stack, "       ");
+            }
+        }
+    }
+}
+
 pub fn stack(out: &mut String, frames: &[Frame], indent: &str) {
     if frames.is_empty() {
         let _ = writeln!(out, "{indent}(no stack)");
@@ -423,8 +487,8 @@ mod tests {
     use crate::{
         analyze::offcpu::WaitReason,
         report::model::{
-            Cause, CauseKind, CpuThread, OffCpuRow, ReportTarget, RunqueueRow, ThreadRow,
-            TopFunction,
+            Cause, CauseKind, CpuThread, GilHolderRow, GilWaitRow, OffCpuRow, ReportTarget,
+            RunqueueRow, ThreadRef, ThreadRow, TopFunction,
         },
         trace::Drops,
     };
@@ -446,6 +510,7 @@ mod tests {
                 pid: 4242,
                 comm: "python3".into(),
                 cmdline: vec!["python3".into(), "app.py".into()],
+                cgroup: None,
             },
             duration_ns: 5_000_000_000,
             threshold_ns: 10_000_000,
@@ -471,6 +536,11 @@ mod tests {
                 lag_p50_ns: 52_000,
                 lag_p99_ns: 150_300_000,
                 lag_max_ns: 150_300_000,
+                gil_wait_ns: 42_000_000,
+                gil_holder: Some(ThreadRef {
+                    tid: 4250,
+                    comm: "cruncher".into(),
+                }),
             }],
             stalls: vec![],
             stall_task_groups: vec![],
@@ -570,6 +640,24 @@ mod tests {
                     Some(21),
                     FrameKind::Python,
                 )],
+            }],
+            gil_waits: vec![GilWaitRow {
+                tid: 4242,
+                comm: "python3".into(),
+                total_ns: 42_000_000,
+                count: 9,
+                holders: vec![GilHolderRow {
+                    tid: Some(4250),
+                    comm: Some("cruncher".into()),
+                    total_ns: 42_000_000,
+                    count: 9,
+                    stack: vec![frame(
+                        "crunch",
+                        Some("/srv/jobs.py"),
+                        Some(6),
+                        FrameKind::Python,
+                    )],
+                }],
             }],
             runqueue: RunqueueRow {
                 count: 1000,

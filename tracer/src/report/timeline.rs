@@ -193,6 +193,10 @@ fn headline(cause: &Cause) -> String {
         (CauseKind::Runqueue, _) => "waiting for a CPU".into(),
         (CauseKind::Mixed, Some(name)) => format!("on CPU and blocked in {name}"),
         (CauseKind::Mixed, None) => "on CPU and blocked".into(),
+        (CauseKind::Gil, _) => match &cause.gil_holder {
+            Some(holder) => format!("waiting for the GIL ({})", holder.comm),
+            None => "waiting for the GIL".into(),
+        },
     }
 }
 

@@ -9,6 +9,7 @@ mod programs;
 mod report;
 mod results;
 mod service;
+pub mod soak;
 mod syscall;
 mod tools;
 

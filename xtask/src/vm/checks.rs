@@ -56,9 +56,11 @@ const fn test(
 /// The list: both modes attach and exit 0 (the two asyncio tests),
 /// a C epoll loop's planted stall with its native stack and duration, exact
 /// `--all-syscalls` counts, an asyncio stall with Python frames and socket
-/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons,
-/// and the asyncio Task of each stall, read in the kernel.
-pub const ALL: [Check; 9] = [
+/// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons;
+/// the asyncio Task of each stall, read in the kernel; a cgroup's processes
+/// (`--cgroup`: the kernel's cgroup id at exec), and a GIL stall with its
+/// holder (read in the kernel as the wait begins).
+pub const ALL: [Check; 11] = [
     Check {
         column: "boot",
         kind: Kind::Boot,
@@ -99,6 +101,18 @@ pub const ALL: [Check; 9] = [
         180,
     ),
     test("asyncio-tasks", "tasks", "asyncio_3_11::lean", 240),
+    test(
+        "cgroup",
+        "cgroup",
+        "cgroup_members_before_during_and_moved_in",
+        150,
+    ),
+    test(
+        "gil-holder",
+        "gil",
+        "a_c_call_holding_the_gil_is_the_stall_cause",
+        180,
+    ),
 ];
 
 /// The smoke checks, and the tests whose name contains `only`.

@@ -6,6 +6,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t tracefs nodev /sys/kernel/tracing
 mount -t devtmpfs devtmpfs /dev
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 # No tmpfs on /tmp: it would hide a workspace under /tmp. The root disk is a
 # snapshot anyway, which the tests' temporary files cannot outlive.
 ip link set lo up

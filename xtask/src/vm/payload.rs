@@ -1,4 +1,5 @@
-//! What the guest runs, built on the host: the tracer, the integration test
+//! What the guest runs, built on the host: the tracer (the static binary
+//! users install, so no library is copied in for it), the integration test
 //! binaries of the selected checks, and everything those tests reach by
 //! absolute path (baked in at compile time): the C targets tests/build.rs
 //! compiles, the Python targets and the demo, and pyenv's Python 3.11 with
@@ -15,7 +16,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 use crate::{
-    command::{build_tracer, cargo, tracer_binary, workspace_root},
+    command::{cargo, workspace_root},
     vm::rootfs::{Payload, Tree},
 };
 
@@ -38,7 +39,7 @@ pub struct Built {
 }
 
 pub fn build(test_binaries: &[&str]) -> anyhow::Result<Built> {
-    build_tracer()?;
+    let tracer = crate::dist::binary::build()?;
     let (binaries, out_dirs) = build_tests(test_binaries)?;
     let root = workspace_root();
     let mut trees = vec![
@@ -60,9 +61,7 @@ pub fn build(test_binaries: &[&str]) -> anyhow::Result<Built> {
         path: pyenv_version(&pyenv)?,
         skip: skip_python_extras,
     });
-    let tracer = tracer_binary();
-    let mut files = vec![tracer.clone()];
-    files.extend(binaries.values().cloned());
+    let files = binaries.values().cloned().collect();
     let env = vec![
         ("HOME".to_string(), home()),
         ("PYENV_ROOT".to_string(), pyenv.display().to_string()),
@@ -76,7 +75,11 @@ pub fn build(test_binaries: &[&str]) -> anyhow::Result<Built> {
         ("TRACER_TEST_SLOW".to_string(), SLOW_FACTOR.to_string()),
     ];
     Ok(Built {
-        payload: Payload { files, trees },
+        payload: Payload {
+            static_files: vec![tracer.clone()],
+            files,
+            trees,
+        },
         tracer,
         binaries,
         env,

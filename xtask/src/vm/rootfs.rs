@@ -29,6 +29,8 @@ pub struct Tree {
 
 /// What the guest needs, at host paths.
 pub struct Payload {
+    /// Copied alone: each must be static (checked), needing no library.
+    pub static_files: Vec<PathBuf>,
     pub files: Vec<PathBuf>,
     pub trees: Vec<Tree>,
 }
@@ -41,6 +43,10 @@ pub fn build(image: &Path, staging: &Path, payload: &Payload, script: &str) -> a
     }
     fs::create_dir_all(staging).with_context(|| format!("cannot create {}", staging.display()))?;
     merge_usr_like_host(staging)?;
+    for file in &payload.static_files {
+        crate::dist::binary::ensure_static(file)?;
+        copy_file(file, staging)?;
+    }
     let mut elves = BTreeSet::new();
     for file in &payload.files {
         copy_file(file, staging)?;
