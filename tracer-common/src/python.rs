@@ -110,6 +110,9 @@ pub struct PyTaskOffsets {
     /// ABSENT): who awaits the task, one task or a set of them.
     pub task_awaited_by: u32,
     pub task_awaited_by_is_set: u32,
+    /// Non-zero: the kernel times each lookup (`counter::TASK_LOOKUP_*`).
+    pub timed: u32,
+    pub _pad: u32,
 }
 
 /// `PyTaskOffsets::dict_layout`: how a dict's entries are found.
@@ -147,8 +150,8 @@ pub const FRAME_OWNED_BY_CSTACK: u8 = 3;
 
 const _: () = {
     assert!(core::mem::size_of::<PyOffsets>() == 20 * 4);
-    assert!(core::mem::size_of::<PyTaskOffsets>() == 8 + 6 * 4);
-    assert!(core::mem::size_of::<PyProcess>() == 8 + 20 * 4 + 32);
+    assert!(core::mem::size_of::<PyTaskOffsets>() == 8 + 8 * 4);
+    assert!(core::mem::size_of::<PyProcess>() == 8 + 20 * 4 + 40);
 };
 
 #[cfg(feature = "user")]

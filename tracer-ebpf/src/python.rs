@@ -96,7 +96,12 @@ pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack, scratch: *mut [
         // SAFETY: forwarded from the caller.
         Some(tstate) => unsafe {
             let status = walk_frames(&process.offsets, tstate, out, scratch);
-            tasks::read_task(process, tstate, addr_of_mut!((*out).task));
+            let task = addr_of_mut!((*out).task);
+            if process.tasks.timed == 0 {
+                tasks::read_task(process, tstate, task);
+            } else {
+                tasks::timed_read_task(process, tstate, task);
+            }
             status
         },
     };

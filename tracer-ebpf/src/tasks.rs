@@ -8,11 +8,13 @@
 
 use aya_ebpf::helpers::generated::bpf_probe_read_user;
 use tracer_common::{
-    AWAITED_BY_SET, PY_AWAITED_BY, PY_TASK_NAME_BYTES, PyOffsets, PyProcess, PyTask,
+    AWAITED_BY_SET, PY_AWAITED_BY, PY_TASK_NAME_BYTES, PyOffsets, PyProcess, PyTask, counter,
     python::{DICT_ENTRY_SIZE, DICT_ENTRY_VALUE, DICT_MA_KEYS, PyTaskOffsets, dict_layout},
 };
 
 use crate::{
+    counters::add,
+    helpers::now_ns,
     python::read,
     repeat::{Step, repeat},
 };
@@ -67,6 +69,23 @@ pub unsafe fn read_task(process: &'static PyProcess, tstate: u64, out: *mut PyTa
             read_awaited_by(t, task, out);
         }
     }
+}
+
+/// [`read_task`], timed: its cost per event is measured with the tracer
+/// that runs (`TRACER_TIME_TASK_LOOKUP`).
+///
+/// # Safety
+/// As [`read_task`].
+#[inline(never)]
+pub unsafe fn timed_read_task(process: &'static PyProcess, tstate: u64, out: *mut PyTask) {
+    let before = now_ns();
+    let start = now_ns();
+    // SAFETY: forwarded from the caller.
+    unsafe { read_task(process, tstate, out) };
+    let end = now_ns();
+    add(counter::TASK_LOOKUPS, 1);
+    add(counter::TASK_LOOKUP_NS, end.wrapping_sub(start));
+    add(counter::TASK_LOOKUP_CLOCK_NS, start.wrapping_sub(before));
 }
 
 /// The chain of tasks awaiting `task`, as far as each is awaited by one

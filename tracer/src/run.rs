@@ -326,6 +326,12 @@ impl Session {
             }
         };
         progress.finish();
+        if let Some(cost) = self.probes.task_lookup_cost()? {
+            eprintln!(
+                "tracer: asyncio task lookup: {} at events, {:.0} ns each (less {:.0} ns of clock reads)",
+                cost.lookups, cost.mean_ns, cost.clock_ns
+            );
+        }
         abort::second_interrupt_aborts(quiet);
         drop(exited);
         self.probes.stop()?;

@@ -14,9 +14,9 @@ use super::{
     offsets::{VersionLayout, known_layout},
 };
 
-/// Set in the tracer's environment, the kernel looks for no asyncio Task
-/// (for measuring what the lookup costs).
-pub const NO_TASK_LOOKUP: &str = "TRACER_NO_TASK_LOOKUP";
+/// Set in the tracer's environment, the kernel times each asyncio Task
+/// lookup, and the tracer says what they cost as it ends.
+pub const TIME_TASK_LOOKUP: &str = "TRACER_TIME_TASK_LOOKUP";
 
 /// Minor versions of CPython 3 whose frames can be read.
 const SUPPORTED_MINORS: RangeInclusive<u32> = 8..=14;
@@ -51,17 +51,6 @@ impl PythonProcess {
     pub fn kernel_info(&self) -> PyProcess {
         let table = &self.layout.tasks;
         let tasks = match &self.asyncio {
-            // The task lookup's cost is measured against runs without it
-            // (bpf_stats of runs with and without it).
-            _ if std::env::var_os(NO_TASK_LOOKUP).is_some() => PyTaskOffsets {
-                current_tasks: 0,
-                dict_layout: 0,
-                tstate_running_task: PyOffsets::ABSENT,
-                task_coro: PyOffsets::ABSENT,
-                task_name: PyOffsets::ABSENT,
-                task_awaited_by: PyOffsets::ABSENT,
-                task_awaited_by_is_set: PyOffsets::ABSENT,
-            },
             Some(asyncio) => PyTaskOffsets {
                 current_tasks: 0,
                 dict_layout: 0,
@@ -70,6 +59,8 @@ impl PythonProcess {
                 task_name: asyncio.task_name,
                 task_awaited_by: asyncio.task_awaited_by,
                 task_awaited_by_is_set: asyncio.task_awaited_by_is_set,
+                timed: 0,
+                _pad: 0,
             },
             None => PyTaskOffsets {
                 current_tasks: self.current_tasks.unwrap_or(0),
@@ -79,7 +70,13 @@ impl PythonProcess {
                 task_name: table.task_name,
                 task_awaited_by: PyOffsets::ABSENT,
                 task_awaited_by_is_set: PyOffsets::ABSENT,
+                timed: 0,
+                _pad: 0,
             },
+        };
+        let tasks = PyTaskOffsets {
+            timed: u32::from(std::env::var_os(TIME_TASK_LOOKUP).is_some()),
+            ..tasks
         };
         PyProcess {
             runtime: self.runtime,
