@@ -1,8 +1,8 @@
 """Named asyncio Tasks that each block the loop in their own way, among many
 short tasks: `slow-sleep` sleeps (time.sleep), `slow-recv` waits in a
-blocking recv on a socket another thread answers late, `slow-cpu` spins;
-then a plain callback (call_soon, no task) sleeps. Each stall lasts STALL
-seconds. The slow tasks are awaited by the task `serve`, itself awaited by
+blocking recv on a socket another thread answers STALL later, `slow-cpu`
+spins; then a plain callback (call_soon, no task) sleeps. Each stall lasts
+STALL seconds. The slow tasks are awaited by the task `serve`, itself awaited by
 `main` (the awaited-by chain 3.14 can show).
 
 Usage: asyncio_tasks.py [asyncio|uvloop]. Runs one quick round first (so
@@ -41,12 +41,22 @@ async def slow_sleep(stall):
     time.sleep(stall)
 
 
+def answer_late(go, stall, sock):
+    go.wait()
+    time.sleep(stall)
+    sock.send(b"x")
+
+
 async def slow_recv(stall):
     ours, theirs = socket.socketpair()
-    answer = threading.Timer(stall, theirs.send, (b"x",))
-    answer.start()
+    go = threading.Event()
+    answerer = threading.Thread(target=answer_late, args=(go, stall, theirs))
+    # Started a step before the stall: the stall is the recv alone.
+    answerer.start()
+    await asyncio.sleep(0)
+    go.set()
     ours.recv(1)
-    answer.join()
+    answerer.join()
     ours.close()
     theirs.close()
 

@@ -26,13 +26,19 @@ const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
 pub struct PythonTarget {
     pub process: PythonProcess,
     eval: Option<(String, Range<u64>)>,
-    /// When what finds the running task was last looked for.
+    /// When the process was found, and when what finds the running task
+    /// was last looked for.
+    found: Instant,
     tasks_looked_for: Instant,
 }
 
 /// How often what finds the running task is looked for until asyncio is
-/// imported.
-const TASKS_RECHECK: Duration = Duration::from_millis(100);
+/// imported: often while the process is young (a program started by the
+/// tracer imports asyncio, then may block at once), then seldom (a Python
+/// program that never imports it).
+const TASKS_RECHECK_YOUNG: Duration = Duration::from_millis(20);
+const TASKS_RECHECK: Duration = Duration::from_secs(1);
+const YOUNG: Duration = Duration::from_secs(10);
 
 impl PythonTarget {
     pub fn new(process: PythonProcess, modules: &ProcessModules) -> Self {
@@ -49,6 +55,7 @@ impl PythonTarget {
         Self {
             process,
             eval,
+            found: Instant::now(),
             tasks_looked_for: Instant::now(),
         }
     }
@@ -56,12 +63,25 @@ impl PythonTarget {
     /// If what finds the running task was not there before and is now (the
     /// process imported asyncio since), the probes' new `PY_PROCS` value.
     pub fn found_tasks(&mut self) -> Option<PyProcess> {
-        if !self.process.lacks_tasks() || self.tasks_looked_for.elapsed() < TASKS_RECHECK {
+        let every = if self.found.elapsed() < YOUNG {
+            TASKS_RECHECK_YOUNG
+        } else {
+            TASKS_RECHECK
+        };
+        if !self.process.lacks_tasks() || self.tasks_looked_for.elapsed() < every {
             return None;
         }
         self.tasks_looked_for = Instant::now();
         self.process.look_for_tasks();
-        (!self.process.lacks_tasks()).then(|| self.process.kernel_info())
+        if self.process.lacks_tasks() {
+            return None;
+        }
+        log::debug!(
+            "pid {}: asyncio's running tasks found, {:?} after the process",
+            self.process.pid,
+            self.found.elapsed()
+        );
+        Some(self.process.kernel_info())
     }
 
     /// Names the task the kernel found at an event.

@@ -194,8 +194,22 @@ impl Recorder {
             .insert(pid, PythonTarget::new(process, modules));
     }
 
-    /// What the probes must learn, found since the last call.
+    /// What the probes must learn, found since the last call: also what
+    /// finds the running asyncio Task of a process that has imported
+    /// asyncio since, looked for now rather than at its next event (which
+    /// would then name no task: a target started by the tracer blocks
+    /// right after its imports).
     pub fn take_updates(&mut self) -> Vec<ProbeUpdate> {
+        for (&pid, python) in &mut self.pythons {
+            if let Some(process) = python.found_tasks() {
+                // The GIL was handed over when the process was found.
+                self.updates.push(ProbeUpdate::Python {
+                    pid,
+                    process,
+                    gil: None,
+                });
+            }
+        }
         std::mem::take(&mut self.updates)
     }
 
@@ -470,14 +484,6 @@ impl Recorder {
     /// The asyncio Task the kernel found running at a captured stack.
     fn task(&mut self, pid: u32, captured: &CapturedStack) -> Option<TaskInfo> {
         let python = self.pythons.get_mut(&pid)?;
-        if let Some(process) = python.found_tasks() {
-            // The GIL was handed over when the process was found.
-            self.updates.push(ProbeUpdate::Python {
-                pid,
-                process,
-                gil: None,
-            });
-        }
         python.task(&mut self.code, &captured.py_task)
     }
 
