@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod browser;
 pub mod prometheus;
 
 use serde_json::Value;
@@ -83,11 +84,16 @@ pub fn can_trace(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
+    skip(test, "needs root (eBPF)")
+}
+
+/// Says a test is skipped, and why; under CI=true a skip is a failure.
+pub fn skip(test: &str, why: &str) -> bool {
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: needs root, and under CI=true a skip is a failure"
+        "{test}: {why}, and under CI=true a skip is a failure"
     );
-    eprintln!("skipped: {test} needs root (eBPF)");
+    eprintln!("skipped: {test} {why}");
     false
 }
 

@@ -25,6 +25,7 @@ Examples:
   sudo tracer -p 4242 --group-by task     stalls by asyncio Task name (fetch-user-*), not by cause
   sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
+  sudo tracer -p 4242 -d 30s --html r.html  the whole report as one page for a browser
   sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later
   tracer report api.rec -o out/           the reports of a recording, again (no root, no target)
   sudo tracer -p 4242 --metrics 127.0.0.1:9464
@@ -40,6 +41,7 @@ Examples:
   tracer report api.rec                   the text report of a recording
   tracer report api.rec -o out/ -q        every report (text, JSON, timeline) in out/
   tracer report api.rec --json r.json     the machine-readable report
+  tracer report api.rec --html r.html     the whole report as one page for a browser
 
 Exit status: 0 done, 1 the file cannot be read or is not a recording,
 2 the command line is wrong.";
@@ -142,9 +144,14 @@ pub struct OutputArgs {
     pub json: Option<PathBuf>,
 
     /// Write every report into this directory (created if missing):
-    /// report.txt, report.json, timeline.json (for Perfetto), ...
+    /// report.txt, report.html, report.json, timeline.json (for Perfetto), ...
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+
+    /// Also write the whole report as one HTML page to this file: stalls,
+    /// timeline, flame graphs, tables; it opens from disk, offline.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// Print no report and no progress on the terminal (files are still
     /// written).
@@ -345,6 +352,11 @@ mod tests {
         };
         assert_eq!(args.file, PathBuf::from("a.rec"));
         assert_eq!(args.outputs.output, Some(PathBuf::from("out")));
+        let html = parse(&["report", "a.rec", "--html", "r.html"]).unwrap();
+        let Some(Action::Report(html)) = html.action else {
+            panic!("no report subcommand");
+        };
+        assert_eq!(html.outputs.html, Some(PathBuf::from("r.html")));
         assert!(args.outputs.quiet);
         assert!(parse(&["report"]).is_err());
         assert!(parse(&["--pid", "1", "report", "a.rec"]).is_err());

@@ -40,10 +40,16 @@ pub struct Outputs {
     pub dir: Option<PathBuf>,
     /// How the text report groups stalls (`--group-by`).
     pub stalls_by: StallsBy,
+    /// `--html FILE`: the one-page HTML report.
+    pub html: Option<PathBuf>,
 }
 
 impl Outputs {
-    pub fn prepare(json: Option<PathBuf>, dir: Option<PathBuf>) -> Result<Self, OutputError> {
+    pub fn prepare(
+        json: Option<PathBuf>,
+        dir: Option<PathBuf>,
+        html: Option<PathBuf>,
+    ) -> Result<Self, OutputError> {
         if let Some(dir) = &dir {
             match fs::symlink_metadata(dir) {
                 Ok(meta) if meta.is_dir() => {}
@@ -52,12 +58,13 @@ impl Outputs {
             }
             check_writable(dir)?;
         }
-        if let Some(json) = &json {
-            check_file(json)?;
+        for file in [&json, &html].into_iter().flatten() {
+            check_file(file)?;
         }
         Ok(Self {
             json,
             dir,
+            html,
             stalls_by: StallsBy::default(),
         })
     }
@@ -66,11 +73,19 @@ impl Outputs {
         Self { stalls_by, ..self }
     }
 
-    /// Writes the JSON report to `--json` and `files` (name, contents) into
-    /// `--output DIR`, as requested.
-    pub fn write(&self, files: &[(&str, &[u8])], json: &str) -> Result<(), OutputError> {
+    /// Writes the JSON report to `--json`, the HTML page to `--html` and
+    /// `files` (name, contents) into `--output DIR`, as requested.
+    pub fn write(
+        &self,
+        files: &[(&str, &[u8])],
+        json: &str,
+        html: Option<&str>,
+    ) -> Result<(), OutputError> {
         if let Some(path) = &self.json {
             write_file(path, json)?;
+        }
+        if let (Some(path), Some(html)) = (&self.html, html) {
+            write_file(path, html)?;
         }
         if let Some(dir) = &self.dir {
             for (name, contents) in files {
@@ -224,13 +239,14 @@ mod tests {
         let file = dir.path().join("file");
         fs::write(&file, "x").unwrap();
         assert!(matches!(
-            Outputs::prepare(None, Some(file)),
+            Outputs::prepare(None, Some(file), None),
             Err(OutputError::NotADirectory(_))
         ));
         let created = dir.path().join("a/b");
-        Outputs::prepare(None, Some(created.clone())).unwrap();
+        Outputs::prepare(None, Some(created.clone()), None).unwrap();
         assert!(created.is_dir());
-        assert!(Outputs::prepare(Some(dir.path().join("missing/x.json")), None).is_err());
-        assert!(Outputs::prepare(Some(dir.path().to_path_buf()), None).is_err());
+        assert!(Outputs::prepare(Some(dir.path().join("missing/x.json")), None, None).is_err());
+        assert!(Outputs::prepare(Some(dir.path().to_path_buf()), None, None).is_err());
+        assert!(Outputs::prepare(None, None, Some(dir.path().join("missing/r.html"))).is_err());
     }
 }

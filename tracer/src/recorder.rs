@@ -213,6 +213,11 @@ impl Recorder {
         std::mem::take(&mut self.updates)
     }
 
+    /// Stalls recorded so far (for the progress line).
+    pub fn stalls(&self) -> usize {
+        self.stalls.len()
+    }
+
     /// Whether process `pid` is known to run CPython.
     pub fn is_python(&self, pid: u32) -> bool {
         self.pythons.contains_key(&pid)

@@ -21,7 +21,7 @@ use crate::{
     output::{self, Outputs},
     privileges,
     probes::{ProbeSettings, Probes},
-    progress::Progress,
+    progress::{Counts, Progress},
     recorder::{Ending, ProbeUpdate, Recorder},
     recording,
     report::publish::publish,
@@ -43,8 +43,12 @@ const RUNTIME_WATCH_TIME: Duration = Duration::from_secs(5);
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let spec = cli.validate()?;
-    let outputs = Outputs::prepare(cli.outputs.json.clone(), cli.outputs.output.clone())?
-        .grouping_stalls_by(cli.outputs.group_by);
+    let outputs = Outputs::prepare(
+        cli.outputs.json.clone(),
+        cli.outputs.output.clone(),
+        cli.outputs.html.clone(),
+    )?
+    .grouping_stalls_by(cli.outputs.group_by);
     if let Some(path) = &cli.record {
         output::check_file(path)?;
     }
@@ -89,7 +93,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|path| recording::save(path, &trace));
     match rotation {
         Some(rotation) => {
-            let last = rotation.outputs(trace.started_unix_ms, outputs.json.clone())?;
+            let last = rotation.outputs(
+                trace.started_unix_ms,
+                outputs.json.clone(),
+                outputs.html.clone(),
+            )?;
             publish(&trace, &last, quiet)?;
             rotation.finish().await?;
         }
@@ -309,7 +317,7 @@ impl Session {
                         apply_updates(&mut self.recorder, &mut self.probes)?;
                     }
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
-                    progress.update(self.target.pid, started.elapsed().as_secs(), self.recorder.events, dropped);
+                    progress.update(self.target.pid, Counts { elapsed_s: started.elapsed().as_secs(), events: self.recorder.events, stalls: self.recorder.stalls(), dropped });
                     self.refresh_metrics(&mut extras.exporter);
                 }
                 Some(why) = next_rotation(&mut extras.rotation) => {

@@ -5,8 +5,12 @@ use crate::{cli::ReportArgs, output::Outputs, report::publish::publish};
 
 pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
     let trace = super::load(&args.file)?;
-    let outputs = Outputs::prepare(args.outputs.json.clone(), args.outputs.output.clone())?
-        .grouping_stalls_by(args.outputs.group_by);
+    let outputs = Outputs::prepare(
+        args.outputs.json.clone(),
+        args.outputs.output.clone(),
+        args.outputs.html.clone(),
+    )?
+    .grouping_stalls_by(args.outputs.group_by);
     publish(&trace, &outputs, args.outputs.quiet)?;
     Ok(())
 }

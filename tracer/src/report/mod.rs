@@ -1,6 +1,8 @@
-//! Rendering a [`model::Report`]: text for people, JSON for programs.
+//! Rendering a [`model::Report`]: text for people, JSON for programs, and
+//! the files of `--output` (HTML, flame graphs, timeline, pprof).
 
 pub mod flamegraph;
+pub mod html;
 pub mod model;
 pub mod pprof;
 pub mod publish;

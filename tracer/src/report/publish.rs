@@ -7,7 +7,7 @@ use std::{fmt::Write, path::PathBuf};
 use crate::{
     analyze::analyze,
     output::{OutputError, Outputs},
-    report::{flamegraph, model::Report, pprof, text, timeline, to_json},
+    report::{flamegraph, html, model::Report, pprof, text, timeline, to_json},
     trace::Trace,
 };
 
@@ -20,11 +20,45 @@ pub struct OutputFile {
     pub about: &'static str,
 }
 
+/// The profiles and the timeline, which report.html shows too.
+struct Pictures {
+    cpu_folded: String,
+    offcpu_folded: String,
+    cpu_svg: String,
+    offcpu_svg: String,
+    timeline: String,
+}
+
+impl Pictures {
+    fn draw(trace: &Trace, report: &Report) -> Self {
+        let cpu_folded = flamegraph::cpu_folded(trace);
+        let offcpu_folded = flamegraph::offcpu_folded(&report.off_cpu);
+        Self {
+            cpu_svg: flamegraph::svg(&cpu_folded, "CPU (on-CPU samples)", "samples"),
+            offcpu_svg: flamegraph::svg(&offcpu_folded, "Off-CPU time by wait reason", "ms"),
+            timeline: timeline::render(trace, report),
+            cpu_folded,
+            offcpu_folded,
+        }
+    }
+
+    fn html(&self, report: &Report) -> String {
+        let flames = html::FlameGraphs {
+            cpu_svg: &self.cpu_svg,
+            offcpu_svg: &self.offcpu_svg,
+        };
+        html::render(report, &self.timeline, &flames)
+    }
+}
+
 /// The files of `--output DIR` besides report.txt (which lists them).
-fn files(trace: &Trace, report: &Report) -> Vec<OutputFile> {
-    let cpu = flamegraph::cpu_folded(trace);
-    let offcpu = flamegraph::offcpu_folded(&report.off_cpu);
+fn dir_files(trace: &Trace, report: &Report, pictures: Pictures, html: String) -> Vec<OutputFile> {
     vec![
+        OutputFile {
+            name: "report.html",
+            contents: html.into(),
+            about: "the whole report as one page: open in a browser (docs/html.md)",
+        },
         OutputFile {
             name: "report.json",
             contents: to_json(report).into(),
@@ -32,27 +66,27 @@ fn files(trace: &Trace, report: &Report) -> Vec<OutputFile> {
         },
         OutputFile {
             name: "timeline.json",
-            contents: timeline::render(trace, report).into(),
+            contents: pictures.timeline.into(),
             about: "the timeline: open in ui.perfetto.dev or chrome://tracing (docs/timeline.md)",
         },
         OutputFile {
             name: "cpu.folded",
-            contents: cpu.clone().into(),
+            contents: pictures.cpu_folded.into(),
             about: "CPU profile as folded stacks (inferno, flamegraph.pl, speedscope)",
         },
         OutputFile {
             name: "cpu.svg",
-            contents: flamegraph::svg(&cpu, "CPU (on-CPU samples)", "samples").into(),
+            contents: pictures.cpu_svg.into(),
             about: "CPU flame graph: open in a browser",
         },
         OutputFile {
             name: "offcpu.folded",
-            contents: offcpu.clone().into(),
+            contents: pictures.offcpu_folded.into(),
             about: "off-CPU time (ms) as folded stacks, wait reason first",
         },
         OutputFile {
             name: "offcpu.svg",
-            contents: flamegraph::svg(&offcpu, "Off-CPU time by wait reason", "ms").into(),
+            contents: pictures.offcpu_svg.into(),
             about: "off-CPU flame graph: open in a browser",
         },
         OutputFile {
@@ -72,11 +106,18 @@ fn files(trace: &Trace, report: &Report) -> Vec<OutputFile> {
 pub fn publish(trace: &Trace, outputs: &Outputs, quiet: bool) -> Result<(), OutputError> {
     let report = analyze(trace);
     let json = to_json(&report);
-    let mut files = if outputs.dir.is_some() {
-        files(trace, &report)
-    } else {
-        Vec::new()
-    };
+    let mut html = None;
+    let mut files = Vec::new();
+    if outputs.dir.is_some() || outputs.html.is_some() {
+        let pictures = Pictures::draw(trace, &report);
+        let page = pictures.html(&report);
+        if outputs.html.is_some() {
+            html = Some(page.clone());
+        }
+        if outputs.dir.is_some() {
+            files = dir_files(trace, &report, pictures, page);
+        }
+    }
     let mut text = text::render(&report, outputs.stalls_by);
     let listed = file_list(outputs, &files);
     text.push_str(&listed);
@@ -89,7 +130,7 @@ pub fn publish(trace: &Trace, outputs: &Outputs, quiet: bool) -> Result<(), Outp
         .iter()
         .map(|f| (f.name, f.contents.as_slice()))
         .collect();
-    outputs.write(&named, &json)?;
+    outputs.write(&named, &json, html.as_deref())?;
     if !quiet {
         print!("{text}");
     }
@@ -103,6 +144,12 @@ fn file_list(outputs: &Outputs, files: &[OutputFile]) -> String {
         entries.push((
             json.clone(),
             "the report for programs (format: docs/json.md)",
+        ));
+    }
+    if let Some(html) = &outputs.html {
+        entries.push((
+            html.clone(),
+            "the whole report as one page: open in a browser (docs/html.md)",
         ));
     }
     if let Some(dir) = &outputs.dir {

@@ -430,7 +430,7 @@ pub fn format_frame(frame: &Frame) -> String {
     text
 }
 
-fn short_path(path: &str) -> &str {
+pub fn short_path(path: &str) -> &str {
     let mut cut = path.len();
     for _ in 0..2 {
         match path[..cut].rfind('/') {

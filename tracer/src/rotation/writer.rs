@@ -41,18 +41,19 @@ impl Rotation {
     }
 
     /// Where the reports of the period that started at `started_unix_ms`
-    /// go (created now), with `json` besides if given.
+    /// go (created now), with `json` and `html` besides if given.
     pub fn outputs(
         &self,
         started_unix_ms: u64,
         json: Option<PathBuf>,
+        html: Option<PathBuf>,
     ) -> Result<Outputs, OutputError> {
-        Outputs::prepare(json, Some(self.dir.join(period_dir(started_unix_ms))))
+        Outputs::prepare(json, Some(self.dir.join(period_dir(started_unix_ms))), html)
     }
 
     /// Writes a finished period's reports in the background.
     pub fn write(&mut self, trace: Trace) {
-        let outputs = self.outputs(trace.started_unix_ms, None);
+        let outputs = self.outputs(trace.started_unix_ms, None, None);
         let quiet = self.quiet;
         self.writes.push(tokio::task::spawn_blocking(move || {
             let outputs = outputs?;

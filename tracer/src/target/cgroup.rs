@@ -18,7 +18,7 @@ use std::{
 use crate::trace::TargetInfo;
 
 /// `statfs` magic of a cgroup v2 filesystem.
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -195,7 +195,8 @@ fn is_cgroup2(dir: &Path) -> bool {
     // statfs, which is zeroed plain data.
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::statfs(path.as_ptr(), &mut stat) } == 0;
-    ok && stat.f_type == CGROUP2_SUPER_MAGIC
+    // f_type is signed in glibc, unsigned in musl (the static binary).
+    ok && stat.f_type as u64 == CGROUP2_SUPER_MAGIC
 }
 
 #[cfg(test)]

@@ -39,14 +39,14 @@ const CONFIGS: [(Option<Observer>, &str); 5] = [
 ];
 
 /// A server of the benchmark, pinned to CPU 0.
-struct Server {
+pub struct Server {
     process: Guard,
-    pid: u32,
-    port: u16,
+    pub pid: u32,
+    pub port: u16,
 }
 
 impl Server {
-    fn start() -> anyhow::Result<Self> {
+    pub fn start() -> anyhow::Result<Self> {
         let script = workspace_root().join("bench/aiohttp_hello.py");
         let mut command = Command::new("taskset");
         command.args(["-c", "0", "python3"]).arg(&script);
@@ -67,7 +67,7 @@ impl Server {
         Ok(Self { process, pid, port })
     }
 
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub fn stop(mut self) -> anyhow::Result<()> {
         self.process.close_stdin();
         self.process.wait(Duration::from_secs(10))?;
         Ok(())
@@ -279,7 +279,7 @@ fn run(
 }
 
 /// Starts wrk on CPU 1 against `port` for `duration`.
-fn start_wrk(port: u16, duration: Duration) -> anyhow::Result<(Guard, Lines)> {
+pub fn start_wrk(port: u16, duration: Duration) -> anyhow::Result<(Guard, Lines)> {
     let mut command = Command::new("taskset");
     command
         .args(["-c", "1", "wrk"])
@@ -293,7 +293,7 @@ fn start_wrk(port: u16, duration: Duration) -> anyhow::Result<(Guard, Lines)> {
 
 /// Waits for a wrk of `duration` and returns its requests per second and
 /// the number of requests it made.
-fn wrk_result(
+pub fn wrk_result(
     (mut child, mut stdout): (Guard, Lines),
     duration: Duration,
 ) -> anyhow::Result<(f64, u64)> {

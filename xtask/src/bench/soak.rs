@@ -1,7 +1,9 @@
 //! `cargo xtask soak`: the tracer in long-running mode for N minutes, on the
-//! demo service (its four planted stalls over and over), rotating its report
-//! set at a compressed period and scraped for metrics now and then. Prints
-//! the tracer's resident memory over time: flat is the figure to look for.
+//! demo service (its four planted stalls over and over) and on the aiohttp
+//! server of the benchmark under wrk's load, rotating its report set at a
+//! compressed period and scraped for metrics now and then. Prints the
+//! tracer's resident memory over time (flat is the figure to look for), and
+//! fails unless every rotated set is a complete report without drops.
 
 use std::{
     fs,
@@ -14,7 +16,10 @@ use std::{
 
 use anyhow::{Context, bail};
 
-use super::process::{Guard, Stream, interrupt, piped, status_kib};
+use super::{
+    process::{Guard, Stream, interrupt, piped, status_kib},
+    service::{Server, start_wrk, wrk_result},
+};
 use crate::command::{build_tracer, tracer_binary, workspace_root};
 
 pub struct Options {
@@ -36,6 +41,7 @@ pub fn soak(options: Options) -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the soak attaches eBPF programs: run it as root");
     }
+    super::tools::ensure()?;
     build_tracer()?;
     let out = workspace_root().join("target/soak");
     let sets = out.join("sets");
@@ -58,6 +64,8 @@ pub fn soak(options: Options) -> anyhow::Result<()> {
                 l.starts_with("ready ")
             })?;
     let pid = ready.trim_start_matches("ready ").trim().to_string();
+    let server = Server::start()?;
+    let targets = format!("{pid},{}", server.pid);
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let metrics = format!("127.0.0.1:{port}");
     let rotate = format!("{}s", options.rotate);
@@ -65,7 +73,7 @@ pub fn soak(options: Options) -> anyhow::Result<()> {
         "tracer",
         piped(
             Command::new(tracer_binary())
-                .args(["-p", &pid, "-o"])
+                .args(["-p", &targets, "-o"])
                 .arg(&sets)
                 .args(["--rotate", &rotate, "--metrics", &metrics]),
             false,
@@ -78,7 +86,10 @@ pub fn soak(options: Options) -> anyhow::Result<()> {
         l.contains("attached to pid")
     })?;
     let soak_time = Duration::from_secs(options.minutes * 60);
-    eprintln!("soak: tracing pid {pid} for {soak_time:?}, rotating every {rotate}");
+    eprintln!(
+        "soak: tracing pids {targets} (the demo, the aiohttp server under wrk) for {soak_time:?}, rotating every {rotate}"
+    );
+    let load = start_wrk(server.port, soak_time)?;
     let started = Instant::now();
     let mut samples: Vec<(Duration, u64)> = Vec::new();
     while started.elapsed() < soak_time {
@@ -95,17 +106,68 @@ pub fn soak(options: Options) -> anyhow::Result<()> {
             mib(rss)
         );
     }
+    let (requests_per_s, _) = wrk_result(load, Duration::ZERO)?;
     interrupt(tracer.pid())?;
     let status = tracer.wait(Duration::from_secs(120))?;
     if !status.success() {
         bail!("the tracer failed ({status}): {:?}", stderr.drain());
     }
-    let written = fs::read_dir(&sets)?.count();
-    let summary = summary(&samples, &options, written)?;
+    server.stop()?;
+    let checked = check_sets(&sets)?;
+    let mut summary = summary(&samples, &options, checked.sets)?;
+    summary += &format!(
+        "load: wrk at {requests_per_s:.0} requests/s on the aiohttp server throughout\n\
+         every set a complete report: {} stalls in all, 0 events dropped\n",
+        checked.stalls
+    );
     print!("{summary}");
     fs::create_dir_all(&out)?;
     fs::write(out.join("soak.txt"), &summary)?;
     Ok(())
+}
+
+/// What the rotated sets hold in all.
+struct Checked {
+    sets: usize,
+    stalls: u64,
+}
+
+/// Every set in `sets` must be a complete report (all its files, a
+/// report.json that parses) of a period that lost no event.
+fn check_sets(sets: &std::path::Path) -> anyhow::Result<Checked> {
+    const FILES: [&str; 5] = [
+        "report.txt",
+        "report.json",
+        "cpu.pb.gz",
+        "offcpu.pb.gz",
+        "timeline.json",
+    ];
+    let mut checked = Checked { sets: 0, stalls: 0 };
+    for set in fs::read_dir(sets)? {
+        let set = set?.path();
+        for file in FILES {
+            if !set.join(file).is_file() {
+                bail!("the set {} has no {file}", set.display());
+            }
+        }
+        let json = fs::read_to_string(set.join("report.json"))?;
+        let report: serde_json::Value = serde_json::from_str(&json)
+            .with_context(|| format!("{}/report.json is not JSON", set.display()))?;
+        let drops = &report["drops"];
+        let lost: u64 = ["ringbuf_full", "thread_map_full", "process_map_full"]
+            .iter()
+            .map(|kind| drops[kind].as_u64().unwrap_or(u64::MAX))
+            .sum();
+        if lost != 0 {
+            bail!("the set {} dropped events: {drops}", set.display());
+        }
+        let stalls = report["stalls"]
+            .as_array()
+            .with_context(|| format!("{}/report.json has no stalls list", set.display()))?;
+        checked.sets += 1;
+        checked.stalls += stalls.len() as u64;
+    }
+    Ok(checked)
 }
 
 /// GET /metrics; the scrape must succeed (and be an exposition).
