@@ -14,6 +14,7 @@ it)."""
 
 import asyncio
 import os
+import queue
 import socket
 import sys
 import threading
@@ -41,22 +42,24 @@ async def slow_sleep(stall):
     time.sleep(stall)
 
 
-def answer_late(go, stall, sock):
-    go.wait()
-    time.sleep(stall)
-    sock.send(b"x")
+# Answers each (socket, delay) put here that much later: one thread,
+# started before the loop runs (starting one in a task blocks the loop until
+# it runs: 60 ms on a busy machine).
+answers = queue.SimpleQueue()
+
+
+def answer_late():
+    while True:
+        sock, stall = answers.get()
+        time.sleep(stall)
+        sock.send(b"x")
 
 
 async def slow_recv(stall):
     ours, theirs = socket.socketpair()
-    go = threading.Event()
-    answerer = threading.Thread(target=answer_late, args=(go, stall, theirs))
-    # Started a step before the stall: the stall is the recv alone.
-    answerer.start()
     await asyncio.sleep(0)
-    go.set()
+    answers.put((theirs, stall))
     ours.recv(1)
-    answerer.join()
     ours.close()
     theirs.close()
 
@@ -108,6 +111,7 @@ def run(stall):
         asyncio.run(main(stall))
 
 
+threading.Thread(target=answer_late, daemon=True).start()
 run(0.001)
 print(f"ready {os.getpid()}", flush=True)
 sys.stdin.readline()
