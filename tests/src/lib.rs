@@ -13,6 +13,8 @@ use std::{
 
 pub mod browser;
 pub mod prometheus;
+pub mod screenshot;
+pub mod tmux;
 
 use serde_json::Value;
 

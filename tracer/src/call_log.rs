@@ -73,6 +73,11 @@ impl CallLog {
         }
     }
 
+    /// The calls kept one by one so far.
+    pub fn kept(&self) -> &[BlockingCall] {
+        &self.kept
+    }
+
     /// The calls kept one by one, and the groups of the others.
     pub fn finish(self) -> (Vec<BlockingCall>, Vec<CallGroup>) {
         (self.kept, self.groups)

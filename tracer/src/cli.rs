@@ -28,6 +28,7 @@ Examples:
   sudo tracer -p 4242 -d 30s --html r.html  the whole report as one page for a browser
   sudo tracer -p 4242 --record api.rec    save the recording, to render the reports again later
   tracer report api.rec -o out/           the reports of a recording, again (no root, no target)
+  sudo tracer top -p 4242                 a live view of its loops, stalls and hot code (see tracer top --help)
   sudo tracer -p 4242 --metrics 127.0.0.1:9464
                                           Prometheus metrics at http://127.0.0.1:9464/metrics while tracing
   sudo tracer -p 4242 -o out/ --rotate 10m
@@ -35,6 +36,23 @@ Examples:
 
 Exit status: 0 done, 1 could not trace (no such process, no privileges, ...),
 2 the command line is wrong.";
+
+const TOP_USAGE: &str = "\
+sudo tracer top [OPTIONS] --pid <PID>[,<PID>...]
+       sudo tracer top [OPTIONS] --cgroup <PATH>";
+
+const TOP_EXAMPLES: &str = "\
+Examples:
+  sudo tracer top --pid 4242              watch a running service's event loops live; q quits
+  sudo tracer top -p 4242 -o out/         the same, and every report in out/ when you quit
+  sudo tracer top -p 4242 --children -d 5m
+                                          its workers too, for five minutes at most
+
+Keys: s cycles the loop table's order (busy, p99 lag, max lag, iterations/s),
+p or space pauses the display (recording goes on), q or Ctrl-C quits.
+
+Exit status: 0 done, 1 could not trace (no such process, no privileges, ...),
+2 the command line is wrong, or stdout is not a terminal.";
 
 const REPORT_EXAMPLES: &str = "\
 Examples:
@@ -62,6 +80,13 @@ pub struct Cli {
     #[command(subcommand)]
     pub action: Option<Action>,
 
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+/// What to trace and how: the options of a trace, and of `tracer top`.
+#[derive(Args, Debug)]
+pub struct TraceArgs {
     /// Trace the running process with this pid (all its threads). Several
     /// processes: -p 10,11,12 or -p 10 -p 11; the first is the target the
     /// report is named after, and recording ends when all have exited.
@@ -167,6 +192,16 @@ pub struct OutputArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum Action {
+    /// A live view of the loops while tracing: each loop thread's
+    /// iterations/s, busy time and lag over the last 10 s, the last stalls
+    /// with their cause and code line, the top blocking call sites and the
+    /// hottest functions, refreshed each second. Keys: s sort, p or space
+    /// pause, q or Ctrl-C quit. With -o DIR the reports are written on quit.
+    #[command(
+        override_usage = TOP_USAGE,
+        after_help = TOP_EXAMPLES,
+    )]
+    Top(TraceArgs),
     /// Render the reports of a recording (made with --record) again: needs
     /// no root and no target.
     #[command(after_help = REPORT_EXAMPLES)]
@@ -205,7 +240,7 @@ const MAX_RATE: u64 = 10_000;
 /// Shortest `--rotate` period: each one is a whole report set on disk.
 const MIN_ROTATE: Duration = Duration::from_secs(1);
 
-impl Cli {
+impl TraceArgs {
     /// Checks what clap cannot: exactly one target, sane durations.
     pub fn target(&self) -> Result<TargetSpec, UsageError> {
         let given = [
@@ -259,6 +294,23 @@ impl Cli {
         self.target()
     }
 
+    /// `tracer top`: the checks of a trace, and what a live view rules out.
+    pub fn validate_top(&self) -> Result<TargetSpec, UsageError> {
+        if self.rotate.is_some() {
+            return Err(UsageError(
+                "tracer top does not take --rotate: a live view is one session (use --rotate without top)"
+                    .into(),
+            ));
+        }
+        if !self.command.is_empty() {
+            return Err(UsageError(
+                "tracer top watches running processes (--pid or --cgroup): a command started with -- would write over the screen; start it elsewhere and give its pid"
+                    .into(),
+            ));
+        }
+        self.validate()
+    }
+
     fn check_rotate(&self) -> Result<(), UsageError> {
         let Some(period) = self.rotate else {
             return Ok(());
@@ -310,36 +362,36 @@ mod tests {
     #[test]
     fn pid_and_defaults() {
         let cli = parse(&["--pid", "42"]).unwrap();
-        assert_eq!(cli.validate().unwrap(), TargetSpec::Pids(vec![42]));
-        assert_eq!(cli.threshold, Duration::from_millis(10));
-        assert_eq!(cli.duration, None);
+        assert_eq!(cli.trace.validate().unwrap(), TargetSpec::Pids(vec![42]));
+        assert_eq!(cli.trace.threshold, Duration::from_millis(10));
+        assert_eq!(cli.trace.duration, None);
     }
 
     #[test]
     fn several_pids() {
         let listed = parse(&["-p", "10,11,12"]).unwrap();
         assert_eq!(
-            listed.validate().unwrap(),
+            listed.trace.validate().unwrap(),
             TargetSpec::Pids(vec![10, 11, 12])
         );
         let repeated = parse(&["-p", "12", "--pid", "10,12", "-p", "11"]).unwrap();
         assert_eq!(
-            repeated.validate().unwrap(),
+            repeated.trace.validate().unwrap(),
             TargetSpec::Pids(vec![12, 10, 11])
         );
         assert!(parse(&["-p", "1,notanumber"]).is_err());
         assert!(parse(&["-p", "1,"]).is_err());
         let zero = parse(&["-p", "1,0"]).unwrap();
-        assert!(zero.validate().unwrap_err().0.contains("above 0"));
-        assert!(parse(&["-p", "1,2", "--children"]).unwrap().children);
+        assert!(zero.trace.validate().unwrap_err().0.contains("above 0"));
+        assert!(parse(&["-p", "1,2", "--children"]).unwrap().trace.children);
     }
 
     #[test]
     fn command_after_double_dash() {
         let cli = parse(&["-d", "2s", "--", "python3", "-c", "pass"]).unwrap();
-        assert_eq!(cli.duration, Some(Duration::from_secs(2)));
+        assert_eq!(cli.trace.duration, Some(Duration::from_secs(2)));
         assert_eq!(
-            cli.validate().unwrap(),
+            cli.trace.validate().unwrap(),
             TargetSpec::Command(vec!["python3".into(), "-c".into(), "pass".into()])
         );
     }
@@ -361,9 +413,9 @@ mod tests {
         assert!(parse(&["report"]).is_err());
         assert!(parse(&["--pid", "1", "report", "a.rec"]).is_err());
         assert!(parse(&["--children", "--", "ls"]).is_err());
-        assert!(parse(&["-p", "1", "--children"]).unwrap().children);
+        assert!(parse(&["-p", "1", "--children"]).unwrap().trace.children);
         let record = parse(&["-p", "1", "--record", "a.rec"]).unwrap();
-        assert_eq!(record.record, Some(PathBuf::from("a.rec")));
+        assert_eq!(record.trace.record, Some(PathBuf::from("a.rec")));
         assert!(record.action.is_none());
     }
 
@@ -372,7 +424,7 @@ mod tests {
         let cli = parse(&["--", "report", "x"]).unwrap();
         assert!(cli.action.is_none());
         assert_eq!(
-            cli.validate().unwrap(),
+            cli.trace.validate().unwrap(),
             TargetSpec::Command(vec!["report".into(), "x".into()])
         );
     }
@@ -382,10 +434,11 @@ mod tests {
         assert!(parse(&["--pid", "abc"]).is_err());
         assert!(parse(&["--pid", "1", "-d", "10"]).is_err());
         let both = parse(&["--pid", "1", "--", "ls"]).unwrap();
-        assert!(both.validate().unwrap_err().0.contains("not several"));
+        assert!(both.trace.validate().unwrap_err().0.contains("not several"));
         let cgroup_and_command = parse(&["--cgroup", "/x", "--", "ls"]).unwrap();
         assert!(
             cgroup_and_command
+                .trace
                 .validate()
                 .unwrap_err()
                 .0
@@ -396,18 +449,25 @@ mod tests {
         assert_eq!(
             parse(&["--cgroup", "/system.slice/a.service"])
                 .unwrap()
+                .trace
                 .validate()
                 .unwrap(),
             TargetSpec::Cgroup(PathBuf::from("/system.slice/a.service"))
         );
         let none = parse(&[]).unwrap();
-        assert!(none.validate().unwrap_err().0.contains("nothing to trace"));
+        assert!(
+            none.trace
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("nothing to trace")
+        );
         let zero = parse(&["--pid", "1", "-d", "0s"]).unwrap();
-        assert!(zero.validate().unwrap_err().0.contains("above 0"));
+        assert!(zero.trace.validate().unwrap_err().0.contains("above 0"));
         let tiny = parse(&["--pid", "1", "--threshold", "0s"]).unwrap();
-        assert!(tiny.validate().unwrap_err().0.contains("between"));
+        assert!(tiny.trace.validate().unwrap_err().0.contains("between"));
         let pid0 = parse(&["--pid", "0"]).unwrap();
-        assert!(pid0.validate().is_err());
+        assert!(pid0.trace.validate().is_err());
     }
 
     #[test]
@@ -423,15 +483,61 @@ mod tests {
             "2s",
         ])
         .unwrap();
-        assert_eq!(cli.metrics, Some("127.0.0.1:9464".parse().unwrap()));
-        assert_eq!(cli.rotate, Some(Duration::from_secs(2)));
-        assert!(cli.validate().is_ok());
+        assert_eq!(cli.trace.metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(cli.trace.rotate, Some(Duration::from_secs(2)));
+        assert!(cli.trace.validate().is_ok());
         assert!(parse(&["-p", "1", "--metrics", "9464"]).is_err());
         let zero = parse(&["-p", "1", "-o", "d", "--rotate", "0s"]).unwrap();
-        assert!(zero.validate().unwrap_err().0.contains("at least 1s"));
+        assert!(zero.trace.validate().unwrap_err().0.contains("at least 1s"));
         let no_dir = parse(&["-p", "1", "--rotate", "1m"]).unwrap();
-        assert!(no_dir.validate().unwrap_err().0.contains("needs --output"));
+        assert!(
+            no_dir
+                .trace
+                .validate()
+                .unwrap_err()
+                .0
+                .contains("needs --output")
+        );
         let record = parse(&["-p", "1", "-o", "d", "--rotate", "1m", "--record", "r"]).unwrap();
-        assert!(record.validate().unwrap_err().0.contains("--record"));
+        assert!(record.trace.validate().unwrap_err().0.contains("--record"));
+    }
+
+    #[test]
+    fn top_subcommand_takes_the_trace_options() {
+        let cli = parse(&["top", "-p", "10,11", "--children", "-d", "30s", "-o", "out"]).unwrap();
+        let Some(Action::Top(args)) = cli.action else {
+            panic!("no top subcommand: {cli:?}");
+        };
+        assert_eq!(args.validate_top().unwrap(), TargetSpec::Pids(vec![10, 11]));
+        assert!(args.children);
+        assert_eq!(args.duration, Some(Duration::from_secs(30)));
+        assert_eq!(args.outputs.output, Some(PathBuf::from("out")));
+        let Some(Action::Top(cgroup)) = parse(&["top", "--cgroup", "/x"]).unwrap().action else {
+            panic!("no top subcommand");
+        };
+        assert_eq!(
+            cgroup.validate_top().unwrap(),
+            TargetSpec::Cgroup(PathBuf::from("/x"))
+        );
+        let Some(Action::Top(rotate)) = parse(&["top", "-p", "1", "-o", "d", "--rotate", "1m"])
+            .unwrap()
+            .action
+        else {
+            panic!("no top subcommand");
+        };
+        assert!(rotate.validate_top().unwrap_err().0.contains("--rotate"));
+        let Some(Action::Top(command)) = parse(&["top", "--", "python3", "app.py"]).unwrap().action
+        else {
+            panic!("no top subcommand");
+        };
+        assert!(
+            command
+                .validate_top()
+                .unwrap_err()
+                .0
+                .contains("--pid or --cgroup")
+        );
+        assert!(parse(&["-p", "1", "top"]).is_err());
+        assert!(parse(&["top", "--cgroup", "/x", "-p", "1"]).is_err());
     }
 }

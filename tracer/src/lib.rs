@@ -17,6 +17,7 @@ pub mod error;
 pub mod fdinfo;
 pub mod gil_waits;
 pub mod install;
+pub mod live;
 pub mod loop_series;
 pub mod metrics;
 pub mod output;

@@ -8,27 +8,39 @@ use tracer::{
     cli::{Action, Cli},
     error::exit_status,
     install::generate::generate,
-    recording,
-    run::run,
+    live, recording,
+    run::{run, top},
 };
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let level = match cli.verbose {
+    let (verbose, is_top) = match &cli.action {
+        Some(Action::Top(args)) => (args.verbose, true),
+        _ => (cli.trace.verbose, false),
+    };
+    let level = match verbose {
         0 => log::LevelFilter::Warn,
         1 => log::LevelFilter::Info,
         _ => log::LevelFilter::Debug,
     };
-    env_logger::Builder::new()
+    let mut logger = env_logger::Builder::new();
+    logger
         .filter_level(level)
         .format_target(false)
-        .format_timestamp(None)
-        .init();
-    match &cli.action {
-        Some(Action::Report(args)) => return exit(recording::report::report(args)),
-        Some(Action::Generate(args)) => return exit(generate(args, &mut std::io::stdout())),
-        None => {}
+        .format_timestamp(None);
+    if is_top {
+        // The live view holds the terminal: log lines wait (see live::log).
+        logger.target(env_logger::Target::Pipe(Box::new(
+            live::log::Sink::default(),
+        )));
     }
+    logger.init();
+    let args = match cli.action {
+        Some(Action::Report(args)) => return exit(recording::report::report(&args)),
+        Some(Action::Generate(args)) => return exit(generate(&args, &mut std::io::stdout())),
+        Some(Action::Top(args)) => args,
+        None => cli.trace,
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -39,7 +51,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    exit(runtime.block_on(run(cli)))
+    let result = runtime.block_on(async {
+        match is_top {
+            true => top(args).await,
+            false => run(args).await,
+        }
+    });
+    live::log::replay();
+    exit(result)
 }
 
 fn exit(result: anyhow::Result<()>) -> ExitCode {

@@ -24,8 +24,8 @@ use crate::{
     symbolize::Symbolizer,
     syscalls,
     trace::{
-        BlockingCall, LoopThread, LoopWindow, ProcessInfo, SampleRecord, StallRecord,
-        SyscallSummary, TargetInfo, TaskInfo, ThreadInfo, Trace,
+        BlockingCall, LoopThread, LoopWindow, ProcessInfo, SampleRecord, Stack, StackId,
+        StallRecord, SyscallSummary, TargetInfo, TaskInfo, ThreadInfo, Trace,
     },
     unwind::{ModuleFiles, ProcessModules},
     worker_park,
@@ -490,6 +490,70 @@ impl Recorder {
     fn task(&mut self, pid: u32, captured: &CapturedStack) -> Option<TaskInfo> {
         let python = self.pythons.get_mut(&pid)?;
         python.task(&mut self.code, &captured.py_task)
+    }
+
+    /// What `trace` lacks of the time since `since_ns` (relative to the
+    /// recording's start), for `tracer top`: the stalls, blocking calls and
+    /// samples of that window and the threads met, the stacks they name
+    /// symbolized now. `named` keeps the stacks named on earlier calls.
+    pub fn recent(
+        &self,
+        since_ns: u64,
+        mut trace: Trace,
+        named: &mut HashMap<StackId, Stack>,
+    ) -> Trace {
+        trace.threshold_ns = self.threshold_ns;
+        trace.offcpu_min_ns = self.offcpu_min_ns;
+        let known: HashSet<u32> = trace.threads.iter().map(|t| t.tid).collect();
+        let met = self.threads.values().filter(|t| !known.contains(&t.tid));
+        trace.threads.extend(met.cloned());
+        trace.stalls = self
+            .stalls
+            .iter()
+            .filter(|s| s.start_ns + s.duration_ns >= since_ns)
+            .cloned()
+            .collect();
+        trace.blocking = self
+            .calls
+            .kept()
+            .iter()
+            .filter(|c| c.start_ns + c.duration_ns >= since_ns)
+            .cloned()
+            .collect();
+        trace.samples = self
+            .samples
+            .iter()
+            .filter(|s| s.time_ns >= since_ns)
+            .cloned()
+            .collect();
+        let mut ids: Vec<StackId> = trace.blocking.iter().map(|c| c.stack).collect();
+        ids.extend(trace.samples.iter().map(|s| s.stack));
+        ids.sort_unstable();
+        ids.dedup();
+        let unnamed: Vec<StackId> = ids
+            .iter()
+            .filter(|id| !named.contains_key(id))
+            .copied()
+            .collect();
+        let stacks = self.stacks.symbolize_some(&unnamed, &self.symbolizer);
+        named.extend(unnamed.into_iter().zip(stacks));
+        // The window's stacks, numbered anew from 0.
+        let index: HashMap<StackId, StackId> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, i as StackId))
+            .collect();
+        trace.stacks = ids
+            .iter()
+            .map(|id| named.get(id).cloned().unwrap_or_default())
+            .collect();
+        for call in &mut trace.blocking {
+            call.stack = index[&call.stack];
+        }
+        for sample in &mut trace.samples {
+            sample.stack = index[&sample.stack];
+        }
+        trace
     }
 
     /// The target, then its children, each named as it ended up (after an

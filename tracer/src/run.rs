@@ -14,10 +14,11 @@ use tokio::{
 use crate::{
     abort,
     cgroup_watch::CgroupWatch,
-    cli::{Cli, TargetSpec},
+    cli::{TargetSpec, TraceArgs},
     clock::{monotonic_ns, unix_ms},
+    live::{self, Live},
     loop_series::LoopSeries,
-    metrics::{Exporter, server},
+    metrics::{Reader, exposition::Shared, server},
     output::{self, Outputs},
     privileges,
     probes::{ProbeSettings, Probes},
@@ -41,8 +42,20 @@ const BATCH_DRAIN_PERIOD: Duration = Duration::from_millis(50);
 const RUNTIME_WATCH_PERIOD: Duration = Duration::from_millis(5);
 const RUNTIME_WATCH_TIME: Duration = Duration::from_secs(5);
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let spec = cli.validate()?;
+/// `tracer --pid …`: trace, then report.
+pub async fn run(args: TraceArgs) -> anyhow::Result<()> {
+    let spec = args.validate()?;
+    trace(args, spec, false).await
+}
+
+/// `tracer top --pid …`: the same trace, shown live until the user quits.
+pub async fn top(args: TraceArgs) -> anyhow::Result<()> {
+    let spec = args.validate_top()?;
+    live::check_terminal()?;
+    trace(args, spec, true).await
+}
+
+async fn trace(cli: TraceArgs, spec: TargetSpec, top: bool) -> anyhow::Result<()> {
     let outputs = Outputs::prepare(
         cli.outputs.json.clone(),
         cli.outputs.output.clone(),
@@ -79,13 +92,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if !quiet {
         eprintln!("tracer: {}", session.attached_line(cli.duration));
     }
+    // Threads made from here on (the live view's) inherit the lower
+    // priority.
     yield_to_the_target();
     let rotation = match (cli.rotate, &outputs.dir) {
         (Some(period), Some(dir)) => Some(Rotation::start(period, dir.clone(), quiet)?),
         _ => None,
     };
-    let extras = Extras { exporter, rotation };
-    let (trace, rotation) = session.record(cli.duration, quiet, signals, extras).await?;
+    let live = match top {
+        true => Some(
+            Live::start(
+                session.target.clone(),
+                session.title(),
+                cli.rate,
+                !cli.all_syscalls,
+            )
+            .context("cannot start the live view")?,
+        ),
+        false => None,
+    };
+    let extras = Extras {
+        exporter,
+        rotation,
+        live,
+        reader: Reader::default(),
+    };
+    // The live view shows progress, and its report is only written.
+    let (trace, rotation) = session
+        .record(cli.duration, quiet || top, signals, extras)
+        .await?;
     // Either output is written even if the other fails.
     let saved = cli
         .record
@@ -101,16 +136,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             publish(&trace, &last, quiet)?;
             rotation.finish().await?;
         }
-        None => publish(&trace, &outputs, quiet)?,
+        None => publish(&trace, &outputs, quiet || top)?,
     }
     saved.transpose()?;
+    if top && !quiet {
+        eprintln!("tracer: {}", live_summary(&trace, &outputs));
+    }
     Ok(())
 }
 
+/// What `tracer top` says as it ends: how the trace ended, and where its
+/// reports are.
+fn live_summary(trace: &Trace, outputs: &Outputs) -> String {
+    let written = match (&outputs.dir, &outputs.json) {
+        (Some(dir), _) => format!("reports in {}", dir.display()),
+        (None, Some(json)) => format!("report in {}", json.display()),
+        (None, None) => "no report written (-o DIR keeps them)".to_string(),
+    };
+    format!(
+        "{} after {:.1} s, {} stalls; {written}",
+        trace.ended_by,
+        trace.duration_ns as f64 / 1e9,
+        trace.stalls.len()
+    )
+}
+
 /// Starts serving `--metrics` on `addr`.
-async fn serve_metrics(addr: SocketAddr, quiet: bool) -> anyhow::Result<Exporter> {
-    let exporter = Exporter::default();
-    let bound = server::serve(addr, exporter.shared.clone()).await?;
+async fn serve_metrics(addr: SocketAddr, quiet: bool) -> anyhow::Result<Shared> {
+    let exporter = Shared::default();
+    let bound = server::serve(addr, exporter.clone()).await?;
     if !quiet {
         eprintln!("tracer: metrics at http://{bound}/metrics");
     }
@@ -119,8 +173,13 @@ async fn serve_metrics(addr: SocketAddr, quiet: bool) -> anyhow::Result<Exporter
 
 /// What a recording does besides recording.
 struct Extras {
-    exporter: Option<Exporter>,
+    /// `--metrics`: the latest reading, served.
+    exporter: Option<Shared>,
     rotation: Option<Rotation>,
+    /// `tracer top`: the live view.
+    live: Option<Live>,
+    /// Takes the readings the exporter and the live view show.
+    reader: Reader,
 }
 
 /// Once attached, the tracer's bursts of work (unwinding and naming the
@@ -281,7 +340,7 @@ impl Session {
         let mut runtime_checks = interval(RUNTIME_WATCH_PERIOD);
         let watch_until = self.launched_pid.map(|_| started + RUNTIME_WATCH_TIME);
         let mut progress = Progress::new(quiet);
-        self.refresh_metrics(&mut extras.exporter);
+        self.refresh(&mut extras);
         let ended_by = loop {
             tokio::select! {
                 guard = ring.readable_mut() => {
@@ -318,8 +377,9 @@ impl Session {
                     }
                     let dropped = self.probes.drops().map(|d| d.total()).unwrap_or(0);
                     progress.update(self.target.pid, Counts { elapsed_s: started.elapsed().as_secs(), events: self.recorder.events, stalls: self.recorder.stalls(), dropped });
-                    self.refresh_metrics(&mut extras.exporter);
+                    self.refresh(&mut extras);
                 }
+                why = live_quit(&mut extras.live) => break why,
                 Some(why) = next_rotation(&mut extras.rotation) => {
                     drain(ring.get_mut(), &mut self.recorder, &self.probes);
                     let end_ns = monotonic_ns();
@@ -334,6 +394,8 @@ impl Session {
             }
         };
         progress.finish();
+        // The terminal back at once, before the last reading and the report.
+        drop(extras.live.take());
         if let Some(cost) = self.probes.task_lookup_cost()? {
             eprintln!(
                 "tracer: asyncio task lookup: {} at events, {:.0} ns each (less {:.0} ns of clock reads)",
@@ -379,13 +441,43 @@ impl Session {
         })
     }
 
-    fn refresh_metrics(&self, exporter: &mut Option<Exporter>) {
-        let Some(exporter) = exporter else {
+    /// The once-a-second reading, for `--metrics` and the live view.
+    fn refresh(&self, extras: &mut Extras) {
+        if extras.exporter.is_none() && extras.live.is_none() {
             return;
-        };
-        if let Err(error) = exporter.refresh(&self.probes, &self.recorder, monotonic_ns()) {
-            log::warn!("--metrics: cannot read the probes' counts: {error}");
         }
+        let snapshot = match extras
+            .reader
+            .read(&self.probes, &self.recorder, monotonic_ns())
+        {
+            Ok(snapshot) => snapshot,
+            Err(error) => {
+                log::warn!("cannot read the probes' counts: {error}");
+                return;
+            }
+        };
+        if let Some(live) = &mut extras.live {
+            let elapsed_ns = monotonic_ns().saturating_sub(self.period_start_ns);
+            live.update(&snapshot, &self.recorder, elapsed_ns);
+        }
+        if let Some(exporter) = &extras.exporter {
+            exporter.set(snapshot);
+        }
+    }
+
+    /// What `tracer top` shows as the target: the first, and how many more.
+    fn title(&self) -> String {
+        let more = self.others.len() + self.descendants.len();
+        let cgroup = self
+            .cgroup
+            .as_ref()
+            .map(|watch| format!("cgroup {}: ", watch.cgroup.name))
+            .unwrap_or_default();
+        let mut title = format!("{cgroup}pid {} ({})", self.target.pid, self.target.comm);
+        if more > 0 {
+            title.push_str(&format!(" and {more} more"));
+        }
+        title
     }
 
     fn exit_reason(&self) -> String {
@@ -562,6 +654,14 @@ fn apply_updates(recorder: &mut Recorder, probes: &mut Probes) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// Resolves when the user quits the live view, with why. Never, without one.
+async fn live_quit(live: &mut Option<Live>) -> String {
+    match live {
+        Some(live) => live.quitting().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves when the current period ends, with why: its time is up, or

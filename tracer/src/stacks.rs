@@ -87,9 +87,24 @@ impl StackTable {
 
     /// Symbolizes every stack; the result is indexed by [`StackId`].
     pub fn symbolize(self, symbolizer: &Symbolizer) -> Vec<Stack> {
+        self.name(&self.stacks, symbolizer)
+    }
+
+    /// Symbolizes the stacks `ids` now, in that order (for `tracer top`,
+    /// which shows stacks while the trace goes on).
+    pub fn symbolize_some(&self, ids: &[StackId], symbolizer: &Symbolizer) -> Vec<Stack> {
+        let stacks: Vec<Vec<RawFrame>> = ids
+            .iter()
+            .map(|&id| self.stacks.get(id as usize).cloned().unwrap_or_default())
+            .collect();
+        self.name(&stacks, symbolizer)
+    }
+
+    /// Names the frames of `stacks`: one symbolizer call per module.
+    fn name(&self, stacks: &[Vec<RawFrame>], symbolizer: &Symbolizer) -> Vec<Stack> {
         let mut by_module: HashMap<u32, Vec<u64>> = HashMap::new();
         let mut kernel = Vec::new();
-        for frame in self.stacks.iter().flatten() {
+        for frame in stacks.iter().flatten() {
             match frame {
                 RawFrame::Native { module, svma } => {
                     by_module.entry(*module).or_default().push(*svma)
@@ -112,7 +127,7 @@ impl StackTable {
         for (addr, frames) in kernel.iter().zip(symbolizer.kernel_frames(&kernel)) {
             names.insert(RawFrame::Kernel(*addr), frames);
         }
-        self.stacks
+        stacks
             .iter()
             .map(|raw| {
                 raw.iter()

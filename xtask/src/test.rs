@@ -20,8 +20,16 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     }
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     crate::apt::ensure(&[("/usr/bin/prometheus", "prometheus")], &[])?;
-    // The HTML report's test opens report.html in headless Chromium.
-    crate::apt::ensure(&[("/usr/bin/chromium", "chromium")], &[])?;
+    // `tracer top` runs in a tmux terminal; its screen is shot as a PNG
+    // (aha turns the capture into HTML, headless Chromium shoots it).
+    crate::apt::ensure(
+        &[
+            ("/usr/bin/tmux", "tmux"),
+            ("/usr/bin/aha", "aha"),
+            ("/usr/bin/chromium", "chromium"),
+        ],
+        &[],
+    )?;
     // CPython 3.14 targets run in a Debian sid root, as in a container; the
     // packages users install (`dist`) are installed in bookworm's and sid's
     // (tests/tests/dist.rs). debootstrap mostly waits on the network: the

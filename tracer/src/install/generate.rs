@@ -19,7 +19,7 @@ pub struct GenerateArgs {
 #[derive(Subcommand, Debug)]
 pub enum Generated {
     /// The man pages (roff) of tracer and its subcommands, into DIR:
-    /// tracer.1, tracer-report.1.
+    /// tracer.1, tracer-report.1, tracer-top.1.
     Man {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
@@ -56,7 +56,7 @@ mod tests {
     }
 
     #[test]
-    fn man_pages_of_tracer_and_report_but_not_generate() {
+    fn man_pages_of_tracer_report_and_top_but_not_generate() {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().to_path_buf();
         assert!(generated(Generated::Man { dir: dir.clone() }).is_empty());
@@ -65,7 +65,7 @@ mod tests {
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         pages.sort();
-        assert_eq!(pages, ["tracer-report.1", "tracer.1"]);
+        assert_eq!(pages, ["tracer-report.1", "tracer-top.1", "tracer.1"]);
         let man = std::fs::read_to_string(dir.join("tracer.1")).unwrap();
         assert!(man.contains(".TH tracer 1"), "{man}");
         assert!(man.contains("\\-\\-threshold"), "{man}");
@@ -73,6 +73,9 @@ mod tests {
         assert!(!man.contains("generate"), "{man}");
         let report = std::fs::read_to_string(dir.join("tracer-report.1")).unwrap();
         assert!(report.contains(".TH tracer-report 1"), "{report}");
+        let top = std::fs::read_to_string(dir.join("tracer-top.1")).unwrap();
+        assert!(top.contains(".TH tracer-top 1"), "{top}");
+        assert!(top.contains("\\-\\-children"), "{top}");
     }
 
     #[test]

@@ -270,6 +270,13 @@ mod tests {
                 iterations: classic(&hist, 308_000_000),
                 idle_ns: 2_000_000_000,
                 cpu_ns: Some(500_000_000),
+                stats: tracer_common::LoopStats {
+                    iterations: 10,
+                    busy_ns: 308_000_000,
+                    idle_ns: 2_000_000_000,
+                    max_busy_ns: 150_000_000,
+                    hist,
+                },
             }],
             tracer_events: 42,
             tracer_rss_bytes: 1 << 20,

@@ -1,7 +1,8 @@
 //! `--metrics ADDR`: a Prometheus endpoint served while tracing. The
 //! recording loop reads the kernel's statistics and the recorder's event
 //! counters once a second into a [`snapshot::Snapshot`]; each scrape encodes
-//! the latest one (documented in docs/metrics.md).
+//! the latest one (documented in docs/metrics.md). `tracer top` shows the
+//! same reading (`crate::live`).
 
 pub mod buckets;
 pub mod events;
@@ -19,26 +20,24 @@ use crate::{
 
 use self::{
     buckets::classic,
-    exposition::Shared,
     snapshot::{LoopThreadMetrics, Snapshot},
 };
 
-/// Feeds the endpoint: the names of the threads met so far are kept, as
+/// Takes the readings: the names of the threads met so far are kept, as
 /// the thread may be gone by the next reading.
 #[derive(Default)]
-pub struct Exporter {
-    pub shared: Shared,
+pub struct Reader {
     threads: BTreeMap<u32, (u32, String)>,
 }
 
-impl Exporter {
+impl Reader {
     /// Takes a reading now; `now_ns` is CLOCK_MONOTONIC.
-    pub fn refresh(
+    pub fn read(
         &mut self,
         probes: &Probes,
         recorder: &Recorder,
         now_ns: u64,
-    ) -> Result<(), ProbeError> {
+    ) -> Result<Snapshot, ProbeError> {
         let events = recorder.counters.clone();
         let times = probes.thread_times(now_ns)?;
         let stats = probes.loop_stats()?;
@@ -63,11 +62,12 @@ impl Exporter {
                     iterations: classic(&stat.hist, stat.busy_ns),
                     idle_ns: stat.idle_ns,
                     cpu_ns: times.get(tid).map(|(oncpu, _)| *oncpu),
+                    stats: *stat,
                 }
             })
             .collect();
         let runqueue = probes.runqueue()?;
-        self.shared.set(Snapshot {
+        Ok(Snapshot {
             loops,
             events,
             threads: self.threads.clone(),
@@ -75,8 +75,7 @@ impl Exporter {
             drops: probes.drops()?,
             tracer_events: recorder.events,
             tracer_rss_bytes: own_rss_bytes(),
-        });
-        Ok(())
+        })
     }
 }
 

@@ -1,12 +1,14 @@
 //! What a scrape shows: the latest reading of everything exported, made by
 //! the recording loop and read by the server.
 
+use tracer_common::LoopStats;
+
 use crate::trace::Drops;
 
 use super::{buckets::Classic, events::EventCounters};
 
 /// A thread that ran an event loop.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LoopThreadMetrics {
     pub pid: u32,
     pub tid: u32,
@@ -17,6 +19,8 @@ pub struct LoopThreadMetrics {
     pub idle_ns: u64,
     /// On-CPU time while traced (None: the kernel has no count yet).
     pub cpu_ns: Option<u64>,
+    /// The kernel's statistics as read (`tracer top` takes differences).
+    pub stats: LoopStats,
 }
 
 #[derive(Debug, Clone, Default)]

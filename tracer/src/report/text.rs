@@ -384,11 +384,7 @@ pub fn stack(out: &mut String, frames: &[Frame], indent: &str) {
         let _ = writeln!(out, "{indent}(no stack)");
         return;
     }
-    let python = frames.iter().any(|f| f.kind == FrameKind::Python);
-    let shown: Vec<&Frame> = frames
-        .iter()
-        .filter(|f| !python || f.kind != FrameKind::Native)
-        .collect();
+    let shown = shown_frames(frames);
     for frame in shown.iter().take(STACK_LINES) {
         let _ = writeln!(out, "{indent}{}", format_frame(frame));
     }
@@ -403,6 +399,21 @@ pub fn stack(out: &mut String, frames: &[Frame], indent: &str) {
             let _ = writeln!(out, "{indent}... {} more frames", cut + native);
         }
     }
+}
+
+/// The frames a person reads: where a stack has Python frames, those (the
+/// interpreter's native frames are in the JSON report).
+fn shown_frames(frames: &[Frame]) -> Vec<&Frame> {
+    let python = frames.iter().any(|f| f.kind == FrameKind::Python);
+    frames
+        .iter()
+        .filter(|f| !python || f.kind != FrameKind::Native)
+        .collect()
+}
+
+/// The code line of a stack: its innermost frame as the report shows it.
+pub fn code_line(frames: &[Frame]) -> Option<String> {
+    shown_frames(frames).first().map(|f| format_frame(f))
 }
 
 /// `function (file:line) [module]`, with only the last two path components.
