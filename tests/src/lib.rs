@@ -586,3 +586,23 @@ fn collect_frames<'a>(value: &'a Value, frames: &mut Vec<&'a Value>) {
         _ => {}
     }
 }
+
+/// Whether the report's kernel names no asyncio Task (one without bpf_loop,
+/// 5.10 in the matrix, says so in `kernel_limits`); then every stall's task
+/// must be null, and is checked to be.
+pub fn kernel_names_no_task(report: &Value) -> bool {
+    let said = report["kernel_limits"]
+        .as_array()
+        .expect("kernel_limits")
+        .iter()
+        .any(|l| {
+            l.as_str()
+                .is_some_and(|l| l.contains("no asyncio Task is named"))
+        });
+    if said {
+        for stall in report["stalls"].as_array().expect("stalls") {
+            assert!(stall["cause"]["task"].is_null(), "{stall:#}");
+        }
+    }
+    said
+}

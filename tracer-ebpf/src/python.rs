@@ -18,13 +18,12 @@ use tracer_common::{
     KernelOffsets, MAX_PROCESSES, MAX_PY_FRAMES, MAX_THREADS, PY_FRAME_ENTRY, PY_FRAME_SHIM,
     PY_STATUS_NO_THREAD, PY_STATUS_NONE, PY_STATUS_OK, PY_STATUS_READ_ERROR, PY_STATUS_TRUNCATED,
     PyFrame, PyOffsets, PyProcess, PyStack,
-    python::{FRAME_OWNED_BY_CSTACK, FRAME_OWNED_BY_GENERATOR, frame_layout},
+    python::{FRAME_OWNED_BY_CSTACK, frame_layout},
 };
 
 use crate::{
     kernel,
     repeat::{Step, repeat},
-    tasks,
 };
 
 /// Traced processes that run CPython, filled by userspace.
@@ -97,10 +96,18 @@ pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack, scratch: *mut [
         Some(tstate) => unsafe {
             let status = walk_frames(&process.offsets, tstate, out, scratch);
             let task = addr_of_mut!((*out).task);
+            #[cfg(not(feature = "bounded-loops"))]
             if process.tasks.timed == 0 {
-                tasks::read_task(process, tstate, task);
+                crate::tasks::read_task(process, tstate, task);
             } else {
-                tasks::timed_read_task(process, tstate, task);
+                crate::tasks::timed_read_task(process, tstate, task);
+            }
+            // Before bpf_loop the verifier checks the dict scan turn by
+            // turn, and the programs no longer load in time (5.10 under
+            // qemu: not in 120 s): no task there, not the walk's coroutine.
+            #[cfg(feature = "bounded-loops")]
+            {
+                (*task).task = 0;
             }
             status
         },
@@ -334,6 +341,10 @@ impl Step for FrameWalk {
         } else {
             interpreter_frame(self, code)
         };
+        // Only for the task lookup, which the bounded-loops object has not:
+        // two more values that differ path by path would keep the older
+        // verifier from pruning its 24 turns.
+        #[cfg(not(feature = "bounded-loops"))]
         if let Some(coro) = self.coroutine() {
             self.coro = coro;
             self.coro_code = code;
@@ -346,13 +357,16 @@ impl Step for FrameWalk {
     }
 }
 
+#[cfg(not(feature = "bounded-loops"))]
 impl FrameWalk {
     /// The coroutine (or generator) the current frame belongs to, if any.
     fn coroutine(&self) -> Option<u64> {
         let o = self.offsets;
         let coro = if o.frame_layout == frame_layout::FRAME_OBJECT {
             self.field::<u64>(o.frame_gen)?
-        } else if self.field::<u8>(o.frame_owner)? == FRAME_OWNED_BY_GENERATOR {
+        } else if self.field::<u8>(o.frame_owner)?
+            == tracer_common::python::FRAME_OWNED_BY_GENERATOR
+        {
             self.frame.wrapping_sub(o.coro_iframe as u64)
         } else {
             0
