@@ -81,7 +81,9 @@ async def serve(rounds, upstream_port):
     round_number = 0
     while rounds is None or round_number < rounds:
         for kind in ("sleep", "upstream", "cpu", "subprocess"):
-            await handle(kind, upstream_port)
+            # Each request runs in a task of its own, named after it.
+            name = f"{kind}-request-{round_number}"
+            await asyncio.create_task(handle(kind, upstream_port), name=name)
             await asyncio.sleep(0.3)  # the loop idles between requests
         round_number += 1
     await asyncio.sleep(2)  # a long idle wait: not a stall

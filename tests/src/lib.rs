@@ -18,6 +18,8 @@ pub mod tmux;
 
 use serde_json::Value;
 
+pub mod interpreters;
+
 /// How long a target or the tracer may take to say it is ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -235,6 +237,21 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> ExitStatus {
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Traces the target `command` starts (it prints "ready PID", then waits
+/// for a line on stdin) from its start to its exit, with
+/// [`planted_stall_threshold`] and `args`.
+pub fn trace_target(mut command: Command, args: &[&str]) -> Finished {
+    let mut target = Target::start(&mut command);
+    let mut all = vec!["--threshold", planted_stall_threshold()];
+    all.extend_from_slice(args);
+    let tracer = Tracer::attach(target.pid, &all);
+    target.go();
+    assert!(target.wait(ready_timeout()).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    done
 }
 
 /// A running `tracer`, started with `--json` into a temporary directory.
@@ -574,4 +591,24 @@ fn collect_frames<'a>(value: &'a Value, frames: &mut Vec<&'a Value>) {
         Value::Array(items) => items.iter().for_each(|v| collect_frames(v, frames)),
         _ => {}
     }
+}
+
+/// Whether the report's kernel names no asyncio Task (one without bpf_loop,
+/// 5.10 in the matrix, says so in `kernel_limits`); then every stall's task
+/// must be null, and is checked to be.
+pub fn kernel_names_no_task(report: &Value) -> bool {
+    let said = report["kernel_limits"]
+        .as_array()
+        .expect("kernel_limits")
+        .iter()
+        .any(|l| {
+            l.as_str()
+                .is_some_and(|l| l.contains("no asyncio Task is named"))
+        });
+    if said {
+        for stall in report["stalls"].as_array().expect("stalls") {
+            assert!(stall["cause"]["task"].is_null(), "{stall:#}");
+        }
+    }
+    said
 }

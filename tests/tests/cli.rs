@@ -48,6 +48,11 @@ fn usage_errors_exit_2() {
     assert_error(&tracer(&["--pid", "1", "--", "ls"]), 2, "not several");
     assert_error(&tracer(&["--bogus"]), 2, "unexpected argument");
     assert_error(
+        &tracer(&["--pid", "1", "--group-by", "nonsense"]),
+        2,
+        "invalid value 'nonsense' for '--group-by <BY>'",
+    );
+    assert_error(
         &tracer(&["--pid", "1", "-o", "out", "--rotate", "0"]),
         2,
         "has no unit",

@@ -9,8 +9,8 @@ use std::{process::Command, time::Duration};
 
 use serde_json::Value;
 use tracer_tests::{
-    Target, Tracer, check_planted_stalls, functions, planted_stall_threshold, pyenv_python,
-    require_root,
+    Target, Tracer, check_planted_stalls, functions, kernel_names_no_task, planted_stall_threshold,
+    pyenv_python, require_root,
 };
 
 fn stalls(report: &Value) -> Vec<Value> {
@@ -108,16 +108,25 @@ fn asyncio_blockers(service_args: &[&str], tracer_args: &[&str]) {
     let report = trace_to_end(&mut target, tracer_args);
     let all = stalls(&report);
     show(&all);
-    // Two rounds of four blockers, each in the service's `serve`. Other
+    // Two rounds of four blockers, each in a request's task
+    // (`KIND-request-N`, running `handle`). Other
     // iterations may reach 10 ms too (asyncio.run's teardown starts and
     // joins a thread; seen at 12 ms on a cold machine; a page fault on a
     // cold disk), but the final `await asyncio.sleep(2)` is idle: no stall
     // comes near its length.
-    let planted = stalls_in(&all, "serve")
+    let planted: Vec<&Value> = stalls_in(&all, "handle")
         .into_iter()
         .filter(|s| s["cause"]["syscall"] != "page fault")
-        .count();
-    assert_eq!(planted, 8, "{all:#?}");
+        .collect();
+    let seen: Vec<&Value> = all.iter().map(|s| &s["cause"]["description"]).collect();
+    assert_eq!(planted.len(), 8, "{seen:#?}");
+    let named = !kernel_names_no_task(&report);
+    for stall in planted.into_iter().filter(|_| named) {
+        let task = &stall["cause"]["task"];
+        let name = task["name"].as_str().unwrap_or_default();
+        assert!(name.contains("-request-"), "{stall:#}");
+        assert_eq!(task["coro"], "handle", "{stall:#}");
+    }
     assert!(
         all.iter().all(|s| s["duration_ns"].as_f64().unwrap() < 1e9),
         "{all:#?}"

@@ -84,6 +84,35 @@ pub struct PyStack {
     pub len: u32,
     pub status: u32,
     pub frames: [PyFrame; MAX_PY_FRAMES],
+    pub task: PyTask,
+}
+
+/// Bytes of a task's name object copied at the event: its header and up to
+/// 48 (3.8–3.11) or 56 (3.12+) ASCII characters.
+pub const PY_TASK_NAME_BYTES: usize = 96;
+
+/// Awaiting tasks read at the event, at most.
+pub const PY_AWAITED_BY: usize = 4;
+/// Marks a `PyTask::awaited_by` entry that is a set, not a task.
+pub const AWAITED_BY_SET: u64 = 1;
+
+/// The asyncio Task the thread was running at the event, read then (it may
+/// be gone by the time userspace looks).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct PyTask {
+    /// The Task object; 0 when no task runs (a plain callback) or none was
+    /// found.
+    pub task: u64,
+    /// The code object of the Task's coroutine.
+    pub coro_code: u64,
+    /// The tasks awaiting it, nearest first, as far as each is awaited by
+    /// one task (3.14+): 0 ends the chain; an address with
+    /// [`AWAITED_BY_SET`] set is a set of awaiting tasks, read no further.
+    pub awaited_by: [u64; PY_AWAITED_BY],
+    /// The first bytes of the Task's name object: a `str`, or an `int`
+    /// (3.12/3.13 name tasks `Task-N` only when asked, and keep N till then).
+    pub name: [u8; PY_TASK_NAME_BYTES],
 }
 
 /// The process is not a known CPython: no Python frames were read.
@@ -342,9 +371,13 @@ const _: () = {
     assert!(core::mem::size_of::<EventHeader>() == 24);
     assert!(core::mem::size_of::<UserRegs>() == 24);
     assert!(core::mem::size_of::<PyFrame>() == 16);
-    assert!(core::mem::size_of::<PyStack>() == 8 + 16 * MAX_PY_FRAMES);
+    assert!(core::mem::size_of::<PyTask>() == 16 + 8 * PY_AWAITED_BY + PY_TASK_NAME_BYTES);
     assert!(
-        core::mem::size_of::<StackCapture>() == 40 + (8 + 16 * MAX_PY_FRAMES) + STACK_COPY_BYTES
+        core::mem::size_of::<PyStack>() == 8 + 16 * MAX_PY_FRAMES + core::mem::size_of::<PyTask>()
+    );
+    assert!(
+        core::mem::size_of::<StackCapture>()
+            == 40 + core::mem::size_of::<PyStack>() + STACK_COPY_BYTES
     );
     assert!(
         core::mem::size_of::<SlowSyscall>()

@@ -87,5 +87,11 @@ pub mod counter {
     pub const EVENTS_SENT: u32 = 3;
     /// Processes not followed because the traced-process map was full.
     pub const DROP_PROCESS_MAP_FULL: u32 = 4;
+    /// With `PyTaskOffsets::timed`: asyncio Task lookups made at events,
+    /// their total time (ns), and the total of an empty interval between
+    /// two clock reads, taken once per lookup (what timing itself adds).
+    pub const TASK_LOOKUPS: u32 = 5;
+    pub const TASK_LOOKUP_NS: u32 = 6;
+    pub const TASK_LOOKUP_CLOCK_NS: u32 = 7;
     pub const COUNT: u32 = 8;
 }

@@ -50,6 +50,11 @@ pub struct PyOffsets {
     /// `PyCodeObject.co_code_adaptive` (3.11+): instruction offsets count
     /// from here.
     pub code_adaptive: u32,
+    /// `f_gen` (3.8–3.10): the generator or coroutine that owns the frame.
+    pub frame_gen: u32,
+    /// Where a coroutine embeds its frame (`cr_iframe`, 3.11+): a frame owned
+    /// by a generator belongs to the coroutine at `frame - coro_iframe`.
+    pub coro_iframe: u32,
     pub _pad: u32,
 }
 
@@ -80,8 +85,50 @@ impl PyOffsets {
             .max(end(self.frame_instr, instr_size))
             .max(end(self.frame_owner, 1))
             .max(end(self.frame_is_entry, 1))
+            .max(end(self.frame_gen, 8))
     }
 }
+
+/// Where the running asyncio Task of a thread is found, and its fields.
+/// The task is taken only if its coroutine is the outermost coroutine on
+/// the thread's frame chain: the one the Task is stepping right now.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PyTaskOffsets {
+    /// The `_asyncio` module's `current_tasks` dict, `{loop: task}`
+    /// (3.8–3.13; 0: not found, e.g. asyncio not imported yet).
+    pub current_tasks: u64,
+    /// [`dict_layout`] of that dict's keys object (0: no dict to scan).
+    pub dict_layout: u32,
+    /// `PyThreadState` field holding the running task (3.14+:
+    /// `asyncio_running_task`; else ABSENT).
+    pub tstate_running_task: u32,
+    /// `TaskObj.task_coro` and `task_name` (ABSENT: no task lookup).
+    pub task_coro: u32,
+    pub task_name: u32,
+    /// `TaskObj.task_awaited_by` and `task_awaited_by_is_set` (3.14+; else
+    /// ABSENT): who awaits the task, one task or a set of them.
+    pub task_awaited_by: u32,
+    pub task_awaited_by_is_set: u32,
+    /// Non-zero: the kernel times each lookup (`counter::TASK_LOOKUP_*`).
+    pub timed: u32,
+    pub _pad: u32,
+}
+
+/// `PyTaskOffsets::dict_layout`: how a dict's entries are found.
+pub mod dict_layout {
+    /// 3.8–3.10: `dk_size` at 8, `dk_nentries` at 32, indices at 40 with
+    /// 1/2/4/8 bytes each depending on the size.
+    pub const SIZED: u32 = 1;
+    /// 3.11+: `dk_log2_index_bytes` at 9, `dk_nentries` at 24, indices at 32.
+    pub const LOG2: u32 = 2;
+}
+
+/// `PyDictObject.ma_keys`, the same in 3.8–3.14.
+pub const DICT_MA_KEYS: u64 = 32;
+/// A dict entry with any keys (`PyDictKeyEntry`: hash, key, value).
+pub const DICT_ENTRY_SIZE: u64 = 24;
+pub const DICT_ENTRY_VALUE: u64 = 16;
 
 /// `PY_PROCS` value: one traced Python process.
 #[repr(C)]
@@ -90,15 +137,21 @@ pub struct PyProcess {
     /// Address of `_PyRuntime` in the process.
     pub runtime: u64,
     pub offsets: PyOffsets,
+    pub tasks: PyTaskOffsets,
 }
 
-/// `owner` value of a shim frame that CPython's C code pushes when it
-/// enters the interpreter (3.12+).
+/// `owner` value of a frame embedded in a generator or coroutine (3.11+).
+pub const FRAME_OWNED_BY_GENERATOR: u8 = 1;
+
+/// Lowest `owner` value of a shim frame that CPython's C code pushes when
+/// it enters the interpreter: `FRAME_OWNED_BY_CSTACK` in 3.12/3.13; 3.14
+/// has `FRAME_OWNED_BY_INTERPRETER` (3) and `FRAME_OWNED_BY_CSTACK` (4).
 pub const FRAME_OWNED_BY_CSTACK: u8 = 3;
 
 const _: () = {
-    assert!(core::mem::size_of::<PyOffsets>() == 18 * 4);
-    assert!(core::mem::size_of::<PyProcess>() == 8 + 18 * 4);
+    assert!(core::mem::size_of::<PyOffsets>() == 20 * 4);
+    assert!(core::mem::size_of::<PyTaskOffsets>() == 8 + 8 * 4);
+    assert!(core::mem::size_of::<PyProcess>() == 8 + 20 * 4 + 40);
 };
 
 #[cfg(feature = "user")]
@@ -113,6 +166,7 @@ mod tests {
 
     fn offsets(layout: u32, back: u32, code: u32, instr: u32, owner: u32, entry: u32) -> PyOffsets {
         PyOffsets {
+            frame_gen: PyOffsets::ABSENT,
             frame_layout: layout,
             frame_back: back,
             frame_code: code,

@@ -9,3 +9,11 @@ pub fn bump(index: u32) {
         unsafe { *c += 1 };
     }
 }
+
+#[inline(always)]
+pub fn add(index: u32, value: u64) {
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: as in `bump`.
+        unsafe { *c += value };
+    }
+}

@@ -20,6 +20,9 @@ mod sleeps;
 mod stack;
 mod syscalls;
 mod target;
+// Not called before bpf_loop: see python.rs.
+#[cfg_attr(feature = "bounded-loops", allow(dead_code))]
+mod tasks;
 
 #[cfg(not(test))]
 #[panic_handler]

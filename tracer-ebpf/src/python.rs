@@ -4,6 +4,10 @@
 //! pointers are NULL while a thread has released the GIL, which is exactly
 //! when it blocks — then the frame chain is walked. Only code addresses and
 //! positions are read here; userspace turns them into names and lines.
+//! The asyncio Task the thread runs is found here too (`tasks.rs`), from
+//! the outermost coroutine the walk passes.
+
+use core::ptr::addr_of_mut;
 
 use aya_ebpf::{
     helpers::bpf_probe_read_user,
@@ -34,7 +38,7 @@ static PY_THREADS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(MAX_THREA
 const MAX_INTERPRETERS: u32 = 4;
 
 #[inline(always)]
-fn read<T>(addr: u64) -> Option<T> {
+pub fn read<T>(addr: u64) -> Option<T> {
     // SAFETY: bpf_probe_read_user checks the address.
     unsafe { bpf_probe_read_user(addr as *const T) }.ok()
 }
@@ -80,6 +84,7 @@ pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack, scratch: *mut [
     unsafe {
         (*out).len = 0;
         (*out).status = PY_STATUS_NONE;
+        (*out).task.task = 0;
     }
     // SAFETY: map values are read-only here.
     let Some(process) = (unsafe { PY_PROCS.get(tgid) }) else {
@@ -88,7 +93,24 @@ pub unsafe fn read_stack(tgid: u32, tid: u32, out: *mut PyStack, scratch: *mut [
     let status = match thread_state(process, tid) {
         None => PY_STATUS_NO_THREAD,
         // SAFETY: forwarded from the caller.
-        Some(tstate) => unsafe { walk_frames(&process.offsets, tstate, out, scratch) },
+        Some(tstate) => unsafe {
+            let status = walk_frames(&process.offsets, tstate, out, scratch);
+            let task = addr_of_mut!((*out).task);
+            #[cfg(not(feature = "bounded-loops"))]
+            if process.tasks.timed == 0 {
+                crate::tasks::read_task(process, tstate, task);
+            } else {
+                crate::tasks::timed_read_task(process, tstate, task);
+            }
+            // Before bpf_loop the verifier checks the dict scan turn by
+            // turn, and the programs no longer load in time (5.10 under
+            // qemu: not in 120 s): no task there, not the walk's coroutine.
+            #[cfg(feature = "bounded-loops")]
+            {
+                (*task).task = 0;
+            }
+            status
+        },
     };
     // SAFETY: as above.
     unsafe { (*out).status = status };
@@ -181,6 +203,9 @@ struct FrameWalk {
     n: u32,
     status: u32,
     out: *mut PyStack,
+    /// The outermost coroutine passed so far, and its code object.
+    coro: u64,
+    coro_code: u64,
     /// The current frame's first `window_len` bytes.
     #[cfg(not(feature = "bounded-loops"))]
     window: *mut [u8; FRAME_WINDOW],
@@ -266,13 +291,20 @@ unsafe fn walk_frames(
         n: 0,
         status: PY_STATUS_TRUNCATED,
         out,
+        coro: 0,
+        coro_code: 0,
         #[cfg(not(feature = "bounded-loops"))]
         window: scratch,
         window_len: o.frame_window(),
     };
     repeat(MAX_FRAME_WALK, &mut walk);
     // SAFETY: `out` is writable (caller).
-    unsafe { (*out).len = walk.n };
+    unsafe {
+        (*out).len = walk.n;
+        // For `tasks::read_task`, which replaces them with the task.
+        (*out).task.task = walk.coro;
+        (*out).task.coro_code = walk.coro_code;
+    }
     walk.status
 }
 
@@ -289,8 +321,10 @@ impl Step for FrameWalk {
             return true;
         }
         let o = self.offsets;
+        // 3.14 tags the reference in the low bit (`_PyStackRef`); objects
+        // are 8-aligned in every version.
         let code = if self.read_frame() {
-            self.field::<u64>(o.frame_code)
+            self.field::<u64>(o.frame_code).map(|code| code & !7)
         } else {
             None
         };
@@ -307,6 +341,14 @@ impl Step for FrameWalk {
         } else {
             interpreter_frame(self, code)
         };
+        // Only for the task lookup, which the bounded-loops object has not:
+        // two more values that differ path by path would keep the older
+        // verifier from pruning its 24 turns.
+        #[cfg(not(feature = "bounded-loops"))]
+        if let Some(coro) = self.coroutine() {
+            self.coro = coro;
+            self.coro_code = code;
+        }
         // SAFETY: n < MAX_PY_FRAMES (checked above); `out` is writable.
         unsafe { (*self.out).frames[n] = PyFrame { code, lasti, flags } };
         self.n += 1;
@@ -315,11 +357,29 @@ impl Step for FrameWalk {
     }
 }
 
+#[cfg(not(feature = "bounded-loops"))]
+impl FrameWalk {
+    /// The coroutine (or generator) the current frame belongs to, if any.
+    fn coroutine(&self) -> Option<u64> {
+        let o = self.offsets;
+        let coro = if o.frame_layout == frame_layout::FRAME_OBJECT {
+            self.field::<u64>(o.frame_gen)?
+        } else if self.field::<u8>(o.frame_owner)?
+            == tracer_common::python::FRAME_OWNED_BY_GENERATOR
+        {
+            self.frame.wrapping_sub(o.coro_iframe as u64)
+        } else {
+            0
+        };
+        (coro != 0).then_some(coro)
+    }
+}
+
 /// Position and flags of a 3.11+ frame; a shim frame is flagged as such.
 fn interpreter_frame(walk: &FrameWalk, code: u64) -> (i32, u32) {
     let o = walk.offsets;
     let owner = walk.field::<u8>(o.frame_owner).unwrap_or(0);
-    if owner == FRAME_OWNED_BY_CSTACK {
+    if owner >= FRAME_OWNED_BY_CSTACK {
         return (0, PY_FRAME_SHIM);
     }
     let instr = walk.field::<u64>(o.frame_instr).unwrap_or(0);

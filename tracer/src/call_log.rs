@@ -104,6 +104,7 @@ mod tests {
             blocked_ns,
             uninterruptible: false,
             stack: 0,
+            task: None,
             gil: None,
         }
     }

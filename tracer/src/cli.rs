@@ -4,7 +4,7 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{duration::parse_duration, error::UsageError};
+use crate::{duration::parse_duration, error::UsageError, report::text::StallsBy};
 
 const USAGE: &str = "\
 sudo tracer [OPTIONS] --pid <PID>[,<PID>...]
@@ -22,6 +22,7 @@ Examples:
   sudo tracer --cgroup /system.slice/api.service
                                           every process of a cgroup v2, also those started later
   sudo tracer -p 4242 --all-syscalls      every syscall: strace -c table, every thread's calls
+  sudo tracer -p 4242 --group-by task     stalls by asyncio Task name (fetch-user-*), not by cause
   sudo tracer -- python3 app.py           start a command (and its children) from its first instruction
   sudo tracer -p 4242 --json report.json  the machine-readable report too
   sudo tracer -p 4242 -d 30s --html r.html  the whole report as one page for a browser
@@ -181,6 +182,12 @@ pub struct OutputArgs {
     /// written).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Group the stalls of the text report by cause, or by the asyncio
+    /// Task they ran in, digit runs collapsed: --group-by task shows
+    /// "3 stalls in tasks 'fetch-user-*'" (report.json has both).
+    #[arg(long, value_name = "BY", default_value = "cause")]
+    pub group_by: StallsBy,
 }
 
 #[derive(Subcommand, Debug)]

@@ -12,6 +12,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::report::text::StallsBy;
+
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("--output {0} exists and is not a directory")]
@@ -36,6 +38,8 @@ pub enum OutputError {
 pub struct Outputs {
     pub json: Option<PathBuf>,
     pub dir: Option<PathBuf>,
+    /// How the text report groups stalls (`--group-by`).
+    pub stalls_by: StallsBy,
     /// `--html FILE`: the one-page HTML report.
     pub html: Option<PathBuf>,
 }
@@ -57,7 +61,16 @@ impl Outputs {
         for file in [&json, &html].into_iter().flatten() {
             check_file(file)?;
         }
-        Ok(Self { json, dir, html })
+        Ok(Self {
+            json,
+            dir,
+            html,
+            stalls_by: StallsBy::default(),
+        })
+    }
+
+    pub fn grouping_stalls_by(self, stalls_by: StallsBy) -> Self {
+        Self { stalls_by, ..self }
     }
 
     /// Writes the JSON report to `--json`, the HTML page to `--html` and

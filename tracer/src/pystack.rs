@@ -4,14 +4,17 @@
 //! running. The kernel marks the outermost Python frame of each eval call
 //! (`PY_FRAME_ENTRY`), which is how the frames are split between the calls.
 
-use std::ops::Range;
+use std::{
+    ops::Range,
+    time::{Duration, Instant},
+};
 
-use tracer_common::{PY_FRAME_ENTRY, PY_FRAME_SHIM, PyFrame};
+use tracer_common::{PY_FRAME_ENTRY, PY_FRAME_SHIM, PyFrame, PyProcess, PyTask};
 
 use crate::{
-    python::{CodeReader, PythonProcess},
+    python::{self, CodeReader, PythonProcess},
     stacks::RawFrame,
-    trace::{Frame, FrameKind},
+    trace::{Frame, FrameKind, TaskInfo},
     unwind::{NativeAddr, ProcessModules},
 };
 
@@ -23,7 +26,19 @@ const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
 pub struct PythonTarget {
     pub process: PythonProcess,
     eval: Option<(String, Range<u64>)>,
+    /// When the process was found, and when what finds the running task
+    /// was last looked for.
+    found: Instant,
+    tasks_looked_for: Instant,
 }
+
+/// How often what finds the running task is looked for until asyncio is
+/// imported: often while the process is young (a program started by the
+/// tracer imports asyncio, then may block at once), then seldom (a Python
+/// program that never imports it).
+const TASKS_RECHECK_YOUNG: Duration = Duration::from_millis(20);
+const TASKS_RECHECK: Duration = Duration::from_secs(1);
+const YOUNG: Duration = Duration::from_secs(10);
 
 impl PythonTarget {
     pub fn new(process: PythonProcess, modules: &ProcessModules) -> Self {
@@ -37,7 +52,41 @@ impl PythonTarget {
                 process.image_path
             );
         }
-        Self { process, eval }
+        Self {
+            process,
+            eval,
+            found: Instant::now(),
+            tasks_looked_for: Instant::now(),
+        }
+    }
+
+    /// If what finds the running task was not there before and is now (the
+    /// process imported asyncio since), the probes' new `PY_PROCS` value.
+    pub fn found_tasks(&mut self) -> Option<PyProcess> {
+        let every = if self.found.elapsed() < YOUNG {
+            TASKS_RECHECK_YOUNG
+        } else {
+            TASKS_RECHECK
+        };
+        if !self.process.lacks_tasks() || self.tasks_looked_for.elapsed() < every {
+            return None;
+        }
+        self.tasks_looked_for = Instant::now();
+        self.process.look_for_tasks();
+        if self.process.lacks_tasks() {
+            return None;
+        }
+        log::debug!(
+            "pid {}: asyncio's running tasks found, {:?} after the process",
+            self.process.pid,
+            self.found.elapsed()
+        );
+        Some(self.process.kernel_info())
+    }
+
+    /// Names the task the kernel found at an event.
+    pub fn task(&self, code: &mut CodeReader, raw: &PyTask) -> Option<TaskInfo> {
+        python::task_info(&self.process, code, raw)
     }
 
     /// Whether a native frame is a call of the eval loop.

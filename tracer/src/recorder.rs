@@ -25,7 +25,7 @@ use crate::{
     syscalls,
     trace::{
         BlockingCall, LoopThread, LoopWindow, ProcessInfo, SampleRecord, Stack, StackId,
-        StallRecord, SyscallSummary, TargetInfo, ThreadInfo, Trace,
+        StallRecord, SyscallSummary, TargetInfo, TaskInfo, ThreadInfo, Trace,
     },
     unwind::{ModuleFiles, ProcessModules},
     worker_park,
@@ -194,8 +194,22 @@ impl Recorder {
             .insert(pid, PythonTarget::new(process, modules));
     }
 
-    /// What the probes must learn, found since the last call.
+    /// What the probes must learn, found since the last call: also what
+    /// finds the running asyncio Task of a process that has imported
+    /// asyncio since, looked for now rather than at its next event (which
+    /// would then name no task: a target started by the tracer blocks
+    /// right after its imports).
     pub fn take_updates(&mut self) -> Vec<ProbeUpdate> {
+        for (&pid, python) in &mut self.pythons {
+            if let Some(process) = python.found_tasks() {
+                // The GIL was handed over when the process was found.
+                self.updates.push(ProbeUpdate::Python {
+                    pid,
+                    process,
+                    gil: None,
+                });
+            }
+        }
         std::mem::take(&mut self.updates)
     }
 
@@ -308,6 +322,7 @@ impl Recorder {
             blocked_ns: event.blocked_ns,
             uninterruptible: event.uninterruptible,
             stack: self.stacks.intern(frames),
+            task: self.task(event.pid, &event.stack),
             gil: self.gil_waits.wait(
                 event.pid,
                 event.nr,
@@ -421,12 +436,14 @@ impl Recorder {
             .map(RawFrame::Kernel)
             .collect();
         frames.extend(self.user_frames(sample.pid, &sample.stack));
+        let task = self.task(sample.pid, &sample.stack);
         self.samples.push(SampleRecord {
             pid: sample.pid,
             tid: sample.tid,
             time_ns: self.relative(sample.time_ns),
             for_stall: sample.for_stall,
             stack: self.stacks.intern(frames),
+            task,
         });
     }
 
@@ -467,6 +484,12 @@ impl Recorder {
             }
             _ => native.into_iter().map(|(frame, _)| frame).collect(),
         }
+    }
+
+    /// The asyncio Task the kernel found running at a captured stack.
+    fn task(&mut self, pid: u32, captured: &CapturedStack) -> Option<TaskInfo> {
+        let python = self.pythons.get_mut(&pid)?;
+        python.task(&mut self.code, &captured.py_task)
     }
 
     /// What `trace` lacks of the time since `since_ns` (relative to the

@@ -113,8 +113,21 @@ pub struct BlockingCall {
     /// It slept uninterruptibly (D state: disk and other kernel I/O).
     pub uninterruptible: bool,
     pub stack: StackId,
+    /// The asyncio Task the thread ran, read at the call.
+    pub task: Option<TaskInfo>,
     /// A futex wait on the process's CPython GIL.
     pub gil: Option<GilWait>,
+}
+
+/// An asyncio Task, as read at an event.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskInfo {
+    /// The name given to `create_task(name=...)`, or `Task-N`.
+    pub name: String,
+    /// Its coroutine's qualified name.
+    pub coro: String,
+    /// The tasks awaiting it, nearest first (3.14+: its awaited-by chain).
+    pub awaited_by: Vec<String>,
 }
 
 /// A wait for the GIL, and who held it as the wait began.
@@ -221,6 +234,8 @@ pub struct SampleRecord {
     /// Taken because a loop iteration ran long, not for the profile.
     pub for_stall: bool,
     pub stack: StackId,
+    /// The asyncio Task the thread ran, read at the sample.
+    pub task: Option<TaskInfo>,
 }
 
 /// Events the tracer could not record, by cause. All zero in a complete trace.

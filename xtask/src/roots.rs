@@ -125,3 +125,55 @@ fn remove_outdated(root: &Path) -> anyhow::Result<()> {
     );
     fs::remove_dir_all(root).with_context(|| format!("cannot remove {}", root.display()))
 }
+
+/// Makes CPython 3.`minor` of `root` able to import `package`, from its
+/// binary wheel for that version (pip is not in a minimal root, and
+/// Debian's python3.14 has no ensurepip): downloaded by the machine's pip
+/// into the cache, unpacked into the root's site directory. Kept with the
+/// cached root.
+pub fn ensure_wheel(root: &Path, minor: u32, package: &str) -> anyhow::Result<()> {
+    let site = root.join(format!("usr/local/lib/python3.{minor}/dist-packages"));
+    if site.join(package).exists() {
+        return Ok(());
+    }
+    let download = Path::new(CACHE_DIR).join(format!("wheels-3.{minor}"));
+    fs::create_dir_all(&download)
+        .with_context(|| format!("cannot create {}", download.display()))?;
+    eprintln!(
+        "xtask: installing {package} for Python 3.{minor} into {}",
+        site.display()
+    );
+    let version = format!("3.{minor}");
+    let abi = format!("cp3{minor}");
+    run(Command::new("python3")
+        .args(["-m", "pip", "download", "--quiet", "--no-deps"])
+        .args(["--only-binary=:all:", "--implementation", "cp"])
+        .args(["--python-version", &version, "--abi", &abi])
+        .args(["--platform", "manylinux_2_28_x86_64"])
+        .args(["--platform", "manylinux_2_17_x86_64"])
+        .args(["--platform", "manylinux2014_x86_64"])
+        .arg("--dest")
+        .arg(&download)
+        .arg(package))?;
+    let wheel = fs::read_dir(&download)?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with(&format!("{package}-")) && name.ends_with(".whl")
+        })
+        .with_context(|| format!("pip downloaded no wheel of {package} for Python 3.{minor}"))?;
+    fs::create_dir_all(&site).with_context(|| format!("cannot create {}", site.display()))?;
+    // A wheel is a zip file laid out as the site directory wants it.
+    run(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&site))?;
+    anyhow::ensure!(
+        site.join(package).exists(),
+        "{} has no {package} after unpacking {}",
+        site.display(),
+        wheel.display()
+    );
+    Ok(())
+}

@@ -14,6 +14,10 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     // test reads the profiles with `go tool pprof`; the metrics test scrapes
     // with a real Prometheus.
     crate::python::ensure_packages(&["uvloop"])?;
+    // The task tests run every pyenv CPython on uvloop too.
+    for python in crate::python::pyenv_pythons() {
+        crate::python::ensure_packages_in(python.as_os_str(), &["uvloop"])?;
+    }
     crate::apt::ensure(&[("/usr/bin/go", "golang-go")], &[])?;
     crate::apt::ensure(&[("/usr/bin/prometheus", "prometheus")], &[])?;
     // `tracer top` runs in a tmux terminal; its screen is shot as a PNG
@@ -45,6 +49,7 @@ pub fn test(filter: Option<&str>) -> anyhow::Result<()> {
     let dist = dist?;
     // The JavaScript-frame tests run on Node 18 and 22 too.
     let nodes = crate::node::ensure()?;
+    crate::roots::ensure_wheel(&sid, 14, "uvloop")?;
     let mut command = cargo();
     command.envs(nodes);
     command

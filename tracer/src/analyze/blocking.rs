@@ -24,6 +24,7 @@ pub fn calls(trace: &Trace) -> Vec<BlockingRow> {
             fd: call.fd,
             target: call.target.clone(),
             stack: trace.stack(call.stack),
+            task: call.task.clone(),
         })
         .collect()
 }
@@ -105,6 +106,7 @@ mod tests {
             blocked_ns: duration_ns,
             uninterruptible: false,
             stack,
+            task: None,
             gil: None,
         }
     }

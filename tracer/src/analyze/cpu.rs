@@ -133,6 +133,7 @@ mod tests {
             time_ns: 0,
             for_stall: false,
             stack,
+            task: None,
         };
         let trace = Trace {
             profile_hz: 100,

@@ -9,7 +9,7 @@ use crate::{
     duration::format_ns,
     report::model::{Cause, CauseKind, LoopRow, StallGroup, StallRow},
     syscalls,
-    trace::{BlockingCall, Frame, FrameKind, StallRecord, Trace},
+    trace::{BlockingCall, Frame, FrameKind, SampleRecord, StallRecord, Trace},
 };
 
 pub fn loop_rows(trace: &Trace) -> Vec<LoopRow> {
@@ -91,7 +91,16 @@ pub fn cause_kind(stall: &StallRecord) -> CauseKind {
     }
 }
 
+/// The cause, with the asyncio Task it ran in (said in its description).
 fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
+    let mut cause = cause_alone(trace, stall);
+    if let Some(task) = &cause.task {
+        cause.description.push_str(&super::tasks::describe(task));
+    }
+    cause
+}
+
+fn cause_alone(trace: &Trace, stall: &StallRecord) -> Cause {
     let window = (stall.start_ns, stall.start_ns + stall.duration_ns);
     let gil = gil::waited_in(trace, stall.tid, window);
     if gil.values().sum::<u64>() >= stall.duration_ns / 2 {
@@ -155,6 +164,7 @@ fn from_call(
         target: call.target.clone(),
         nested_loop: stall.nested_loop,
         stack: trace.stack(call.stack),
+        task: call.task.clone(),
         description,
         gil_holder: None,
     }
@@ -192,6 +202,7 @@ fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
         target: longest.target.clone(),
         nested_loop: stall.nested_loop,
         stack: Vec::new(),
+        task: None,
         description: format!(
             "blocked {} in {spent_in}, longest {syscall}{on} {}",
             format_ns(stall.blocked_ns),
@@ -204,10 +215,9 @@ fn from_summary(stall: &StallRecord, kind: CauseKind) -> Cause {
 /// The code that ran during the stall: the call path most of its samples
 /// share (the callback that held the CPU).
 fn from_samples(trace: &Trace, stall: &StallRecord, kind: CauseKind, window: (u64, u64)) -> Cause {
-    let stacks: Vec<&Vec<Frame>> = trace
-        .samples
+    let samples = stall_samples(trace, stall, window);
+    let stacks: Vec<&Vec<Frame>> = samples
         .iter()
-        .filter(|s| s.tid == stall.tid && window.0 <= s.time_ns && s.time_ns <= window.1)
         .filter_map(|s| trace.stacks.get(s.stack as usize))
         .collect();
     let description = format!(
@@ -222,9 +232,23 @@ fn from_samples(trace: &Trace, stall: &StallRecord, kind: CauseKind, window: (u6
     Cause {
         kind,
         stack: dominant_path(&stacks),
+        task: super::tasks::most_samples_in(&samples),
         description,
         ..Cause::empty(kind)
     }
+}
+
+/// The samples of the stalled thread taken during the stall.
+fn stall_samples<'a>(
+    trace: &'a Trace,
+    stall: &StallRecord,
+    window: (u64, u64),
+) -> Vec<&'a SampleRecord> {
+    trace
+        .samples
+        .iter()
+        .filter(|s| s.tid == stall.tid && window.0 <= s.time_ns && s.time_ns <= window.1)
+        .collect()
 }
 
 /// What makes frames the same function: name, file and module (lines
@@ -292,16 +316,25 @@ pub fn dominant_path(stacks: &[&Vec<Frame>]) -> Vec<Frame> {
 
 /// Stalls with the same cause (kind, syscall, code location) as one line.
 pub fn groups(rows: &[StallRow]) -> Vec<StallGroup> {
+    let mut groups = grouped(rows, |row| signature(&row.cause));
+    merge_nested_cpu_groups(&mut groups);
+    groups.sort_by_key(|g| std::cmp::Reverse(g.total_ns));
+    groups
+}
+
+/// Stalls with the same `key` as one group, in order of first appearance;
+/// each group shows the cause of its longest stall.
+pub fn grouped(rows: &[StallRow], key: impl Fn(&StallRow) -> String) -> Vec<StallGroup> {
     let mut groups: Vec<StallGroup> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     for row in rows {
-        let signature = signature(&row.cause);
-        let i = *index.entry(signature).or_insert_with(|| {
+        let i = *index.entry(key(row)).or_insert_with(|| {
             groups.push(StallGroup {
                 count: 0,
                 total_ns: 0,
                 max_ns: 0,
                 tids: Vec::new(),
+                task: None,
                 cause: row.cause.clone(),
             });
             groups.len() - 1
@@ -317,8 +350,6 @@ pub fn groups(rows: &[StallRow]) -> Vec<StallGroup> {
             group.tids.push(row.tid);
         }
     }
-    merge_nested_cpu_groups(&mut groups);
-    groups.sort_by_key(|g| std::cmp::Reverse(g.total_ns));
     groups
 }
 
@@ -382,10 +413,7 @@ fn signature(cause: &Cause) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        recording::sample::{self, LOOP_TID},
-        trace::SampleRecord,
-    };
+    use crate::recording::sample::{self, LOOP_TID};
 
     fn python(function: &str, line: u32) -> Frame {
         Frame {
@@ -416,6 +444,7 @@ mod tests {
                     time_ns: stall.start_ns + 1_000_000 * (i as u64 + 1),
                     for_stall: true,
                     stack: id,
+                    task: None,
                 });
             }
         }
@@ -430,7 +459,8 @@ mod tests {
         assert_eq!(cause.syscall.as_deref(), Some("recvfrom"));
         assert_eq!(
             cause.description,
-            "blocked 300 ms in recvfrom on tcp:127.0.0.1:53412->127.0.0.1:8081"
+            "blocked 300 ms in recvfrom on tcp:127.0.0.1:53412->127.0.0.1:8081 \
+             in task 'fetch-user-42' (handle_request), awaited by 'serve' ← 'main'"
         );
         assert!(names(&cause.stack).contains(&"query_upstream"));
     }
@@ -530,7 +560,8 @@ mod tests {
         assert!(cause.nested_loop);
         assert_eq!(
             cause.description,
-            "blocked 300 ms in recvfrom on another epoll fd (nested loop)"
+            "blocked 300 ms in recvfrom on another epoll fd (nested loop) \
+             in task 'fetch-user-42' (handle_request), awaited by 'serve' ← 'main'"
         );
     }
 

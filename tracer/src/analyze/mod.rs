@@ -9,6 +9,7 @@ pub mod loops;
 pub mod offcpu;
 pub mod percentile;
 mod syscalls;
+pub mod tasks;
 
 use crate::{
     report::model::{Report, ReportTarget, ThreadRow},
@@ -46,6 +47,7 @@ pub fn analyze(trace: &Trace) -> Report {
             .collect(),
         loops: loops::loop_rows(trace),
         stall_groups: loops::groups(&stalls),
+        stall_task_groups: tasks::groups(&stalls),
         stalls,
         syscalls: syscalls::table(&trace.syscalls),
         blocking_groups: blocking::groups(trace),

@@ -10,7 +10,7 @@ use super::percentile::percentile;
 use crate::{
     report::model::{OffCpuRow, RunqueueRow},
     syscalls,
-    trace::{BlockingCall, FdKind, StackId, Trace},
+    trace::{BlockingCall, FdKind, StackId, TaskInfo, Trace},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -111,7 +111,13 @@ pub fn call_reason(trace: &Trace, call: &BlockingCall) -> WaitReason {
 /// reason, stack, target); shorter ones by syscall; event-loop idle time
 /// by loop thread.
 pub fn rows(trace: &Trace) -> Vec<OffCpuRow> {
-    type Key<'a> = (u32, WaitReason, StackId, Option<&'a str>);
+    type Key<'a> = (
+        u32,
+        WaitReason,
+        StackId,
+        Option<&'a str>,
+        Option<&'a TaskInfo>,
+    );
     let mut groups: HashMap<Key, (u64, u64, &BlockingCall)> = HashMap::new();
     // Kept calls and sums of calls not kept one by one, as (call, ns, count).
     let kept = trace
@@ -126,7 +132,13 @@ pub fn rows(trace: &Trace) -> Vec<OffCpuRow> {
         .map(|g| (&g.first, g.offcpu_ns, g.offcpu_count));
     for (call, ns, count) in kept.chain(summed) {
         let reason = call_reason(trace, call);
-        let key = (call.tid, reason, call.stack, call.target.as_deref());
+        let key = (
+            call.tid,
+            reason,
+            call.stack,
+            call.target.as_deref(),
+            call.task.as_ref(),
+        );
         let entry = groups.entry(key).or_insert((0, 0, call));
         entry.0 += ns;
         entry.1 += count;
@@ -141,7 +153,7 @@ pub fn rows(trace: &Trace) -> Vec<OffCpuRow> {
     let mut rows: Vec<OffCpuRow> = groups
         .into_iter()
         .map(
-            |((tid, reason, stack, target), (total_ns, count, call))| OffCpuRow {
+            |((tid, reason, stack, target, task), (total_ns, count, call))| OffCpuRow {
                 reason,
                 tid: Some(tid),
                 comm: comm(tid),
@@ -150,6 +162,7 @@ pub fn rows(trace: &Trace) -> Vec<OffCpuRow> {
                 total_ns,
                 count,
                 stack: trace.stack(stack),
+                task: task.cloned(),
             },
         )
         .collect();
@@ -166,6 +179,7 @@ pub fn rows(trace: &Trace) -> Vec<OffCpuRow> {
             total_ns: short.total_ns,
             count: short.count,
             stack: Vec::new(),
+            task: None,
         }
     }));
     rows.extend(trace.loops.iter().map(|l| OffCpuRow {
@@ -177,6 +191,7 @@ pub fn rows(trace: &Trace) -> Vec<OffCpuRow> {
         total_ns: l.idle_ns,
         count: l.iterations,
         stack: Vec::new(),
+        task: None,
     }));
     rows.sort_by(|a, b| {
         b.total_ns

@@ -5,7 +5,7 @@
 use std::mem::{offset_of, size_of};
 
 use tracer_common::{
-    CpuSample, EventHeader, FdInfo, ProcessFork, PyFrame, PyStack, SAMPLE_STALL,
+    CpuSample, EventHeader, FdInfo, ProcessFork, PyFrame, PyStack, PyTask, SAMPLE_STALL,
     SYSCALL_IN_ITERATION, SYSCALL_UNINTERRUPTIBLE, SleepEnd, SlowSyscall, StackCapture, Stall,
     TaskExit, UserRegs, kind,
 };
@@ -27,6 +27,8 @@ pub struct CapturedStack {
     pub user: Vec<u8>,
     pub py_status: u32,
     pub py_frames: Vec<PyFrame>,
+    /// The asyncio Task running, as the kernel found it (`task` 0: none).
+    pub py_task: PyTask,
 }
 
 #[derive(Debug, Clone)]
@@ -214,12 +216,14 @@ pub fn decode_stack(bytes: &[u8], base: usize) -> Option<CapturedStack> {
     let py_frames = (0..(py_len as usize).min(tracer_common::MAX_PY_FRAMES))
         .map(|i| read::<PyFrame>(bytes, frames_base + i * size_of::<PyFrame>()))
         .collect::<Option<Vec<_>>>()?;
+    let py_task = read(bytes, py_base + offset_of!(PyStack, task))?;
     Some(CapturedStack {
         regs,
         kernel_stack_id: u32::try_from(kernel_stack_id).ok(),
         user,
         py_status,
         py_frames,
+        py_task,
     })
 }
 

@@ -211,7 +211,8 @@ mod tests {
             .expect("the sample trace's blocked stall");
         assert_eq!(
             blocked.cause,
-            "blocked 300 ms in recvfrom on tcp:127.0.0.1:53412->127.0.0.1:8081"
+            "blocked 300 ms in recvfrom on tcp:127.0.0.1:53412->127.0.0.1:8081 in task \
+             'fetch-user-42' (handle_request), awaited by 'serve' ← 'main'"
         );
         assert!(
             blocked.code.starts_with("query_upstream ("),

@@ -167,6 +167,7 @@ mod tests {
             blocked_ns: 11_000_000,
             uninterruptible: false,
             stack: 0,
+            task: None,
             gil: None,
         };
         counters.call(&call, 10_000_000, 1_000_000);

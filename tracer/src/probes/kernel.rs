@@ -81,8 +81,8 @@ impl RunningKernel {
         if !self.bpf_loop {
             limits.push(format!(
                 "Linux {} has no bpf_loop (since {BPF_LOOP_SINCE}): Python stacks stop after \
-                 24 frames, and a thread's Python state is looked for among the interpreter's \
-                 16 newest threads",
+                 24 frames, a thread's Python state is looked for among the interpreter's \
+                 16 newest threads, and no asyncio Task is named",
                 self.release
             ));
         }

@@ -490,6 +490,28 @@ impl Probes {
 }
 
 impl Probes {
+    /// With `TRACER_TIME_TASK_LOOKUP` set: the asyncio Task lookups the
+    /// kernel timed, and their mean cost, the clock reads taken out.
+    pub fn task_lookup_cost(&self) -> Result<Option<TaskLookupCost>, ProbeError> {
+        let map_error = map_error(maps::COUNTERS);
+        let map = self.map(maps::COUNTERS)?;
+        let counters: PerCpuArray<_, u64> = PerCpuArray::try_from(map).map_err(map_error)?;
+        let sum = |index: u32| -> Result<u64, ProbeError> {
+            Ok(counters.get(&index, 0).map_err(map_error)?.iter().sum())
+        };
+        let lookups = sum(counter::TASK_LOOKUPS)?;
+        if lookups == 0 {
+            return Ok(None);
+        }
+        let total = sum(counter::TASK_LOOKUP_NS)?;
+        let clock = sum(counter::TASK_LOOKUP_CLOCK_NS)?;
+        Ok(Some(TaskLookupCost {
+            lookups,
+            mean_ns: total.saturating_sub(clock) as f64 / lookups as f64,
+            clock_ns: clock as f64 / lookups as f64,
+        }))
+    }
+
     fn map(&self, name: &'static str) -> Result<&Map, ProbeError> {
         self.ebpf.map(name).ok_or(ProbeError::MissingMap(name))
     }
@@ -497,6 +519,16 @@ impl Probes {
     fn map_mut(&mut self, name: &'static str) -> Result<&mut Map, ProbeError> {
         self.ebpf.map_mut(name).ok_or(ProbeError::MissingMap(name))
     }
+}
+
+/// What the asyncio Task lookup cost per event (`TRACER_TIME_TASK_LOOKUP`).
+#[derive(Debug, Clone, Copy)]
+pub struct TaskLookupCost {
+    pub lookups: u64,
+    /// Mean time of one lookup, less `clock_ns`.
+    pub mean_ns: f64,
+    /// Mean time between two clock reads, taken out of the lookup's.
+    pub clock_ns: f64,
 }
 
 /// Turns an error on map `name` into ours.

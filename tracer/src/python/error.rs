@@ -53,7 +53,8 @@ pub enum PythonError {
     DebugOffsetsField { field: &'static str, value: u64 },
 
     #[error(
-        "the target runs a free-threaded CPython build, whose objects the tracer cannot read yet"
+        "the target runs a free-threaded CPython build, whose objects the tracer cannot read \
+         yet (no Python frames or tasks; it has no GIL, so no wait is a GIL wait)"
     )]
     FreeThreaded,
 }

@@ -2,19 +2,23 @@
 //! so that the kernel tells a futex wait on it from other lock waits and
 //! reads its holder, and which thread a holder (`PyThreadState *`) is.
 //!
-//! 3.8–3.11 keep one GIL in `_PyRuntime.ceval.gil`; 3.12 and 3.13 one per
+//! 3.8–3.11 keep one GIL in `_PyRuntime.ceval.gil`; 3.12+ one per
 //! interpreter, found through the main interpreter's `ceval.gil` pointer.
-//! Offsets measured on pyenv's builds with their debug information (gdb
-//! `print &((_PyRuntimeState*)0)->ceval.gil`); the struct is the same in
-//! every version: `last_holder` at 8, 208 bytes in all (its futex words are
-//! in the mutexes and condition variables at 32..208).
+//! 3.13+ say where in their `_Py_DebugOffsets` (`ceval_gil`, and
+//! `last_holder` within the GIL); for the others, offsets measured on
+//! pyenv's builds with their debug information (gdb `print
+//! &((_PyRuntimeState*)0)->ceval.gil`). The struct is the same in every
+//! version: `last_holder` at 8, 208 bytes in all (its futex words are in
+//! the mutexes and condition variables at 32..208). Free-threaded builds
+//! have no GIL, and are not read at all (`PythonError::FreeThreaded`).
 
 use tracer_common::{PyOffsets, gil::GilState};
 
-use super::PythonProcess;
+use super::{PythonProcess, debug_offsets::InterpreterOffsets};
 use crate::procfs::status::proc_path;
 
-/// `sizeof(struct _gil_runtime_state)` and `offsetof(.., last_holder)`.
+/// `sizeof(struct _gil_runtime_state)` and `offsetof(.., last_holder)`
+/// (the latter for the versions without debug offsets).
 const GIL_LEN: u64 = 208;
 const HOLDER_OFFSET: u64 = 8;
 
@@ -30,21 +34,27 @@ enum GilPlace {
     InterpreterPointer(u64),
 }
 
-fn place(minor: u32) -> Option<GilPlace> {
-    Some(match minor {
+/// Where 3.`minor` keeps the GIL, and its holder's offset in it.
+fn place(minor: u32, interpreter: Option<&InterpreterOffsets>) -> Option<(GilPlace, u64)> {
+    if let Some(i) = interpreter {
+        let holder = u64::from(i.gil_holder_in_gil());
+        return Some((GilPlace::InterpreterPointer(u64::from(i.ceval_gil)), holder));
+    }
+    let place = match minor {
         8 => GilPlace::Runtime(1152),
         9 | 10 => GilPlace::Runtime(352),
         11 => GilPlace::Runtime(360),
         12 => GilPlace::InterpreterPointer(384),
-        13 => GilPlace::InterpreterPointer(16),
         _ => return None,
-    })
+    };
+    Some((place, HOLDER_OFFSET))
 }
 
 impl PythonProcess {
     /// The GIL's place in this process, for the kernel (`GIL_STATES`).
     pub fn gil(&self) -> Option<GilState> {
-        let start = match place(self.minor())? {
+        let (place, holder_offset) = place(self.minor(), self.layout.interpreter.as_ref())?;
+        let start = match place {
             GilPlace::Runtime(offset) => self.runtime + offset,
             GilPlace::InterpreterPointer(offset) => {
                 let head = self.layout.frames.runtime_interpreters_head;
@@ -55,7 +65,7 @@ impl PythonProcess {
         (start != 0).then_some(GilState {
             start,
             len: GIL_LEN,
-            holder_offset: HOLDER_OFFSET,
+            holder_offset,
         })
     }
 

@@ -13,6 +13,7 @@
 //! }
 //! ```
 
+mod asyncio_debug;
 mod code;
 mod debug_offsets;
 mod detect;
@@ -21,10 +22,13 @@ mod gil;
 mod image;
 mod lines;
 mod offsets;
+mod tasks;
 #[cfg(test)]
 mod tests;
 mod text;
 
 pub use code::{CodeReader, PyFrameInfo};
+pub use debug_offsets::InterpreterOffsets;
 pub use detect::{PythonProcess, detect};
 pub use error::PythonError;
+pub use tasks::{find_current_tasks, task_info};

@@ -3,7 +3,11 @@
 //! the tests walk live interpreters with them). 3.13 publishes its own
 //! offsets in the process: see `debug_offsets`.
 
-use tracer_common::{PyOffsets, python::frame_layout};
+use super::debug_offsets::InterpreterOffsets;
+use tracer_common::{
+    PyOffsets,
+    python::{dict_layout, frame_layout},
+};
 
 /// Everything version-specific: what the kernel walks, and what userspace
 /// reads of code and str objects.
@@ -12,6 +16,23 @@ pub struct VersionLayout {
     pub frames: PyOffsets,
     pub code: CodeLayout,
     pub text: StrLayout,
+    pub tasks: TaskLayout,
+    /// `PyInterpreterState`'s members as the target's `_Py_DebugOffsets`
+    /// gives them (3.13+; `None` for the versions laid out by table).
+    pub interpreter: Option<InterpreterOffsets>,
+}
+
+/// Where asyncio Tasks are found and what of them is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskLayout {
+    /// `PyInterpreterState.modules` / `.imports.modules` (`sys.modules`).
+    pub interp_modules: u32,
+    /// `TaskObj.task_coro` and `task_name` in `_asyncio`.
+    pub task_coro: u32,
+    pub task_name: u32,
+    /// `tracer_common::python::dict_layout` of this version's dicts (0:
+    /// the running task is not looked for in a dict).
+    pub dict_layout: u32,
 }
 
 /// `PyCodeObject` fields userspace reads.
@@ -56,6 +77,8 @@ const PY38_FRAMES: PyOffsets = PyOffsets {
     frame_owner: ABSENT,
     frame_is_entry: ABSENT,
     code_adaptive: ABSENT,
+    frame_gen: 96,
+    coro_iframe: ABSENT,
     _pad: 0,
 };
 
@@ -77,6 +100,8 @@ const PY311_FRAMES: PyOffsets = PyOffsets {
     frame_owner: 69,
     frame_is_entry: 68,
     code_adaptive: 184,
+    frame_gen: ABSENT,
+    coro_iframe: 80,
     _pad: 0,
 };
 
@@ -104,8 +129,43 @@ const PY312_TEXT: StrLayout = StrLayout {
     compact_size: 56,
 };
 
+impl TaskLayout {
+    /// No task is looked for.
+    pub const NONE: Self = Self {
+        interp_modules: ABSENT,
+        task_coro: ABSENT,
+        task_name: ABSENT,
+        dict_layout: 0,
+    };
+}
+
+/// Task layouts of 3.8 to 3.13 (PYTHON-NOTES.md section 2); 3.13's frames
+/// come from its debug offsets, its tasks from here.
+pub fn task_layout(minor: u32) -> Option<TaskLayout> {
+    let (interp_modules, task_coro, task_name) = match minor {
+        8 => (56, 112, 120),
+        9 => (856, 152, 160),
+        10 => (856, 160, 168),
+        11 => (888, 136, 144),
+        12 => (944, 136, 144),
+        13 => (7656, 120, 128),
+        _ => return None,
+    };
+    Some(TaskLayout {
+        interp_modules,
+        task_coro,
+        task_name,
+        dict_layout: if minor <= 10 {
+            dict_layout::SIZED
+        } else {
+            dict_layout::LOG2
+        },
+    })
+}
+
 /// The layout of 3.`minor`, for 3.8 to 3.12.
 pub fn known_layout(minor: u32) -> Option<VersionLayout> {
+    let tasks = task_layout(minor)?;
     let (frames, code, text) = match minor {
         8 => (PY38_FRAMES, PY38_CODE, PY38_TEXT),
         9 => (
@@ -120,6 +180,7 @@ pub fn known_layout(minor: u32) -> Option<VersionLayout> {
             PyOffsets {
                 minor,
                 frame_instr: 96,
+                frame_gen: 88,
                 ..PY38_FRAMES
             },
             PY38_CODE,
@@ -138,6 +199,7 @@ pub fn known_layout(minor: u32) -> Option<VersionLayout> {
                 frame_owner: 70,
                 frame_is_entry: ABSENT,
                 code_adaptive: 192,
+                coro_iframe: 72,
                 ..PY311_FRAMES
             },
             CodeLayout {
@@ -148,5 +210,11 @@ pub fn known_layout(minor: u32) -> Option<VersionLayout> {
         ),
         _ => return None,
     };
-    Some(VersionLayout { frames, code, text })
+    Some(VersionLayout {
+        frames,
+        code,
+        text,
+        tasks,
+        interpreter: None,
+    })
 }

@@ -39,6 +39,29 @@ pub fn read_str(memory: &ProcessMemory, layout: &StrLayout, address: u64) -> Opt
     Some(decode(&bytes, kind))
 }
 
+/// The text of a compact `str` whose first bytes are `bytes` (copied by the
+/// kernel at an event); a text cut by the copy's end ends in `…`.
+pub fn str_in_bytes(bytes: &[u8], layout: &StrLayout) -> Option<String> {
+    let length = usize::try_from(i64_at(bytes, LENGTH)?).ok()?;
+    let state = *bytes.get(STATE as usize)?;
+    let kind = usize::from((state >> KIND_SHIFT) & KIND_MASK);
+    if !matches!(kind, 1 | 2 | 4) || state & COMPACT == 0 {
+        return None;
+    }
+    let data = if state & ASCII != 0 {
+        layout.ascii_size
+    } else {
+        layout.compact_size
+    };
+    let chars = bytes.get(data as usize..)?;
+    let whole = length * kind;
+    let mut text = decode(&chars[..whole.min(chars.len() / kind * kind)], kind);
+    if whole > chars.len() {
+        text.push('…');
+    }
+    Some(text)
+}
+
 /// Characters of `kind` little-endian bytes each (1: Latin-1, 2: UCS-2,
 /// 4: UCS-4).
 fn decode(bytes: &[u8], kind: usize) -> String {
@@ -52,6 +75,29 @@ fn decode(bytes: &[u8], kind: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn compact_ascii(text: &str) -> Vec<u8> {
+        let mut bytes = vec![0u8; 40];
+        bytes[16..24].copy_from_slice(&(text.len() as i64).to_le_bytes());
+        bytes[32] = COMPACT | ASCII | 1 << KIND_SHIFT;
+        bytes.extend(text.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn reads_a_copied_str_and_marks_a_cut() {
+        let layout = StrLayout {
+            ascii_size: 40,
+            compact_size: 56,
+        };
+        assert_eq!(
+            str_in_bytes(&compact_ascii("slow-recv"), &layout).as_deref(),
+            Some("slow-recv")
+        );
+        let mut cut = compact_ascii("fetch-user-42");
+        cut.truncate(40 + 5);
+        assert_eq!(str_in_bytes(&cut, &layout).as_deref(), Some("fetch…"));
+    }
 
     #[test]
     fn decodes_each_kind() {

@@ -20,7 +20,7 @@ use crate::{
 fn read_and_render(bytes: &[u8]) -> Result<(), Problem> {
     let trace = decode(bytes)?;
     let report = analyze(&trace);
-    text::render(&report);
+    text::render(&report, text::StallsBy::Task);
     to_json(&report);
     timeline::render(&trace, &report);
     Ok(())

@@ -9,7 +9,8 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         args.outputs.json.clone(),
         args.outputs.output.clone(),
         args.outputs.html.clone(),
-    )?;
+    )?
+    .grouping_stalls_by(args.outputs.group_by);
     publish(&trace, &outputs, args.outputs.quiet)?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 use crate::trace::{
     BlockingCall, CallGroup, Drops, FdKind, Frame, FrameKind, LoopThread, LoopWindow, ProcessInfo,
     RunqueueLatency, SampleRecord, ShortOffCpu, StallRecord, SyscallSummary, SyscallTotals,
-    TargetInfo, ThreadInfo, Trace,
+    TargetInfo, TaskInfo, ThreadInfo, Trace,
 };
 
 pub const LOOP_TID: u32 = 4242;
@@ -114,6 +114,11 @@ pub fn trace() -> Trace {
                 blocked_ns: 300_000_000,
                 uninterruptible: false,
                 stack: 0,
+                task: Some(TaskInfo {
+                    name: "fetch-user-42".into(),
+                    coro: "handle_request".into(),
+                    awaited_by: vec!["serve".into(), "main".into()],
+                }),
                 gil: None,
             },
             BlockingCall {
@@ -130,6 +135,7 @@ pub fn trace() -> Trace {
                 blocked_ns: 49_900_000,
                 uninterruptible: true,
                 stack: 2,
+                task: None,
                 gil: None,
             },
         ],
@@ -148,6 +154,7 @@ pub fn trace() -> Trace {
                 blocked_ns: 11_900_000,
                 uninterruptible: false,
                 stack: 2,
+                task: None,
                 gil: None,
             },
             count: 40,
@@ -225,6 +232,7 @@ pub fn trace() -> Trace {
                 time_ns: 1_150_000_000,
                 for_stall: false,
                 stack: 1,
+                task: None,
             },
             SampleRecord {
                 pid: LOOP_TID,
@@ -232,6 +240,7 @@ pub fn trace() -> Trace {
                 time_ns: 1_250_000_000,
                 for_stall: true,
                 stack: 1,
+                task: None,
             },
         ],
         profile_hz: 99,

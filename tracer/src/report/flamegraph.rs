@@ -135,6 +135,7 @@ mod tests {
             time_ns: 0,
             for_stall: false,
             stack,
+            task: None,
         };
         Trace {
             profile_hz: 99,
@@ -176,6 +177,7 @@ mod tests {
             total_ns,
             count: 1,
             stack,
+            task: None,
         };
         let rows = vec![
             row(

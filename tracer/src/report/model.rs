@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::{
     analyze::offcpu::WaitReason,
-    trace::{Drops, Frame, ProcessInfo},
+    trace::{Drops, Frame, ProcessInfo, TaskInfo},
 };
 
 #[derive(Debug, Clone, Serialize)]
@@ -29,6 +29,9 @@ pub struct Report {
     pub loops: Vec<LoopRow>,
     pub stalls: Vec<StallRow>,
     pub stall_groups: Vec<StallGroup>,
+    /// The stalls grouped by the name pattern of their asyncio Task
+    /// (`fetch-user-*`; stalls outside tasks in one group with no task).
+    pub stall_task_groups: Vec<StallGroup>,
     pub syscalls: Vec<SyscallRow>,
     pub blocking: Vec<BlockingRow>,
     /// Blocking calls not listed in `blocking` one by one (a busy target
@@ -83,6 +86,8 @@ pub struct BlockingRow {
     pub fd: Option<i32>,
     pub target: Option<String>,
     pub stack: Vec<Frame>,
+    /// The asyncio Task that made the call (null: none ran).
+    pub task: Option<TaskInfo>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +184,9 @@ pub struct Cause {
     pub gil_holder: Option<ThreadRef>,
     /// The blocking call's stack, or the code the CPU samples share.
     pub stack: Vec<Frame>,
+    /// The asyncio Task running that call or code (null: none ran, e.g. a
+    /// plain callback).
+    pub task: Option<TaskInfo>,
     /// One line for people: `blocked 300 ms in recvfrom on tcp:...`.
     pub description: String,
 }
@@ -193,6 +201,7 @@ impl Cause {
             nested_loop: false,
             gil_holder: None,
             stack: Vec::new(),
+            task: None,
             description: String::new(),
         }
     }
@@ -218,6 +227,8 @@ pub struct StallGroup {
     pub total_ns: u64,
     pub max_ns: u64,
     pub tids: Vec<u32>,
+    /// In `stall_task_groups`: the task name pattern (null: no task).
+    pub task: Option<String>,
     /// The cause of the longest stall of the group.
     pub cause: Cause,
 }
@@ -268,6 +279,8 @@ pub struct OffCpuRow {
     pub total_ns: u64,
     pub count: u64,
     pub stack: Vec<Frame>,
+    /// The asyncio Task that slept (null: none ran).
+    pub task: Option<TaskInfo>,
 }
 
 /// Run-queue latency: runnable threads waiting for a CPU.

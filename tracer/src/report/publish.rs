@@ -118,7 +118,7 @@ pub fn publish(trace: &Trace, outputs: &Outputs, quiet: bool) -> Result<(), Outp
             files = dir_files(trace, &report, pictures, page);
         }
     }
-    let mut text = text::render(&report);
+    let mut text = text::render(&report, outputs.stalls_by);
     let listed = file_list(outputs, &files);
     text.push_str(&listed);
     files.push(OutputFile {

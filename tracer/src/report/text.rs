@@ -16,11 +16,21 @@ const GROUPS_SHOWN: usize = 10;
 /// Syscall table rows shown in text.
 const SYSCALLS_SHOWN: usize = 25;
 
-pub fn render(report: &Report) -> String {
+/// How the STALLS section groups stalls (`--group-by`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StallsBy {
+    /// By cause: kind, syscall and code location.
+    #[default]
+    Cause,
+    /// By asyncio Task name, digit runs collapsed (`fetch-user-*`).
+    Task,
+}
+
+pub fn render(report: &Report, by: StallsBy) -> String {
     let mut out = String::new();
     header(&mut out, report);
     event_loops(&mut out, report);
-    stalls(&mut out, report);
+    stalls(&mut out, report, by);
     blocking(&mut out, report);
     cpu(&mut out, &report.cpu);
     off_cpu(&mut out, report);
@@ -136,30 +146,39 @@ fn loop_row(out: &mut String, l: &LoopRow) {
     }
 }
 
-fn stalls(out: &mut String, r: &Report) {
+fn stalls(out: &mut String, r: &Report, by: StallsBy) {
+    let (groups, by_what, more) = match by {
+        StallsBy::Cause => (&r.stall_groups, "cause", "causes"),
+        StallsBy::Task => (&r.stall_task_groups, "asyncio task", "tasks"),
+    };
     let _ = writeln!(
         out,
-        "\nSTALLS (loop iterations of {} or more, by cause, most total time first)",
+        "\nSTALLS (loop iterations of {} or more, by {by_what}, most total time first)",
         format_ns(r.threshold_ns)
     );
-    if r.stall_groups.is_empty() {
+    if groups.is_empty() {
         let _ = writeln!(out, "  none");
         return;
     }
-    for (i, group) in r.stall_groups.iter().take(GROUPS_SHOWN).enumerate() {
-        stall_group(out, i + 1, group);
+    for (i, group) in groups.iter().take(GROUPS_SHOWN).enumerate() {
+        stall_group(out, i + 1, group, by);
     }
-    let hidden = r.stall_groups.len().saturating_sub(GROUPS_SHOWN);
+    let hidden = groups.len().saturating_sub(GROUPS_SHOWN);
     if hidden > 0 {
-        let _ = writeln!(out, "  ... {hidden} more causes in the JSON report");
+        let _ = writeln!(out, "  ... {hidden} more {more} in the JSON report");
     }
 }
 
-fn stall_group(out: &mut String, rank: usize, g: &StallGroup) {
+fn stall_group(out: &mut String, rank: usize, g: &StallGroup, by: StallsBy) {
     let stalls = if g.count == 1 { "stall" } else { "stalls" };
+    let tasks = match (by, &g.task) {
+        (StallsBy::Cause, _) => String::new(),
+        (StallsBy::Task, Some(pattern)) => format!(" in tasks '{pattern}'"),
+        (StallsBy::Task, None) => " outside tasks".to_string(),
+    };
     let _ = writeln!(
         out,
-        "  {rank}. {} {stalls}, total {}, max {}: {}",
+        "  {rank}. {} {stalls}{tasks}, total {}, max {}: {}",
         g.count,
         format_ns(g.total_ns),
         format_ns(g.max_ns),
@@ -535,11 +554,13 @@ mod tests {
                 }),
             }],
             stalls: vec![],
+            stall_task_groups: vec![],
             stall_groups: vec![StallGroup {
                 count: 2,
                 total_ns: 300_400_000,
                 max_ns: 150_300_000,
                 tids: vec![4242],
+                task: None,
                 cause: Cause {
                     description: "blocked 150 ms in clock_nanosleep".into(),
                     syscall: Some("clock_nanosleep".into()),
@@ -623,6 +644,7 @@ mod tests {
                 target: None,
                 total_ns: 300_400_000,
                 count: 2,
+                task: None,
                 stack: vec![frame(
                     "leaf_block",
                     Some("/srv/app.py"),
@@ -665,7 +687,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/src/report/testdata/report.txt"
         );
-        let actual = render(&sample());
+        let actual = render(&sample(), StallsBy::Cause);
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
             std::fs::write(path, &actual).unwrap();
         }
@@ -679,14 +701,14 @@ mod tests {
         let mut report = sample();
         report.lean = true;
         report.loops.clear();
-        let text = render(&report);
+        let text = render(&report, StallsBy::Cause);
         assert!(text.contains("SYSCALLS (only the poll-family and futex calls; --all-syscalls"));
         assert!(text.contains("BLOCKING CALLS (sleeps inside loop iterations of 10.0 ms"));
         assert!(
             text.contains("  none seen\n  (without one, only --all-syscalls finds blocking calls")
         );
         report.lean = false;
-        assert!(!render(&report).contains("--all-syscalls"));
+        assert!(!render(&report, StallsBy::Cause).contains("--all-syscalls"));
     }
 
     #[test]

@@ -429,7 +429,8 @@ mod tests {
         );
         assert_eq!(
             first["args"]["cause"],
-            "blocked 300 ms in recvfrom on tcp:127.0.0.1:53412->127.0.0.1:8081"
+            "blocked 300 ms in recvfrom on tcp:127.0.0.1:53412->127.0.0.1:8081 \
+             in task 'fetch-user-42' (handle_request), awaited by 'serve' ← 'main'"
         );
         assert_eq!(stalls[1]["name"], "STALL 200 ms: on CPU in render_report");
     }

@@ -57,9 +57,10 @@ const fn test(
 /// a C epoll loop's planted stall with its native stack and duration, exact
 /// `--all-syscalls` counts, an asyncio stall with Python frames and socket
 /// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons;
-/// and a cgroup's processes (`--cgroup`: the kernel's cgroup id at exec),
-/// and a GIL stall with its holder (read in the kernel as the wait begins).
-pub const ALL: [Check; 10] = [
+/// the asyncio Task of each stall, read in the kernel; a cgroup's processes
+/// (`--cgroup`: the kernel's cgroup id at exec), and a GIL stall with its
+/// holder (read in the kernel as the wait begins).
+pub const ALL: [Check; 11] = [
     Check {
         column: "boot",
         kind: Kind::Boot,
@@ -99,6 +100,7 @@ pub const ALL: [Check; 10] = [
         "asyncio_service_off_cpu_by_reason",
         180,
     ),
+    test("asyncio-tasks", "tasks", "asyncio_3_11::lean", 240),
     test(
         "cgroup",
         "cgroup",

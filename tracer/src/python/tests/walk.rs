@@ -64,7 +64,7 @@ pub fn walk_thread(python: &PythonProcess, tid: u32, pthread: u64) -> Option<Wal
 
     let mut frames = Vec::new();
     for frame in list(first, o.frame_back).take(MAX_FRAMES) {
-        let code = read(frame, o.frame_code)?;
+        let code = read(frame, o.frame_code)? & !7;
         let byte = |offset: u32| {
             memory
                 .read_array(frame + u64::from(offset))
@@ -81,7 +81,7 @@ pub fn walk_thread(python: &PythonProcess, tid: u32, pthread: u64) -> Option<Wal
             });
             continue;
         }
-        if byte(o.frame_owner)? == FRAME_OWNED_BY_CSTACK {
+        if byte(o.frame_owner)? >= FRAME_OWNED_BY_CSTACK {
             continue;
         }
         let instr = read(frame, o.frame_instr)?;

@@ -91,6 +91,7 @@ fn cpu_trace() -> Trace {
         time_ns: 1_300_000_000,
         for_stall,
         stack,
+        task: None,
     };
     let kernel_stack = trace.stacks.len() as u32 - 1;
     trace.samples.extend([
