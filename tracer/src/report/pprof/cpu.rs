@@ -38,10 +38,13 @@ pub fn profile(trace: &Trace) -> Profile {
             }
         };
         let thread = threads.label(sample.tid);
-        let labels = [
+        let mut labels = vec![
             ("thread", thread.as_str()),
             ("loop", threads.loop_label(sample.tid)),
         ];
+        if let Some(task) = &sample.task {
+            labels.push(("task", task.name.as_str()));
+        }
         builder.add(stack, &labels, &[1, period]);
     }
     let mut comments = vec![super::about(trace)];

@@ -36,6 +36,9 @@ pub fn profile(trace: &Trace, rows: &[OffCpuRow]) -> Profile {
         if let Some(syscall) = &row.syscall {
             labels.push(("syscall", syscall.as_str()));
         }
+        if let Some(task) = &row.task {
+            labels.push(("task", task.name.as_str()));
+        }
         let count = i64::try_from(row.count).unwrap_or(i64::MAX);
         let ns = i64::try_from(row.total_ns).unwrap_or(i64::MAX);
         builder.add(stack, &labels, &[count, ns]);

@@ -14,7 +14,7 @@ use crate::{
     analyze::{analyze, offcpu::by_reason},
     recording::sample::{self, LOOP_TID},
     report::flamegraph::cpu_folded,
-    trace::{Frame, FrameKind, SampleRecord, Trace},
+    trace::{Frame, FrameKind, SampleRecord, TaskInfo, Trace},
 };
 
 fn decode(gzipped: &[u8]) -> Profile {
@@ -100,6 +100,12 @@ fn cpu_trace() -> Trace {
         sample(kernel_stack, false),
         sample(kernel_stack, true),
     ]);
+    // One sample ran in an asyncio Task.
+    trace.samples[0].task = Some(TaskInfo {
+        name: "fetch-user-42".into(),
+        coro: "handle".into(),
+        awaited_by: Vec::new(),
+    });
     trace
 }
 
@@ -132,9 +138,23 @@ fn cpu_profile_carries_the_folded_stacks() {
         .map(|(path, count)| format!("{path} {count}\n"))
         .collect();
     assert_eq!(expected, cpu_folded(&trace));
-    // Three samples of one stack and thread are one pprof sample.
-    assert_eq!(profile.sample.len(), 2);
-    assert!(profile.sample.iter().any(|s| s.value == [3, 3 * period]));
+    let tasks: Vec<Option<&str>> = profile
+        .sample
+        .iter()
+        .map(|sample| label(&profile, sample, "task"))
+        .collect();
+    assert_eq!(
+        tasks
+            .iter()
+            .filter(|t| **t == Some("fetch-user-42"))
+            .count(),
+        1,
+        "{tasks:?}"
+    );
+    // Samples of one stack and labels are one pprof sample: of the three
+    // of one stack and thread, the one in a task stands apart.
+    assert_eq!(profile.sample.len(), 3);
+    assert!(profile.sample.iter().any(|s| s.value == [2, 2 * period]));
     // A kernel frame: marked in its name, the bare symbol as system name,
     // in the kernel's pseudo binary.
     let copy_page = profile
