@@ -136,8 +136,12 @@ fn check_planted(major: &str, args: &[&str]) {
             optimized_before(&output, function, "reading hot"),
             "Node {major}: V8 did not optimize {function} before the hot round: {output:?}"
         );
+        // The planted stalls are 200–300 ms; the warm-up between the rounds
+        // can stretch an iteration past 10 ms too (seen: 12.5 ms, sampled in
+        // compressLogs), which is a stall of its own, not a planted one.
         let mut found: Vec<(&Value, &Value)> = stalls
             .iter()
+            .filter(|s| s["duration_ns"].as_u64() >= Some(150_000_000))
             .filter_map(|s| Some((s, frame(s, function)?)))
             .collect();
         found.sort_by_key(|(s, _)| s["start_ns"].as_u64());
@@ -150,7 +154,7 @@ fn check_planted(major: &str, args: &[&str]) {
         );
         let first = line_of(&format!("function {function}("));
         let plant = line_of(&format!("// plant: {function}"));
-        for (round, (stall, frame)) in ["cold", "hot"].into_iter().zip(found) {
+        for (round, (_, frame)) in ["cold", "hot"].into_iter().zip(found) {
             let what = format!("Node {major} {args:?}, {round} {function}: {frame}");
             assert!(
                 frame["file"].as_str().is_some_and(|f| f == SCRIPT),
@@ -167,7 +171,6 @@ fn check_planted(major: &str, args: &[&str]) {
                 (_, "cold") => assert_eq!(line, plant, "{what}"),
                 _ => assert_eq!(line, first, "{what}"),
             }
-            assert!(stall["duration_ns"].as_u64() >= Some(150_000_000), "{what}");
         }
     }
 }
