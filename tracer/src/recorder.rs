@@ -558,7 +558,11 @@ impl Recorder {
 
     /// The target, then its children, each named as it ended up (after an
     /// exec): from /proc if it lives, else from its exit.
-    fn process_list(&self, target: &TargetInfo) -> Vec<ProcessInfo> {
+    fn process_list(
+        &self,
+        target: &TargetInfo,
+        threads: &BTreeMap<u32, ThreadInfo>,
+    ) -> Vec<ProcessInfo> {
         let root = ProcessInfo {
             pid: target.pid,
             parent: None,
@@ -570,7 +574,7 @@ impl Recorder {
             let comm = status::read_stat(&status::proc_path(child.pid, "stat"))
                 .map(|stat| stat.comm)
                 .ok()
-                .or_else(|| self.threads.get(&child.pid).map(|t| t.comm.clone()))
+                .or_else(|| threads.get(&child.pid).map(|t| t.comm.clone()))
                 .unwrap_or_default();
             ProcessInfo {
                 comm,
@@ -632,7 +636,9 @@ impl Recorder {
             })
             .collect();
         let target_pid = ending.target.pid;
-        let processes = self.process_list(&ending.target);
+        // The period's threads, the exited ones too: an exited child's name
+        // is that of its exit.
+        let processes = self.process_list(&ending.target, &threads);
         let calls = std::mem::replace(
             &mut self.calls,
             CallLog::new(self.threshold_ns, self.offcpu_min_ns),
