@@ -280,6 +280,9 @@ pub struct ThreadState {
     pub iter_worst_nr: u64,
     pub iter_worst_ns: u64,
     pub iter_worst_arg0: u64,
+    /// When that longest one began, if it is a streamed sleep whose end
+    /// went unseen (see `sleep_ended_unseen`; 0: it is not).
+    pub iter_worst_unseen_ns: u64,
     /// The futex of the futex wait in progress.
     pub syscall_futex: u64,
     /// Its GIL holder, if it waits on a CPython GIL (see
@@ -346,6 +349,9 @@ pub struct Stall {
     pub worst_nr: u64,
     pub worst_ns: u64,
     pub worst_arg0: u64,
+    /// When the longest began, if it is a streamed sleep whose end went
+    /// unseen (0: it is not): userspace ends that sleep by `worst_ns`.
+    pub worst_unseen_ns: u64,
     /// The loop's idle-wait key (its epoll fd), to tell nested loops apart.
     pub loop_key: u64,
 }
@@ -388,9 +394,9 @@ const _: () = {
     assert!(core::mem::size_of::<ProcessFork>() == 32);
     assert!(core::mem::size_of::<LatencyHist>() == 32 + 8 * HIST_BUCKETS);
     assert!(core::mem::size_of::<SyscallStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<ThreadState>() == 33 * 8);
+    assert!(core::mem::size_of::<ThreadState>() == 34 * 8);
     assert!(core::mem::size_of::<LoopStats>() == 32 + 8 * HIST_BUCKETS);
-    assert!(core::mem::size_of::<Stall>() == 24 + 9 * 8);
+    assert!(core::mem::size_of::<Stall>() == 24 + 10 * 8);
     assert!(
         core::mem::size_of::<CpuSample>() == 24 + 8 + 16 + core::mem::size_of::<StackCapture>()
     );

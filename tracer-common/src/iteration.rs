@@ -22,6 +22,9 @@ pub struct Iteration {
     pub worst_nr: u64,
     pub worst_ns: u64,
     pub worst_arg0: u64,
+    /// When the longest began, if it is a streamed sleep whose end went
+    /// unseen (0: it is not).
+    pub worst_unseen_ns: u64,
     /// How long the idle wait before it waited: the loop's statistics get
     /// it with the iteration (one map update per iteration, not two).
     pub idle_before_ns: u64,
@@ -68,6 +71,7 @@ impl ThreadState {
         self.iter_worst_nr = 0;
         self.iter_worst_ns = 0;
         self.iter_worst_arg0 = 0;
+        self.iter_worst_unseen_ns = 0;
     }
 
     /// A futex wait that began at `began` turned out, while it waited, to
@@ -89,6 +93,20 @@ impl ThreadState {
             self.iter_worst_nr = nr;
             self.iter_worst_ns = duration;
             self.iter_worst_arg0 = arg0();
+            self.iter_worst_unseen_ns = 0;
+        }
+    }
+
+    /// A sleep outside traced calls (`nr`: the untraced syscall or the page
+    /// fault, with its first argument) slept `asleep` ns, and the switch
+    /// back in went unreported: the programs that find it (the syscalls')
+    /// cannot stream its end, so if its stack was streamed as it began at
+    /// `captured_ns` and it is the iteration's longest, the iteration says
+    /// so.
+    pub fn sleep_ended_unseen(&mut self, nr: u64, arg0: u64, asleep: u64, captured_ns: u64) {
+        self.syscall_returned(nr, asleep, || arg0);
+        if self.iter_start_ns != 0 && self.iter_worst_ns == asleep && self.iter_worst_nr == nr {
+            self.iter_worst_unseen_ns = captured_ns;
         }
     }
 
@@ -140,6 +158,7 @@ impl ThreadState {
             worst_nr: self.iter_worst_nr,
             worst_ns: self.iter_worst_ns,
             worst_arg0: self.iter_worst_arg0,
+            worst_unseen_ns: self.iter_worst_unseen_ns,
             idle_before_ns: core::mem::take(&mut self.idle_before_ns),
         })
     }
@@ -219,10 +238,34 @@ mod tests {
                 worst_nr: RECVFROM,
                 worst_ns: 302 * MS,
                 worst_arg0: 7,
+                worst_unseen_ns: 0,
                 idle_before_ns: 8 * MS,
             }]
         );
         assert_eq!(t.state.in_idle_wait, 1);
+    }
+
+    #[test]
+    fn a_streamed_sleep_ended_unseen_is_named_until_a_longer_call() {
+        const PAGE_FAULT: u64 = 512;
+        let mut t = Thread::default();
+        assert!(t.poll_enter(MS, EPOLL_FD_4, SP));
+        t.poll_exit(10 * MS);
+        // A 150 ms page fault streamed as it began at 12 ms; a 1 ms one not.
+        t.state.sleep_ended_unseen(PAGE_FAULT, 0, 150 * MS, 12 * MS);
+        t.state.sleep_ended_unseen(PAGE_FAULT, 0, MS, 0);
+        assert!(t.poll_enter(170 * MS, EPOLL_FD_4, SP));
+        assert_eq!(t.ended[0].worst_nr, PAGE_FAULT);
+        assert_eq!(t.ended[0].worst_ns, 150 * MS);
+        assert_eq!(t.ended[0].worst_unseen_ns, 12 * MS);
+        // The next iteration: a longer call takes the place.
+        t.poll_exit(180 * MS);
+        t.state
+            .sleep_ended_unseen(PAGE_FAULT, 0, 150 * MS, 182 * MS);
+        t.syscall(RECVFROM, 200 * MS, 7);
+        assert!(t.poll_enter(400 * MS, EPOLL_FD_4, SP));
+        assert_eq!(t.ended[1].worst_nr, RECVFROM);
+        assert_eq!(t.ended[1].worst_unseen_ns, 0);
     }
 
     #[test]

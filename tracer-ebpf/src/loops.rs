@@ -214,6 +214,7 @@ fn record(iteration: &Iteration, loop_key: u64, tgid: u32, tid: u32, now: u64, t
         worst_nr: iteration.worst_nr,
         worst_ns: iteration.worst_ns,
         worst_arg0: iteration.worst_arg0,
+        worst_unseen_ns: iteration.worst_unseen_ns,
         loop_key,
     });
 }

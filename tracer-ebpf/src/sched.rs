@@ -18,7 +18,7 @@ use crate::{
     helpers::now_ns,
     kernel,
     maps::{existing_thread_state, thread_state},
-    sleeps::{capture_sleep, sleep_begins, sleep_ends},
+    sleeps::{capture_sleep, sleep_begins, sleep_ended_unseen, sleep_ends},
     target::{current_traced, is_traced},
 };
 
@@ -68,8 +68,7 @@ pub fn sched_switch(ctx: RawTracePointContext) -> i32 {
     } else {
         OFFCPU_SLEEPING
     };
-    let capture =
-        prev_traced.is_some_and(|(tgid, tid)| switch_out(now, tgid, tid, prev, off_state));
+    let capture = prev_traced.is_some_and(|(_, tid)| switch_out(now, tid, prev, off_state));
     if let Some((tgid, tid)) = next_traced {
         switch_in(now, tgid, tid, next);
     }
@@ -100,16 +99,15 @@ fn traced_task(task: *const u8) -> Option<(u32, u32)> {
     is_traced(tgid).then_some((tgid, tid))
 }
 
-/// Traced thread `tid` of process `tgid`, task `prev` (the current one),
-/// goes off CPU. Returns whether the sleep now beginning should have its
-/// stack captured.
-fn switch_out(now: u64, tgid: u32, tid: u32, prev: u64, off_state: u64) -> bool {
+/// Traced thread `tid`, task `prev` (the current one), goes off CPU.
+/// Returns whether the sleep now beginning should have its stack captured.
+fn switch_out(now: u64, tid: u32, prev: u64, off_state: u64) -> bool {
     // Never created here: an exiting thread switches out one last time
     // after its state was freed.
     let Some(state) = existing_thread_state(tid) else {
         return false;
     };
-    running(state, tgid, tid, now);
+    running(state, now);
     // The scheduler has just brought its count of the task's CPU time up
     // to date: the stint is exact even if the switch in went unreported.
     let stint = state.unaccounted_oncpu_ns(kernel::runtime_ns(prev));
@@ -139,14 +137,15 @@ fn switch_in(now: u64, tgid: u32, tid: u32, next: *const u8) {
 }
 
 /// The current thread runs (it makes a syscall, it switches out): a switch
-/// back in that went unreported is accounted now, as if seen when it
-/// happened (see `tracer_common::switches`), so that the sleep before it
-/// still ends with its cause (a page fault's stall keeps its stack).
+/// back in that went unreported is accounted now (see
+/// `tracer_common::switches`): the thread's own totals get it, and the
+/// iteration the cause of the sleep it ended.
 #[inline(always)]
-pub fn running(state: &mut ThreadState, tgid: u32, tid: u32, now: u64) {
+pub fn running(state: &mut ThreadState, now: u64) {
     let runtime = || kernel::runtime_ns(kernel::current_task());
     if let Some(back) = state.unreported_switch_in(now, runtime) {
-        back_on_cpu(state, tgid, tid, back);
+        let off = state.switched_in(back);
+        sleep_ended_unseen(state, off);
     }
 }
 

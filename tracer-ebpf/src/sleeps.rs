@@ -12,7 +12,7 @@ use aya_ebpf::{
 };
 use tracer_common::{
     MAX_SYSCALL_NR, OFFCPU_UNINTERRUPTIBLE, PAGE_FAULT_NR, SYSCALL_IN_ITERATION,
-    SYSCALL_UNINTERRUPTIBLE, SleepEnd, ThreadState, kind,
+    SYSCALL_UNINTERRUPTIBLE, SleepEnd, ThreadState, kind, switches::OffCpu,
 };
 
 use crate::{
@@ -117,6 +117,31 @@ pub fn sleep_capture(_ctx: RawTracePointContext) -> i32 {
     }
     0
 }
+
+/// The thread came back from `off` unreported (found running later, in its
+/// own context): if it slept outside any traced call, the iteration's
+/// longest call tells the sleep's cause, and userspace ends a streamed
+/// sleep by the stall's summary (streaming the end from the syscall
+/// programs made them too large for 5.10's verifier).
+#[cfg(not(feature = "bounded-loops"))]
+#[inline(always)]
+pub fn sleep_ended_unseen(state: &mut ThreadState, off: Option<OffCpu>) {
+    let nr = state.sleep_nr;
+    if let Some(off) = off
+        && state.syscall_start_ns == 0
+        && nr != NOT_NOTED
+        && off.asleep_ns > 0
+    {
+        state.sleep_ended_unseen(nr, state.sleep_arg0, off.asleep_ns, state.sleep_captured_ns);
+    }
+}
+
+/// The bounded-loops object leaves it out: these branches in every
+/// syscall program made 5.10's verifier give up. Such a stall keeps only
+/// the kernel's summary of its longest call.
+#[cfg(feature = "bounded-loops")]
+#[inline(always)]
+pub fn sleep_ended_unseen(_: &mut ThreadState, _: Option<OffCpu>) {}
 
 /// The thread is back after sleeping `asleep` ns outside any traced call
 /// (in another task's context, at `now`).

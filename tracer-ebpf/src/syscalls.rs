@@ -72,7 +72,7 @@ pub fn on_enter(tgid: u32, tid: u32, nr: u64, regs: *const u8, args: impl FnOnce
         bump(counter::DROP_THREAD_MAP_FULL);
         return;
     };
-    sched::running(state, tgid, tid, now);
+    sched::running(state, now);
     state.syscall_start_ns = now;
     state.syscall_nr = nr;
     state.syscall_blocked_ns = 0;
@@ -146,7 +146,7 @@ pub fn on_exit(tgid: u32, tid: u32, ret: i64, regs: impl Fn() -> Option<*const u
     }
     let now = now_ns();
     // Before the call ends: time asleep in it is the call's.
-    sched::running(state, tgid, tid, now);
+    sched::running(state, now);
     state.syscall_start_ns = 0;
     let nr = state.syscall_nr;
     let duration = now.saturating_sub(start);

@@ -397,6 +397,11 @@ impl Recorder {
 
     fn stall(&mut self, stall: &Stall) {
         let (pid, tid) = (stall.header.pid, stall.header.tid);
+        // A streamed sleep whose end the kernel did not see (its switch
+        // back in went unreported): the stall's summary says how long.
+        if stall.worst_unseen_ns != 0 {
+            self.sleep_end(tid, stall.worst_unseen_ns, stall.worst_ns);
+        }
         let longest = (stall.worst_ns > 0).then(|| {
             let nr = stall.worst_nr as u32;
             let fd = syscalls::takes_fd(nr).then_some(stall.worst_arg0 as i32);
@@ -421,7 +426,7 @@ impl Recorder {
             longest,
             nested_loop,
         };
-        self.counters.stall(&record);
+        self.counters.stall(&record, self.threshold_ns);
         self.stalls.push(record);
     }
 
@@ -437,14 +442,16 @@ impl Recorder {
             .collect();
         frames.extend(self.user_frames(sample.pid, &sample.stack));
         let task = self.task(sample.pid, &sample.stack);
-        self.samples.push(SampleRecord {
+        let record = SampleRecord {
             pid: sample.pid,
             tid: sample.tid,
             time_ns: self.relative(sample.time_ns),
             for_stall: sample.for_stall,
             stack: self.stacks.intern(frames),
             task,
-        });
+        };
+        self.counters.sample(&record);
+        self.samples.push(record);
     }
 
     fn note_thread(&mut self, pid: u32, tid: u32, comm: &str) {
