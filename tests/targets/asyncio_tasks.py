@@ -10,6 +10,8 @@ the traced round pages in no code), prints "ready PID", waits for a line
 on stdin (the tracer attaches), runs the traced round and exits.
 $TASKS_STALL sets STALL (seconds); with $TASKS_ANNOUNCE, "stalling NAME"
 is printed as each task's stall starts (for a look from outside during
+it); with $TASKS_HOLD, "held" is printed after the traced round, and the
+process exits at the next line on stdin (for a look from outside after
 it)."""
 
 import asyncio
@@ -116,3 +118,6 @@ run(0.001)
 print(f"ready {os.getpid()}", flush=True)
 sys.stdin.readline()
 run(STALL)
+if "TASKS_HOLD" in os.environ:
+    print("held", flush=True)
+    sys.stdin.readline()

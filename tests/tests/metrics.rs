@@ -2,14 +2,21 @@
 //! second while an asyncio service plants stalls; PromQL over its HTTP API
 //! must show the planted stalls (exact count), their time (within 10 % of
 //! the tracer's own JSON report of the same run, and of what was planted),
-//! and an iteration-time p99 in the planted stalls' bucket or above.
+//! and an iteration-time p99 in the planted stalls' bucket or above. And
+//! the `task` label: the stalls of named asyncio Tasks counted by task, as
+//! the JSON report of the same run counts them.
 
-use std::{process::Command, time::Duration};
+use std::{
+    collections::BTreeMap,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
 
 use serde_json::Value;
 use tracer_tests::{
     Target, Tracer, planted_stall_threshold,
-    prometheus::{Prometheus, free_port, have_prometheus},
+    prometheus::{Prometheus, free_port, have_prometheus, http_get},
     pyenv_python, require_root, timing_tolerance,
 };
 
@@ -125,4 +132,108 @@ fn a_taken_port_is_one_error_line() {
         "{stderr}"
     );
     assert!(lines[0].contains("in use"), "{stderr}");
+}
+
+/// Stall counts by (cause, task) in an exposition: the `tracer_stalls_total`
+/// samples summed over threads and syscalls; "" where no task label.
+fn stalls_by_task(exposition: &str) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix("tracer_stalls_total{") else {
+            continue;
+        };
+        let (labels, value) = rest.rsplit_once("} ").expect("a sample line");
+        let label = |name: &str| {
+            labels
+                .split("\",")
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        *counts.entry((label("cause"), label("task"))).or_default() +=
+            value.parse::<u64>().expect("a count");
+    }
+    counts
+}
+
+/// The same counts from a JSON report's stalls (task names as patterns).
+fn report_stalls_by_task(report: &Value) -> BTreeMap<(String, String), u64> {
+    let mut counts = BTreeMap::new();
+    for stall in report["stalls"].as_array().expect("stalls") {
+        let cause = stall["cause"]["kind"].as_str().expect("kind").to_string();
+        let task = stall["cause"]["task"]["name"]
+            .as_str()
+            .map(|name| {
+                // Each run of digits as one `*`.
+                let mut pattern = String::new();
+                for c in name.chars() {
+                    match c.is_ascii_digit() {
+                        true if pattern.ends_with('*') => {}
+                        true => pattern.push('*'),
+                        false => pattern.push(c),
+                    }
+                }
+                pattern
+            })
+            .unwrap_or_default();
+        *counts.entry((cause, task)).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn stalls_are_counted_by_task() {
+    require_root!("stalls_are_counted_by_task");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/asyncio_tasks.py");
+    let mut target = Target::start(
+        Command::new(pyenv_python("3.11"))
+            .arg(script)
+            .env("TASKS_HOLD", "1"),
+    );
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let tracer = Tracer::attach(
+        target.pid,
+        &[
+            "--metrics",
+            &endpoint,
+            "--threshold",
+            planted_stall_threshold(),
+        ],
+    );
+    target.go();
+    target.stdout.wait_for("held", Duration::from_secs(60));
+    // Readings are taken once a second: two equal scrapes 1.2 s apart
+    // hold every stall.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = BTreeMap::new();
+    let scraped = loop {
+        thread::sleep(Duration::from_millis(1200));
+        let (status, body) = http_get(&endpoint, "/metrics").expect("scrape the tracer");
+        assert_eq!(status, 200, "{body}");
+        let counts = stalls_by_task(&body);
+        if counts == last && !counts.is_empty() {
+            break counts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the stall counts never settled: {counts:?}"
+        );
+        last = counts;
+    };
+    target.send("exit");
+    assert!(target.wait(Duration::from_secs(30)).success());
+    let done = tracer.finish();
+    assert!(done.status.success(), "tracer failed: {:?}", done.stderr);
+    assert_eq!(scraped, report_stalls_by_task(&done.report));
+    for planted in ["slow-sleep", "slow-recv", "slow-cpu"] {
+        assert!(
+            scraped.keys().any(|(_, task)| task == planted),
+            "no stall of task {planted}: {scraped:?}"
+        );
+    }
+    // The plain callback's stall: in no task.
+    assert!(
+        scraped.keys().any(|(_, task)| task.is_empty()),
+        "{scraped:?}"
+    );
 }

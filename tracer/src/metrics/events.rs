@@ -1,15 +1,19 @@
 //! The metrics counted from streamed events as they arrive (stalls, blocking
 //! calls, sleeps): per loop thread, keyed by a few words that take a bounded
-//! number of values (cause kind, syscall, fd kind, wait reason), never by a
-//! file path or a socket peer.
+//! number of values (cause kind, syscall, fd kind, wait reason, a bounded
+//! task label), never by a file path or a socket peer.
 
 use std::collections::BTreeMap;
 
+use super::{recent::Recent, tasks::TaskLabels};
 use crate::{
-    analyze::{loops::cause_kind, offcpu::reason},
+    analyze::{
+        loops::cause_kind,
+        offcpu::{WaitReason, reason},
+    },
     report::model::CauseKind,
     syscalls,
-    trace::{BlockingCall, FdKind, StallRecord},
+    trace::{BlockingCall, FdKind, SampleRecord, StallRecord},
 };
 
 /// How many events, and their time.
@@ -26,32 +30,64 @@ impl Sum {
     }
 }
 
-/// A thread and one label value besides (or two).
-pub type Key = (u32, &'static str, String);
+/// A thread, one or two label values besides, and the task label ("" for
+/// none).
+pub type Key = (u32, &'static str, String, String);
 
+/// The counts, as each reading copies them.
 #[derive(Debug, Clone, Default)]
-pub struct EventCounters {
-    /// Stalls by (tid, cause kind, longest syscall or "").
+pub struct EventSums {
+    /// Stalls by (tid, cause kind, longest syscall or "", task).
     pub stalls: BTreeMap<Key, Sum>,
-    /// Blocking calls by (tid, target kind, syscall).
+    /// Blocking calls by (tid, target kind, syscall, task).
     pub blocking: BTreeMap<Key, Sum>,
-    /// Streamed sleeps by (tid, wait reason, "").
+    /// Streamed sleeps by (tid, wait reason, "", task).
     pub offcpu: BTreeMap<Key, Sum>,
     /// The process of each thread counted.
     pub pids: BTreeMap<u32, u32>,
 }
 
+/// The counts, and what they are counted with.
+#[derive(Default)]
+pub struct EventCounters {
+    pub sums: EventSums,
+    tasks: TaskLabels,
+    recent: Recent,
+}
+
 impl EventCounters {
-    pub fn stall(&mut self, stall: &StallRecord) {
-        let kind = cause_kind(stall);
+    /// A stall of `--threshold` `threshold_ns` or more: its cause kind as
+    /// the report says it (a GIL wait for most of it: `gil`), and its task.
+    pub fn stall(&mut self, stall: &StallRecord, threshold_ns: u64) {
+        let window = (stall.start_ns, stall.start_ns + stall.duration_ns);
+        let min_call_ns = threshold_ns.min(stall.duration_ns / 4);
+        let inside = self.recent.in_stall(stall.tid, window, min_call_ns);
+        let kind = if inside.gil_ns >= stall.duration_ns / 2 {
+            CauseKind::Gil
+        } else {
+            cause_kind(stall)
+        };
         // The syscall names a stall spent asleep; a CPU-bound one has none.
         let syscall = match (kind, &stall.longest) {
-            (CauseKind::Syscall | CauseKind::Mixed, Some(longest)) => syscalls::name(longest.nr),
+            (CauseKind::Syscall | CauseKind::Mixed | CauseKind::Gil, Some(longest)) => {
+                syscalls::name(longest.nr)
+            }
             _ => String::new(),
         };
-        self.pids.insert(stall.tid, stall.pid);
-        self.stalls
-            .entry((stall.tid, cause_name(kind), syscall))
+        // Asleep: the task of the call it slept in; else the one it ran.
+        let task = match kind {
+            CauseKind::Syscall | CauseKind::Mixed | CauseKind::Gil => inside.call_task,
+            CauseKind::Cpu | CauseKind::Runqueue => inside.sample_task,
+        };
+        self.sums.pids.insert(stall.tid, stall.pid);
+        self.sums
+            .stalls
+            .entry((
+                stall.tid,
+                cause_name(kind),
+                syscall,
+                task.unwrap_or_default(),
+            ))
             .or_default()
             .add(stall.duration_ns);
     }
@@ -59,21 +95,40 @@ impl EventCounters {
     /// A streamed call: a blocking call if it took `threshold_ns`, an
     /// off-CPU span if it slept `offcpu_min_ns`.
     pub fn call(&mut self, call: &BlockingCall, threshold_ns: u64, offcpu_min_ns: u64) {
-        self.pids.insert(call.tid, call.pid);
+        self.sums.pids.insert(call.tid, call.pid);
         let syscall = syscalls::name(call.nr);
+        let task = self.tasks.label(call.task.as_ref());
+        self.recent.call(
+            call.tid,
+            call.start_ns,
+            call.duration_ns,
+            call.gil.is_some(),
+            task.clone(),
+        );
         if call.blocked_ns >= offcpu_min_ns {
-            let why = reason(&syscall, call.fd_kind, call.arg0, call.uninterruptible);
-            self.offcpu
-                .entry((call.tid, why.name(), String::new()))
+            let why = match call.gil {
+                Some(_) => WaitReason::Gil,
+                None => reason(&syscall, call.fd_kind, call.arg0, call.uninterruptible),
+            };
+            self.sums
+                .offcpu
+                .entry((call.tid, why.name(), String::new(), task.clone()))
                 .or_default()
                 .add(call.blocked_ns);
         }
         if call.duration_ns >= threshold_ns {
-            self.blocking
-                .entry((call.tid, target_kind(call), syscall))
+            self.sums
+                .blocking
+                .entry((call.tid, target_kind(call), syscall, task))
                 .or_default()
                 .add(call.duration_ns);
         }
+    }
+
+    /// A CPU sample: its task, for the stall it may be in.
+    pub fn sample(&mut self, sample: &SampleRecord) {
+        let task = self.tasks.label(sample.task.as_ref());
+        self.recent.sample(sample.tid, sample.time_ns, task);
     }
 }
 
@@ -128,10 +183,10 @@ mod tests {
     #[test]
     fn stalls_by_cause_and_syscall() {
         let mut counters = EventCounters::default();
-        counters.stall(&stall(30_000_000, 29_000_000, 1_000_000));
-        counters.stall(&stall(20_000_000, 19_000_000, 1_000_000));
-        counters.stall(&stall(40_000_000, 0, 40_000_000));
-        let blocked = counters.stalls[&(11, "syscall", "recvfrom".to_string())];
+        counters.stall(&stall(30_000_000, 29_000_000, 1_000_000), 10_000_000);
+        counters.stall(&stall(20_000_000, 19_000_000, 1_000_000), 10_000_000);
+        counters.stall(&stall(40_000_000, 0, 40_000_000), 10_000_000);
+        let blocked = counters.sums.stalls[&(11, "syscall", "recvfrom".to_string(), String::new())];
         assert_eq!(
             blocked,
             Sum {
@@ -139,7 +194,7 @@ mod tests {
                 ns: 50_000_000
             }
         );
-        let cpu = counters.stalls[&(11, "cpu", String::new())];
+        let cpu = counters.sums.stalls[&(11, "cpu", String::new(), String::new())];
         assert_eq!(
             cpu,
             Sum {
@@ -147,7 +202,7 @@ mod tests {
                 ns: 40_000_000
             }
         );
-        assert_eq!(counters.pids[&11], 10);
+        assert_eq!(counters.sums.pids[&11], 10);
     }
 
     #[test]
@@ -180,7 +235,7 @@ mod tests {
             10_000_000,
             1_000_000,
         );
-        let blocking = counters.blocking[&(11, "file", "read".to_string())];
+        let blocking = counters.sums.blocking[&(11, "file", "read".to_string(), String::new())];
         assert_eq!(
             blocking,
             Sum {
@@ -188,7 +243,7 @@ mod tests {
                 ns: 12_000_000
             }
         );
-        let disk = counters.offcpu[&(11, "disk", String::new())];
+        let disk = counters.sums.offcpu[&(11, "disk", String::new(), String::new())];
         assert_eq!(
             disk,
             Sum {

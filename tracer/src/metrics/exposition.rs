@@ -57,8 +57,7 @@ impl Collector for Shared {
     }
 }
 
-/// A thread's labels. (Task names, once known, go in as a bounded top-N
-/// label `task`, the rest as "other".)
+/// A thread's labels.
 fn thread_labels(snapshot: &Snapshot, tid: u32) -> Labels {
     let (pid, comm) = snapshot.threads.get(&tid).cloned().unwrap_or_default();
     vec![
@@ -140,11 +139,15 @@ fn encode_events(
     let sleeps = events
         .offcpu
         .iter()
-        .map(|((tid, reason, _), sum)| (*tid, *reason, sum.ns));
-    let idle = snapshot.loops.iter().map(|lp| (lp.tid, "idle", lp.idle_ns));
-    let offcpu = sleeps.chain(idle).map(|(tid, reason, ns)| {
+        .map(|((tid, reason, _, task), sum)| (*tid, *reason, task.as_str(), sum.ns));
+    let idle = snapshot
+        .loops
+        .iter()
+        .map(|lp| (lp.tid, "idle", "", lp.idle_ns));
+    let offcpu = sleeps.chain(idle).map(|(tid, reason, task, ns)| {
         let mut labels = thread_labels(snapshot, tid);
         labels.push(("reason", reason.to_string()));
+        push_task(&mut labels, task);
         (labels, seconds(ns))
     });
     counters(
@@ -184,13 +187,21 @@ fn labelled<'a>(
 
 fn key_labels(
     snapshot: &Snapshot,
-    (tid, first, second): &Key,
+    (tid, first, second, task): &Key,
     (a, b): (&'static str, &'static str),
 ) -> Labels {
     let mut labels = thread_labels(snapshot, *tid);
     labels.push((a, first.to_string()));
     labels.push((b, second.clone()));
+    push_task(&mut labels, task);
     labels
+}
+
+/// The `task` label (`metrics::tasks`), where the event ran in a task.
+fn push_task(labels: &mut Labels, task: &str) {
+    if !task.is_empty() {
+        labels.push(("task", task.to_string()));
+    }
 }
 
 fn encode_tracer(
@@ -284,10 +295,17 @@ mod tests {
         };
         snapshot.threads.insert(11, (10, "python3".into()));
         snapshot.events.stalls.insert(
-            (11, "syscall", "clock_nanosleep".into()),
+            (11, "syscall", "clock_nanosleep".into(), String::new()),
             Sum {
                 count: 2,
                 ns: 300_000_000,
+            },
+        );
+        snapshot.events.stalls.insert(
+            (11, "gil", "futex".into(), "fetch-user-*".into()),
+            Sum {
+                count: 1,
+                ns: 40_000_000,
             },
         );
         let shared = Shared::default();
@@ -300,6 +318,9 @@ mod tests {
             ),
             format!(
                 r#"tracer_stall_seconds_total{{{thread},cause="syscall",syscall="clock_nanosleep"}} 0.3"#
+            ),
+            format!(
+                r#"tracer_stalls_total{{{thread},cause="gil",syscall="futex",task="fetch-user-*"}} 1"#
             ),
             format!("tracer_loop_iteration_seconds_count{{{thread}}} 10"),
             // 2^27 ns holds the 1 ms ones only; 2^28 ns the 150 ms ones too.

@@ -7,8 +7,10 @@
 pub mod buckets;
 pub mod events;
 pub mod exposition;
+mod recent;
 pub mod server;
 pub mod snapshot;
+mod tasks;
 
 use std::collections::BTreeMap;
 
@@ -38,7 +40,7 @@ impl Reader {
         recorder: &Recorder,
         now_ns: u64,
     ) -> Result<Snapshot, ProbeError> {
-        let events = recorder.counters.clone();
+        let events = recorder.counters.sums.clone();
         let times = probes.thread_times(now_ns)?;
         let stats = probes.loop_stats()?;
         let tids = stats

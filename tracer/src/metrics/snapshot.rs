@@ -5,7 +5,7 @@ use tracer_common::LoopStats;
 
 use crate::trace::Drops;
 
-use super::{buckets::Classic, events::EventCounters};
+use super::{buckets::Classic, events::EventSums};
 
 /// A thread that ran an event loop.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct LoopThreadMetrics {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub loops: Vec<LoopThreadMetrics>,
-    pub events: EventCounters,
+    pub events: EventSums,
     /// (pid, comm) of every thread the event counters name, by tid.
     pub threads: std::collections::BTreeMap<u32, (u32, String)>,
     pub runqueue: Classic,
