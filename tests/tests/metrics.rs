@@ -31,6 +31,15 @@ fn planted_stalls_target() -> Target {
     Target::start(Command::new(pyenv_python("3.11")).arg(script))
 }
 
+/// A tracer attached to `target` serving metrics on a free loopback port,
+/// and that address.
+fn serving_metrics(target: &Target) -> (Tracer, String) {
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let threshold = planted_stall_threshold();
+    let args = ["--metrics", &endpoint, "--threshold", threshold];
+    (Tracer::attach(target.pid, &args), endpoint)
+}
+
 /// The report's stalls that slept in clock_nanosleep (the planted ones).
 fn planted_in_report(report: &Value) -> Vec<&Value> {
     report["stalls"]
@@ -49,16 +58,7 @@ fn prometheus_sees_the_planted_stalls() {
         return;
     }
     let mut target = planted_stalls_target();
-    let endpoint = format!("127.0.0.1:{}", free_port());
-    let tracer = Tracer::attach(
-        target.pid,
-        &[
-            "--metrics",
-            &endpoint,
-            "--threshold",
-            planted_stall_threshold(),
-        ],
-    );
+    let (tracer, endpoint) = serving_metrics(&target);
     let prometheus = Prometheus::scraping(&endpoint);
     let scraped = r#"up{job="tracer"}"#;
     prometheus.wait_until("scraping the tracer", Duration::from_secs(30), |p| {
@@ -190,16 +190,7 @@ fn stalls_are_counted_by_task() {
             .arg(script)
             .env("TASKS_HOLD", "1"),
     );
-    let endpoint = format!("127.0.0.1:{}", free_port());
-    let tracer = Tracer::attach(
-        target.pid,
-        &[
-            "--metrics",
-            &endpoint,
-            "--threshold",
-            planted_stall_threshold(),
-        ],
-    );
+    let (tracer, endpoint) = serving_metrics(&target);
     target.go();
     target.stdout.wait_for("held", Duration::from_secs(60));
     // Readings are taken once a second: two equal scrapes 1.2 s apart
