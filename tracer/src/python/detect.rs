@@ -46,6 +46,13 @@ impl PythonProcess {
         self.layout.frames.minor
     }
 
+    /// Where a Task object holds its name (`TaskObj.task_name`).
+    pub fn task_name_offset(&self) -> u32 {
+        self.asyncio
+            .as_ref()
+            .map_or(self.layout.tasks.task_name, |asyncio| asyncio.task_name)
+    }
+
     /// The `PY_PROCS` value: what the kernel needs to walk this process's
     /// Python frames.
     pub fn kernel_info(&self) -> PyProcess {

@@ -109,7 +109,11 @@ pub fn task_info(python: &PythonProcess, code: &mut CodeReader, raw: &PyTask) ->
         lasti: -1,
         flags: 0,
     };
-    let name = task_name(python, &raw.name).unwrap_or_else(|| "?".to_string());
+    // The kernel copies only the header of a name object near the end of
+    // its mapping: then the name is read from the task now.
+    let name = task_name(python, &raw.name)
+        .or_else(|| name_at(python, raw.task, python.task_name_offset()))
+        .unwrap_or_else(|| "?".to_string());
     let awaited_by = match &python.asyncio {
         Some(asyncio) => awaited_by(python, asyncio, raw),
         None => Vec::new(),
@@ -135,7 +139,9 @@ fn awaited_by(python: &PythonProcess, a: &AsyncioOffsets, raw: &PyTask) -> Vec<S
             set if set & AWAITED_BY_SET != 0 => first_task_in(python, a, set & !AWAITED_BY_SET),
             task => is_task(python, a, task).then_some(task),
         };
-        let Some((awaiter, name)) = awaiter.and_then(|t| Some((t, name_at(python, a, t)?))) else {
+        let Some((awaiter, name)) =
+            awaiter.and_then(|t| Some((t, name_at(python, t, a.task_name)?)))
+        else {
             return chain;
         };
         chain.push(name);
@@ -146,7 +152,7 @@ fn awaited_by(python: &PythonProcess, a: &AsyncioOffsets, raw: &PyTask) -> Vec<S
     }
     while let Some(task) = last.filter(|_| chain.len() < MAX_AWAITED_BY) {
         last = awaiter(python, a, task);
-        if let Some(name) = last.and_then(|t| name_at(python, a, t)) {
+        if let Some(name) = last.and_then(|t| name_at(python, t, a.task_name)) {
             chain.push(name);
         }
     }
@@ -183,18 +189,21 @@ fn first_task_in(python: &PythonProcess, a: &AsyncioOffsets, set: u64) -> Option
     slots
         .chunks_exact(16)
         .filter_map(|slot| u64_at(slot, 0))
-        .find(|&key| key != 0 && is_task(python, a, key) && name_at(python, a, key).is_some())
+        .find(|&key| {
+            key != 0 && is_task(python, a, key) && name_at(python, key, a.task_name).is_some()
+        })
 }
 
-/// The name of the task at `task`, read from memory.
-fn name_at(python: &PythonProcess, a: &AsyncioOffsets, task: u64) -> Option<String> {
-    let name = python.memory.read_u64(task + u64::from(a.task_name))?;
-    let bytes: [u8; NAME_BYTES] = python.memory.read_array(name).or_else(|| {
-        // A small object near the end of its mapping.
-        let mut head = [0u8; NAME_BYTES];
-        head[..32].copy_from_slice(&python.memory.read_array::<32>(name)?);
-        Some(head)
-    })?;
+/// The name of the task at `task`, read from memory (`name_offset`: where
+/// the task holds it).
+fn name_at(python: &PythonProcess, task: u64, name_offset: u32) -> Option<String> {
+    let name = python.memory.read_u64(task + u64::from(name_offset))?;
+    // A small object near the end of its mapping: the longest read that
+    // stays inside it.
+    let bytes = (32..=NAME_BYTES)
+        .rev()
+        .step_by(8)
+        .find_map(|size| python.memory.read_vec(name, size))?;
     task_name(python, &bytes)
 }
 
