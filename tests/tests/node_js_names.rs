@@ -3,8 +3,9 @@
 //! (cached by `cargo xtask test`: TRACER_NODE_18, TRACER_NODE_22). The
 //! target's named functions each plant a stall, first interpreted, then
 //! after V8 has optimized them (node_planted.js); each stall's stack must
-//! name the function, its script, and its line: the statement running in
-//! an interpreted frame, the function's first line in an optimized one.
+//! name the function, its script, and its line and column: the call
+//! running, in an interpreted frame (its bytecode's position) as in an
+//! optimized one (its machine code's position table).
 
 use std::{
     fs::OpenOptions,
@@ -19,7 +20,13 @@ use serde_json::Value;
 use tracer_tests::{Target, Tracer, ready_timeout, require_root};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/node_planted.js");
-const PLANTED: [&str; 3] = ["renderInvoice", "compressLogs", "checkLicense"];
+/// The planted functions, and the call each stalls in (None: the spin,
+/// which calls nothing that stalls).
+const PLANTED: [(&str, Option<&str>); 3] = [
+    ("renderInvoice", Some("run(")),
+    ("compressLogs", None),
+    ("checkLicense", Some("read(")),
+];
 /// The FIFO is filled this long after the target says it reads it.
 const FIFO_DELAY: Duration = Duration::from_millis(300);
 
@@ -41,15 +48,21 @@ fn node(major: &str) -> Option<PathBuf> {
     found
 }
 
-/// Lines of the script: where each planted call is (its `// plant: NAME`
-/// marker) and where each function starts (`function NAME(`).
-fn line_of(needle: &str) -> u64 {
+/// The line and column (1-based) of the first line of the script holding
+/// `needle`, and of `within` on it (column 1 if empty): where each planted
+/// call is (its `// plant: NAME` marker, the callee's name on it, where V8
+/// puts a call's position) and where each function starts.
+fn position_of(needle: &str, within: &str) -> (u64, u64) {
     let source = std::fs::read_to_string(SCRIPT).expect("read the script");
-    let index = source
+    let (index, line) = source
         .lines()
-        .position(|l| l.contains(needle))
+        .enumerate()
+        .find(|(_, l)| l.contains(needle))
         .unwrap_or_else(|| panic!("no {needle:?} in {SCRIPT}"));
-    index as u64 + 1
+    let column = line
+        .find(within)
+        .unwrap_or_else(|| panic!("no {within:?} on {line:?}"));
+    (index as u64 + 1, column as u64 + 1)
 }
 
 /// A FIFO the target reads, held open for writing so that the target's
@@ -131,7 +144,7 @@ fn check_planted(major: &str, args: &[&str]) {
     let Some(node) = node(major) else { return };
     let (report, output) = trace_planted(&node, args);
     let stalls = report["stalls"].as_array().expect("stalls");
-    for function in PLANTED {
+    for (function, call) in PLANTED {
         assert!(
             optimized_before(&output, function, "reading hot"),
             "Node {major}: V8 did not optimize {function} before the hot round: {output:?}"
@@ -152,8 +165,9 @@ fn check_planted(major: &str, args: &[&str]) {
             found.len(),
             report["stalls"]
         );
-        let first = line_of(&format!("function {function}("));
-        let plant = line_of(&format!("// plant: {function}"));
+        let (first, _) = position_of(&format!("function {function}("), "");
+        let marker = format!("// plant: {function}");
+        let (plant, _) = position_of(&marker, "");
         for (round, (_, frame)) in ["cold", "hot"].into_iter().zip(found) {
             let what = format!("Node {major} {args:?}, {round} {function}: {frame}");
             assert!(
@@ -163,13 +177,21 @@ fn check_planted(major: &str, args: &[&str]) {
             let line = frame["line"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("no line: {what}"));
-            match (function, round) {
+            let column = frame["column"].as_u64();
+            match call {
                 // The spin is compiled on the stack (OSR) within its first
-                // milliseconds: the function's line, or a line of its loop
-                // in the samples taken before.
-                ("compressLogs", _) => assert!((first..=plant).contains(&line), "{what}"),
-                (_, "cold") => assert_eq!(line, plant, "{what}"),
-                _ => assert_eq!(line, first, "{what}"),
+                // milliseconds, code its function does not point to: the
+                // function's line (no column), or a line of its loop in
+                // the samples taken before.
+                None => assert!((first..=plant).contains(&line), "{what}"),
+                // The call's line and the callee's column, both rounds.
+                Some(callee) => {
+                    assert_eq!(
+                        (line, column),
+                        (plant, Some(position_of(&marker, callee).1)),
+                        "{what}"
+                    );
+                }
             }
         }
     }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use super::code_layout::{CodeLayout, Version};
 use crate::{procfs::memory::ProcessMemory, unwind::ModuleFile};
 
 const PREFIX: &str = "v8dbg_";
@@ -33,6 +34,9 @@ pub struct Layout {
     pub scope_info_context_locals: u64,
     pub strings: StringLayout,
     pub types: Types,
+    /// Compiled code's Code objects, where this V8's layout of them is
+    /// known (else compiled frames give their function's first line).
+    pub code: Option<CodeLayout>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +100,7 @@ pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Opti
         return None;
     }
     let constants = Constants(values);
-    let layout = constants.layout();
+    let layout = constants.layout(Version::read(file, bias, memory));
     if layout.is_none() {
         log::info!(
             "{}: V8 constants incomplete, no JavaScript frames",
@@ -106,10 +110,10 @@ pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Opti
     layout
 }
 
-struct Constants(HashMap<String, i64>);
+pub(super) struct Constants(HashMap<String, i64>);
 
 impl Constants {
-    fn value(&self, name: &str) -> Option<i64> {
+    pub(super) fn value(&self, name: &str) -> Option<i64> {
         self.0.get(name).copied()
     }
 
@@ -120,7 +124,7 @@ impl Constants {
     /// `class_CLASS__FIELD__TYPE`, whatever the type's spelling (it changes
     /// between versions: `Object`, `Tagged_Object_`), for the first field
     /// name the binary has.
-    fn field(&self, class: &str, fields: &[&str]) -> Option<u64> {
+    pub(super) fn field(&self, class: &str, fields: &[&str]) -> Option<u64> {
         fields.iter().find_map(|field| {
             let prefix = format!("class_{class}__{field}__");
             let (_, value) = self.0.iter().find(|(name, _)| name.starts_with(&prefix))?;
@@ -129,7 +133,7 @@ impl Constants {
     }
 
     /// `type_CLASS__NAME_TYPE`.
-    fn instance_type(&self, class: &str, name: &str) -> Option<u16> {
+    pub(super) fn instance_type(&self, class: &str, name: &str) -> Option<u16> {
         u16::try_from(self.value(&format!("type_{class}__{name}"))?).ok()
     }
 
@@ -147,7 +151,7 @@ impl Constants {
             .unwrap_or(array_length + 3 * 8)
     }
 
-    fn layout(&self) -> Option<Layout> {
+    fn layout(&self, version: Option<Version>) -> Option<Layout> {
         let array_length = self.field("FixedArrayBase", &["length"])?;
         Some(Layout {
             fp_context: self.value("off_fp_context")?,
@@ -201,6 +205,7 @@ impl Constants {
                 .flatten()
                 .collect(),
             },
+            code: version.and_then(|version| self.code_layout(version)),
         })
     }
 }

@@ -11,6 +11,9 @@
 //! reads as no frame (the native frame stays), never as another function.
 //! The kernel side stays as it is (no 512-byte stack budget spent on V8).
 
+mod baseline;
+mod code;
+mod code_layout;
 mod constants;
 mod frames;
 mod functions;
@@ -19,10 +22,13 @@ mod positions;
 
 use std::{collections::HashMap, ops::Range, sync::Arc, time::Duration};
 
+use baseline::BytecodeSizes;
+use code::{CodeIdentity, CodeTables};
 use constants::{Layout, read_layout};
 pub use frames::{StackCopy, Tier};
 use functions::ScriptInfo;
 use heap::Heap;
+use positions::SourcePosition;
 
 use crate::{
     procfs::memory::ProcessMemory,
@@ -42,12 +48,23 @@ pub struct JsRuntime {
     /// Functions named, by JSFunction address, with the SharedFunctionInfo
     /// they had then.
     functions: HashMap<u64, Arc<KnownFunction>>,
+    /// Compiled code read, by Code object address.
+    codes: HashMap<u64, KnownCode>,
+    /// V8's bytecode sizes, to walk the bytecode of baseline code.
+    bytecode_sizes: Option<BytecodeSizes>,
     /// What naming JavaScript frames has cost (shown with -v at the end).
     pub cost: WalkCost,
 }
 
 /// Functions remembered at most (the cache starts over beyond).
 const MAX_FUNCTIONS: usize = 1 << 16;
+/// Code objects remembered at most (the cache starts over beyond).
+const MAX_CODES: usize = 1 << 12;
+/// Positions remembered per code object, at most.
+const MAX_CODE_POSITIONS: usize = 1 << 10;
+
+/// V8's table of bytecode sizes.
+const BYTECODE_SIZES: &str = "_ZN2v88internal11interpreter9Bytecodes14kBytecodeSizesE";
 
 /// A function named from the heap.
 struct KnownFunction {
@@ -56,6 +73,21 @@ struct KnownFunction {
     start: Option<u32>,
     script: Option<Arc<ScriptInfo>>,
 }
+
+/// A Code object read from the heap: used while the fields that identify
+/// it are unchanged (the GC moves and frees code).
+struct KnownCode {
+    identity: CodeIdentity,
+    tables: CodeTables,
+    /// The functions inlined into it (optimized code), by inlining id.
+    inlined: Vec<Option<Arc<KnownFunction>>>,
+    /// The frames found at each pc offset, innermost first.
+    positions: HashMap<u64, Vec<Located>>,
+}
+
+/// A function and the script offset a frame runs it at (None: unknown,
+/// the function's first line stands for it).
+type Located = (Arc<KnownFunction>, Option<u32>);
 
 /// The time spent naming the JavaScript frames of unwound stacks.
 #[derive(Debug, Default)]
@@ -110,6 +142,20 @@ impl JsRuntime {
                 file.path
             );
         }
+        let bytecode_sizes = file
+            .symbols_with_prefix(BYTECODE_SIZES)
+            .into_iter()
+            .find_map(|(_, range)| {
+                let size = usize::try_from(range.end - range.start).ok()?;
+                BytecodeSizes::new(memory.read_vec(range.start.wrapping_add(bias), size)?)
+            });
+        if layout.code.is_none() || bytecode_sizes.is_none() {
+            log::info!(
+                "{}: V8's code layout or bytecode sizes unknown, compiled JavaScript frames \
+                 give their function's first line",
+                file.path
+            );
+        }
         log::info!("pid {pid}: V8 in {}", file.path);
         Some(Self {
             file: file.clone(),
@@ -118,18 +164,19 @@ impl JsRuntime {
             memory,
             scripts: HashMap::new(),
             functions: HashMap::new(),
+            codes: HashMap::new(),
+            bytecode_sizes,
             cost: WalkCost::default(),
         })
     }
 
-    /// A function's name, start and script, read from the heap with every
-    /// object's type checked.
-    fn read_function(&mut self, function: u64) -> Option<KnownFunction> {
+    /// A function's name, start and script, from its SharedFunctionInfo,
+    /// read from the heap with every object's type checked.
+    fn read_shared(&mut self, shared: u64) -> Option<KnownFunction> {
         let heap = Heap {
             memory: &self.memory,
             layout: &self.layout,
         };
-        let shared = heap.shared_of(function)?;
         let info = heap.function_info(shared)?;
         let script = heap.script_of(shared).and_then(|script| {
             let key = heap.script_key(script)?;
@@ -153,8 +200,10 @@ impl JsRuntime {
         Arc::ptr_eq(file, &self.file) && self.builtins.as_ref().is_some_and(|b| b.contains(&svma))
     }
 
-    /// The JavaScript frame whose frame pointer is `fp`, if it is one.
-    pub fn frame(&mut self, stack: &StackCopy, fp: u64, tier: Tier) -> Option<Frame> {
+    /// The JavaScript frames of the frame whose frame pointer is `fp`, if
+    /// it is one: its function's, and those of the functions inlined into
+    /// its code at its pc, innermost first.
+    pub fn frames(&mut self, stack: &StackCopy, fp: u64, tier: Tier) -> Option<Vec<Frame>> {
         let heap = Heap {
             memory: &self.memory,
             layout: &self.layout,
@@ -170,7 +219,8 @@ impl JsRuntime {
                 known.clone()
             }
             _ => {
-                let known = Arc::new(self.read_function(function_ptr)?);
+                let shared = heap.shared_of(function_ptr)?;
+                let known = Arc::new(self.read_shared(shared)?);
                 if self.functions.len() >= MAX_FUNCTIONS {
                     self.functions.clear();
                 }
@@ -178,31 +228,162 @@ impl JsRuntime {
                 known
             }
         };
+        let located = match tier {
+            Tier::Interpreted => {
+                let heap = Heap {
+                    memory: &self.memory,
+                    layout: &self.layout,
+                };
+                let offset = frames::frame_bytecode(&heap, stack, fp).and_then(|bytecode| {
+                    heap.bytecode_script_offset(
+                        bytecode,
+                        frames::interpreted_offset(&heap, stack, fp)?,
+                    )
+                });
+                vec![(function, offset)]
+            }
+            Tier::Compiled { pc } => self
+                .compiled(stack, fp, function_ptr, pc, &function)
+                .unwrap_or_else(|| vec![(function, None)]),
+        };
+        Some(
+            located
+                .iter()
+                .map(|(f, offset)| js_frame(f, *offset))
+                .collect(),
+        )
+    }
+
+    /// The frames of compiled code at `pc`, innermost first; None if the
+    /// function's current code does not hold the pc, or its tables say
+    /// nothing there.
+    fn compiled(
+        &mut self,
+        stack: &StackCopy,
+        fp: u64,
+        function_ptr: u64,
+        pc: u64,
+        function: &Arc<KnownFunction>,
+    ) -> Option<Vec<Located>> {
+        let layout = self.layout.code.as_ref()?;
         let heap = Heap {
             memory: &self.memory,
             layout: &self.layout,
         };
-        let script_offset = frames::script_offset(&heap, stack, fp, tier);
-        let script = function.script.clone();
-        // The current statement's line where the bytecode says (interpreted
-        // code whose source positions V8 has collected), else the line the
-        // function starts on.
-        let offset = script_offset.or(function.start);
-        let line = offset
-            .zip(script.as_ref().and_then(|s| s.line_ends.as_deref()))
-            .and_then(|(offset, ends)| positions::line_column(ends, offset))
-            .map(|position| position.line);
-        let name = &function.name;
-        Some(Frame {
-            function: if name.is_empty() {
-                "(anonymous)".to_string()
-            } else {
-                name.clone()
-            },
-            file: script.and_then(|s| s.name.clone()),
-            line,
-            module: None,
-            kind: FrameKind::Js,
-        })
+        let (address, identity) = heap.code_of(layout, function_ptr)?;
+        let pc_offset = pc
+            .checked_sub(identity.start)
+            .filter(|&offset| offset < identity.size)?;
+        if self
+            .codes
+            .get(&address)
+            .is_none_or(|known| known.identity != identity)
+        {
+            let tables = heap.code_tables(layout, address, identity)?;
+            let inlined = match &tables {
+                CodeTables::Optimized { inlinings, .. } => inlinings
+                    .iter()
+                    .map(|inlining| Some(Arc::new(self.read_shared(inlining.shared?)?)))
+                    .collect(),
+                CodeTables::Baseline { .. } => Vec::new(),
+            };
+            if self.codes.len() >= MAX_CODES {
+                self.codes.clear();
+            }
+            let known = KnownCode {
+                identity,
+                tables,
+                inlined,
+                positions: HashMap::new(),
+            };
+            self.codes.insert(address, known);
+        }
+        let known = self.codes.get(&address)?;
+        if let Some(located) = known.positions.get(&pc_offset) {
+            return Some(located.clone());
+        }
+        let heap = Heap {
+            memory: &self.memory,
+            layout: &self.layout,
+        };
+        let located = match &known.tables {
+            CodeTables::Baseline { bytecode_offsets } => {
+                let bytecode = frames::frame_bytecode(&heap, stack, fp)?;
+                let offset = baseline::bytecode_offset(
+                    bytecode_offsets,
+                    &heap.bytecodes(bytecode)?,
+                    self.bytecode_sizes.as_ref()?,
+                    pc_offset,
+                )?;
+                vec![(
+                    function.clone(),
+                    heap.bytecode_script_offset(bytecode, offset),
+                )]
+            }
+            CodeTables::Optimized { positions, .. } => {
+                let raw = positions::position_at(positions, i64::try_from(pc_offset).ok()?)?;
+                inlined_frames(known, function, SourcePosition::decode(raw))?
+            }
+        };
+        let known = self.codes.get_mut(&address)?;
+        if known.positions.len() < MAX_CODE_POSITIONS {
+            known.positions.insert(pc_offset, located.clone());
+        }
+        Some(located)
+    }
+}
+
+/// The frames at `position` in optimized code: the functions inlined
+/// there, each at its position, then the code's own function at the
+/// call that inlined the outermost. An inlined function whose
+/// SharedFunctionInfo was not read is left out (its caller's position
+/// is still right); None if the inlinings do not chain up.
+fn inlined_frames(
+    known: &KnownCode,
+    function: &Arc<KnownFunction>,
+    mut position: SourcePosition,
+) -> Option<Vec<Located>> {
+    let CodeTables::Optimized { inlinings, .. } = &known.tables else {
+        return None;
+    };
+    let mut located = Vec::new();
+    while let Some(id) = position.inlining {
+        let inlining = inlinings.get(id)?;
+        if let Some(inlined) = known.inlined.get(id).cloned().flatten() {
+            located.push((inlined, position.script_offset));
+        }
+        let caller = SourcePosition::decode(inlining.call);
+        // Callers were inlined before their callees: lower ids.
+        if caller.inlining.is_some_and(|caller_id| caller_id >= id) {
+            return None;
+        }
+        position = caller;
+    }
+    located.push((function.clone(), position.script_offset));
+    Some(located)
+}
+
+/// The frame of `function` at `offset` in its script (its line and
+/// column), or at its first line if the offset is unknown.
+fn js_frame(function: &KnownFunction, offset: Option<u32>) -> Frame {
+    let script = function.script.as_ref();
+    let ends = script.and_then(|s| s.line_ends.as_deref());
+    let at = |offset: Option<u32>| positions::line_column(ends?, offset?);
+    let (line, column) = match at(offset) {
+        Some(position) => (Some(position.line), Some(position.column)),
+        None => (at(function.start).map(|position| position.line), None),
+    };
+    let name = &function.name;
+    Frame {
+        function: if name.is_empty() {
+            "(anonymous)".to_string()
+        } else {
+            name.clone()
+        },
+        file: script.and_then(|s| s.name.clone()),
+        line,
+        column,
+        module: None,
+        kind: FrameKind::Js,
     }
 }
