@@ -126,6 +126,35 @@ mod tests {
         assert_eq!(at(235), None);
     }
 
+    /// What Node 20's Sparkplug wrote for a function (`checkQuota`, run
+    /// with --always-sparkplug), read from the live process: its bytecode
+    /// (five bytecodes, at offsets 0, 2, 3, 8 and 9: the call at 3) and
+    /// its bytecode offset table; the sizes of these opcodes are node 20's
+    /// (kBytecodeSizes: 23 is 2, 3 or 5 bytes; 99 is 5, 9 or 17; 195, 196
+    /// and 169 are 1).
+    #[test]
+    fn a_baseline_table_node_wrote() {
+        let count = 198;
+        let mut table = vec![1; 3 * count];
+        for (opcode, sizes) in [(23, [2, 3, 5]), (99, [5, 9, 17])] {
+            for (row, size) in sizes.into_iter().enumerate() {
+                table[row * count + opcode] = size;
+            }
+        }
+        let sizes = BytecodeSizes::new(table).expect("sizes");
+        let bytecode = [23, 5, 195, 99, 249, 3, 4, 0, 196, 169];
+        let offsets = [22, 8, 4, 27, 4, 17];
+        let at = |pc| bytecode_offset(&offsets, &bytecode, &sizes, pc);
+        assert_eq!(at(21), None);
+        assert_eq!(at(22), Some(0));
+        assert_eq!(at(30), Some(2));
+        // The call's return address (61) less one, as the tracer saw it.
+        assert_eq!(at(60), Some(3));
+        assert_eq!(at(61), Some(8));
+        assert_eq!(at(81), Some(9));
+        assert_eq!(at(82), None);
+    }
+
     #[test]
     fn implausible_size_tables_are_refused() {
         assert!(BytecodeSizes::new(vec![]).is_none());

@@ -387,3 +387,85 @@ fn js_frame(function: &KnownFunction, offset: Option<u32>) -> Frame {
         kind: FrameKind::Js,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use code::Inlining;
+
+    /// The table and inlining Node 20's TurboFan wrote for `checkQuota`
+    /// with `fetchQuota` inlined into it (positions.rs: an optimized
+    /// table node wrote): the call `run(command)` at script offset 164 in
+    /// fetchQuota, inlined at offset 232 (`fetchQuota(run, command)`).
+    fn check_quota(call: i64) -> (KnownCode, Arc<KnownFunction>) {
+        let function = |name: &str| {
+            Arc::new(KnownFunction {
+                shared: 0,
+                name: name.to_string(),
+                start: Some(100),
+                script: None,
+            })
+        };
+        let known = KnownCode {
+            identity: CodeIdentity {
+                start: 0,
+                size: 200,
+                table: 0,
+            },
+            tables: CodeTables::Optimized {
+                positions: vec![
+                    3, 160, 6, 79, 244, 254, 255, 255, 15, 71, 203, 252, 255, 255, 15, 53, 167, 2,
+                ],
+                inlinings: vec![Inlining {
+                    call,
+                    shared: Some(1),
+                }],
+            },
+            inlined: vec![Some(function("fetchQuota"))],
+            positions: HashMap::new(),
+        };
+        (known, function("checkQuota"))
+    }
+
+    fn names(located: &[Located]) -> Vec<(&str, Option<u32>)> {
+        located
+            .iter()
+            .map(|(f, offset)| (f.name.as_str(), *offset))
+            .collect()
+    }
+
+    #[test]
+    fn inlined_functions_are_frames_of_their_own() {
+        let (known, function) = check_quota(466);
+        let CodeTables::Optimized { positions, .. } = &known.tables else {
+            unreachable!()
+        };
+        let at = |pc| {
+            let raw = positions::position_at(positions, pc).expect("a position");
+            inlined_frames(&known, &function, SourcePosition::decode(raw)).expect("frames")
+        };
+        // The return address 74 less one: in the inlined call.
+        assert_eq!(
+            names(&at(73)),
+            [("fetchQuota", Some(164)), ("checkQuota", Some(232))]
+        );
+        assert_eq!(names(&at(74)), [("checkQuota", Some(273))]);
+    }
+
+    #[test]
+    fn an_inlining_chain_that_does_not_hold_up_gives_no_position() {
+        // The call said to be in an inlining of its own (id 0 again).
+        let (known, function) = check_quota(466 | (1 << 31));
+        let inlined = SourcePosition {
+            script_offset: Some(164),
+            inlining: Some(0),
+        };
+        assert!(inlined_frames(&known, &function, inlined).is_none());
+        // An inlining id the code does not have.
+        let unknown = SourcePosition {
+            script_offset: Some(164),
+            inlining: Some(3),
+        };
+        assert!(inlined_frames(&known, &function, unknown).is_none());
+    }
+}

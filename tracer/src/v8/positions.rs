@@ -187,11 +187,45 @@ mod tests {
         assert_eq!(script_offset_at(&t, 8), Some(1168 + 103));
     }
 
+    /// The table Node 20's TurboFan wrote for a function (`checkQuota`)
+    /// with another inlined into it, read from the live process: entries
+    /// at machine code offsets 0 (script offset 199), 39 (164 in the
+    /// inlined function: inlining 0), 74 (273) and 100 (199).
+    #[test]
+    fn an_optimized_table_node_wrote() {
+        let t = [
+            3, 160, 6, 79, 244, 254, 255, 255, 15, 71, 203, 252, 255, 255, 15, 53, 167, 2,
+        ];
+        let at = |pc| position_at(&t, pc).map(SourcePosition::decode);
+        let own = |offset| SourcePosition {
+            script_offset: Some(offset),
+            inlining: None,
+        };
+        let inlined = SourcePosition {
+            script_offset: Some(164),
+            inlining: Some(0),
+        };
+        assert_eq!(at(0), Some(own(199)));
+        assert_eq!(at(38), Some(own(199)));
+        assert_eq!(at(39), Some(inlined));
+        assert_eq!(at(73), Some(inlined));
+        assert_eq!(at(74), Some(own(273)));
+        assert_eq!(at(500), Some(own(199)));
+        // Its InliningPositions entry: where the call was, in the caller.
+        assert_eq!(SourcePosition::decode(466), own(232));
+    }
+
     #[test]
     fn external_positions_are_not_script_offsets() {
         assert_eq!(script_offset(((41 + 1) << 1) | 1), None);
         assert_eq!(script_offset(0), None);
         assert_eq!(script_offset((41 + 1) << 1), Some(41));
+        // Inlining ids are stored plus one, above bit 31.
+        let inlined = SourcePosition::decode(((41 + 1) << 1) | (3 << 31));
+        assert_eq!(
+            (inlined.script_offset, inlined.inlining),
+            (Some(41), Some(2))
+        );
     }
 
     #[test]
