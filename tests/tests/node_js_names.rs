@@ -17,7 +17,11 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{Target, Tracer, ready_timeout, require_root};
+use tracer_tests::{
+    Target, Tracer,
+    node::{node, position_of},
+    ready_timeout, require_root,
+};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/node_planted.js");
 /// The planted functions, and the call each stalls in (None: the spin,
@@ -29,41 +33,6 @@ const PLANTED: [(&str, Option<&str>); 3] = [
 ];
 /// The FIFO is filled this long after the target says it reads it.
 const FIFO_DELAY: Duration = Duration::from_millis(300);
-
-/// The node binary of `major`: the machine's for 20, else the one xtask
-/// cached. None (the test says it skipped) outside `cargo xtask test`;
-/// under CI=true that is a failure.
-fn node(major: &str) -> Option<PathBuf> {
-    if major == "20" {
-        return Some(PathBuf::from("node"));
-    }
-    let found = std::env::var_os(format!("TRACER_NODE_{major}")).map(PathBuf::from);
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "TRACER_NODE_{major} unset: run the tests with `cargo xtask test`"
-        );
-        eprintln!("skipped: Node {major} (TRACER_NODE_{major} unset: run `cargo xtask test`)");
-    }
-    found
-}
-
-/// The line and column (1-based) of the first line of the script holding
-/// `needle`, and of `within` on it (column 1 if empty): where each planted
-/// call is (its `// plant: NAME` marker, the callee's name on it, where V8
-/// puts a call's position) and where each function starts.
-fn position_of(needle: &str, within: &str) -> (u64, u64) {
-    let source = std::fs::read_to_string(SCRIPT).expect("read the script");
-    let (index, line) = source
-        .lines()
-        .enumerate()
-        .find(|(_, l)| l.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} in {SCRIPT}"));
-    let column = line
-        .find(within)
-        .unwrap_or_else(|| panic!("no {within:?} on {line:?}"));
-    (index as u64 + 1, column as u64 + 1)
-}
 
 /// A FIFO the target reads, held open for writing so that the target's
 /// open returns at once and its read blocks until the data comes.
@@ -165,9 +134,9 @@ fn check_planted(major: &str, args: &[&str]) {
             found.len(),
             report["stalls"]
         );
-        let (first, _) = position_of(&format!("function {function}("), "");
+        let (first, _) = position_of(SCRIPT, &format!("function {function}("), "");
         let marker = format!("// plant: {function}");
-        let (plant, _) = position_of(&marker, "");
+        let (plant, _) = position_of(SCRIPT, &marker, "");
         for (round, (_, frame)) in ["cold", "hot"].into_iter().zip(found) {
             let what = format!("Node {major} {args:?}, {round} {function}: {frame}");
             assert!(
@@ -188,7 +157,7 @@ fn check_planted(major: &str, args: &[&str]) {
                 Some(callee) => {
                     assert_eq!(
                         (line, column),
-                        (plant, Some(position_of(&marker, callee).1)),
+                        (plant, Some(position_of(SCRIPT, &marker, callee).1)),
                         "{what}"
                     );
                 }
