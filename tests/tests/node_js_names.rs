@@ -134,7 +134,6 @@ fn check_planted(major: &str, args: &[&str]) {
             found.len(),
             report["stalls"]
         );
-        let (first, _) = position_of(SCRIPT, &format!("function {function}("), "");
         let marker = format!("// plant: {function}");
         let (plant, _) = position_of(SCRIPT, &marker, "");
         for (round, (_, frame)) in ["cold", "hot"].into_iter().zip(found) {
@@ -148,11 +147,15 @@ fn check_planted(major: &str, args: &[&str]) {
                 .unwrap_or_else(|| panic!("no line: {what}"));
             let column = frame["column"].as_u64();
             match call {
-                // The spin is compiled on the stack (OSR) within its first
-                // milliseconds, code its function does not point to: the
-                // function's line (no column), or a line of its loop in
-                // the samples taken before.
-                None => assert!((first..=plant).contains(&line), "{what}"),
+                // The spin: a line of its loop, with a column, whether
+                // interpreted, compiled on the stack (OSR: code its
+                // function does not point to, found from the pc) or run as
+                // the function's optimized code.
+                None => {
+                    let (loop_start, _) = position_of(SCRIPT, "  do {", "");
+                    assert!((loop_start..=plant).contains(&line), "{what}");
+                    assert!(column.is_some(), "{what}");
+                }
                 // The call's line and the callee's column, both rounds.
                 Some(callee) => {
                     assert_eq!(

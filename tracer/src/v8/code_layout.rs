@@ -9,18 +9,24 @@
 //! SharedFunctionInfos; where one is not, the frame keeps its function's
 //! first line.
 
+use std::ops::Range;
+
 use super::constants::Constants;
-use crate::{procfs::memory::ProcessMemory, unwind::ModuleFile};
+use crate::procfs::memory::ProcessMemory;
 
 /// V8's version (major, minor, build), from `v8::internal::Version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Version(u32, u32, u32);
 
 impl Version {
-    const PREFIX: &str = "_ZN2v88internal7Version6";
+    /// The prefix of the symbols it is read from.
+    pub const PREFIX: &str = "_ZN2v88internal7Version6";
 
-    pub fn read(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Option<Self> {
-        let symbols = file.symbols_with_prefix(Self::PREFIX);
+    pub fn read(
+        symbols: &[(String, Range<u64>)],
+        bias: u64,
+        memory: &ProcessMemory,
+    ) -> Option<Self> {
         let part = |name: &str| {
             let (_, range) = symbols
                 .iter()
@@ -32,15 +38,30 @@ impl Version {
     }
 }
 
-/// Where a Code object's instructions start.
+/// Where a Code object's instructions are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstructionStart {
-    /// After its header (V8 10 and before: the instructions are in it).
+    /// In it, after its header of this size (V8 10 and before).
     Header(u64),
-    /// At the address its field at this offset holds (V8 11 on: they are
-    /// in an InstructionStream of their own).
-    Field(u64),
+    /// In an InstructionStream of their own (V8 11 on), which points back
+    /// to its Code.
+    Stream(StreamLayout),
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLayout {
+    /// The Code's field holding the instructions' address.
+    pub start: u64,
+    /// The Code's field pointing to its InstructionStream.
+    pub stream: u64,
+    /// The InstructionStream's header: its instructions follow.
+    pub header: u64,
+    pub stream_type: u16,
+}
+
+/// An InstructionStream's field pointing back to its Code: the first
+/// after the map (V8 11.3 and 12.4).
+pub const STREAM_CODE: u64 = POINTER;
 
 #[derive(Debug, Clone)]
 pub struct CodeLayout {
@@ -59,6 +80,8 @@ pub struct CodeLayout {
     /// Entries of the deoptimization data (a FixedArray).
     pub literal_array_index: u64,
     pub inlining_positions_index: u64,
+    /// The deoptimization data's entry naming the code's function.
+    pub shared_index: u64,
     pub code_type: u16,
     /// FixedArray, or V8 12's TrustedFixedArray and ProtectedFixedArray.
     pub fixed_arrays: Vec<u16>,
@@ -82,6 +105,17 @@ impl Constants {
             .instance_type("InstructionStream", "INSTRUCTION_STREAM_TYPE")
             .is_some();
         let start = self.field("Code", &["instruction_start"]);
+        // V8 11 on: the InstructionStream is the field before the start.
+        let stream = |start: u64| {
+            Some(InstructionStart::Stream(StreamLayout {
+                start,
+                stream: self
+                    .field("Code", &["instruction_stream"])
+                    .unwrap_or(start.checked_sub(POINTER)?),
+                header: self.field("InstructionStream", &["instruction_start"])?,
+                stream_type: self.instance_type("InstructionStream", "INSTRUCTION_STREAM_TYPE")?,
+            }))
+        };
         let table = self.field("Code", &["source_position_table"]);
         let (instruction_start, instruction_size, flags, position_table) =
             match (self.field("Code", &["instruction_size"]), table) {
@@ -95,7 +129,7 @@ impl Constants {
                 // V8 12: the table before the wrapper and the instruction
                 // stream that precede the start.
                 (Some(size), _) => (
-                    InstructionStart::Field(start?),
+                    stream(start?)?,
                     size,
                     self.field("Code", &["flags"])?,
                     table.unwrap_or(start?.checked_sub(3 * POINTER)?),
@@ -108,7 +142,7 @@ impl Constants {
                     let flags = start + POINTER;
                     let merged = version >= Version(11, 4, 59);
                     (
-                        InstructionStart::Field(start),
+                        stream(start)?,
                         flags + if merged { 4 } else { 8 },
                         flags,
                         table,
@@ -134,6 +168,7 @@ impl Constants {
                 .field("Code", &["deoptimization_data"])
                 .unwrap_or(position_table.checked_sub(POINTER)?),
             literal_array_index: index("LiteralArray", 2),
+            shared_index: index("SharedFunctionInfo", 6),
             inlining_positions_index: index("InliningPositions", 7),
             code_type: self.instance_type("Code", "CODE_TYPE")?,
             fixed_arrays: [

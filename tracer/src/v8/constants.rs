@@ -3,12 +3,12 @@
 //! int in the binary's data, read here from the running process (those in
 //! `.bss` are 0 and only exist there).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ops::Range};
 
 use super::code_layout::{CodeLayout, Version};
 use crate::{procfs::memory::ProcessMemory, unwind::ModuleFile};
 
-const PREFIX: &str = "v8dbg_";
+pub const PREFIX: &str = "v8dbg_";
 
 /// Offsets and type numbers of the objects a JS frame leads to.
 #[derive(Debug, Clone)]
@@ -82,12 +82,18 @@ impl Types {
     }
 }
 
-/// The constants of `file`, mapped with `bias` in the process whose memory
-/// is `memory`; None if it is not a V8 binary or lacks one we need.
-pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Option<Layout> {
-    let values: HashMap<String, i64> = file
-        .symbols_with_prefix(PREFIX)
-        .into_iter()
+/// The constants of `file`, among its `symbols` (those with [`PREFIX`] and
+/// V8's version's), mapped with `bias` in the process whose memory is
+/// `memory`; None if it is not a V8 binary or lacks one we need.
+pub fn read_layout(
+    file: &ModuleFile,
+    symbols: &[(String, Range<u64>)],
+    bias: u64,
+    memory: &ProcessMemory,
+) -> Option<Layout> {
+    let values: HashMap<String, i64> = symbols
+        .iter()
+        .filter(|(name, _)| name.starts_with(PREFIX))
         .filter_map(|(name, range)| {
             let bytes: [u8; 4] = memory.read_array(range.start.wrapping_add(bias))?;
             Some((
@@ -100,7 +106,7 @@ pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Opti
         return None;
     }
     let constants = Constants(values);
-    let layout = constants.layout(Version::read(file, bias, memory));
+    let layout = constants.layout(Version::read(symbols, bias, memory));
     if layout.is_none() {
         log::info!(
             "{}: V8 constants incomplete, no JavaScript frames",

@@ -24,6 +24,7 @@ use std::{collections::HashMap, ops::Range, sync::Arc, time::Duration};
 
 use baseline::BytecodeSizes;
 use code::{CodeIdentity, CodeTables};
+use code_layout::Version;
 use constants::{Layout, read_layout};
 pub use frames::{StackCopy, Tier};
 use functions::ScriptInfo;
@@ -50,6 +51,10 @@ pub struct JsRuntime {
     functions: HashMap<u64, Arc<KnownFunction>>,
     /// Compiled code read, by Code object address.
     codes: HashMap<u64, KnownCode>,
+    /// The map word of the header before instructions, once read.
+    header_map: Option<u64>,
+    /// Code found from a pc (not its function's current code), by pc.
+    scanned: HashMap<u64, Option<u64>>,
     /// V8's bytecode sizes, to walk the bytecode of baseline code.
     bytecode_sizes: Option<BytecodeSizes>,
     /// What naming JavaScript frames has cost (shown with -v at the end).
@@ -63,6 +68,8 @@ const MAX_CODES: usize = 1 << 12;
 /// Positions remembered per code object, at most.
 const MAX_CODE_POSITIONS: usize = 1 << 10;
 
+/// V8's builtins (the interpreter among them).
+const BUILTINS: &str = "Builtins_";
 /// V8's table of bytecode sizes.
 const BYTECODE_SIZES: &str = "_ZN2v88internal11interpreter9Bytecodes14kBytecodeSizesE";
 
@@ -130,11 +137,17 @@ impl JsRuntime {
             return None;
         }
         let memory = ProcessMemory::open(pid).ok()?;
-        let layout = read_layout(file, bias, &memory)?;
-        let builtins = file
-            .symbols_with_prefix("Builtins_")
-            .into_iter()
-            .map(|(_, range)| range)
+        let symbols = file.symbols_with_prefixes(&[
+            constants::PREFIX,
+            Version::PREFIX,
+            BUILTINS,
+            BYTECODE_SIZES,
+        ]);
+        let layout = read_layout(file, &symbols, bias, &memory)?;
+        let builtins = symbols
+            .iter()
+            .filter(|(name, _)| name.starts_with(BUILTINS))
+            .map(|(_, range)| range.clone())
             .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end));
         if builtins.is_none() {
             log::info!(
@@ -142,9 +155,9 @@ impl JsRuntime {
                 file.path
             );
         }
-        let bytecode_sizes = file
-            .symbols_with_prefix(BYTECODE_SIZES)
-            .into_iter()
+        let bytecode_sizes = symbols
+            .iter()
+            .filter(|(name, _)| name == BYTECODE_SIZES)
             .find_map(|(_, range)| {
                 let size = usize::try_from(range.end - range.start).ok()?;
                 BytecodeSizes::new(memory.read_vec(range.start.wrapping_add(bias), size)?)
@@ -165,6 +178,8 @@ impl JsRuntime {
             scripts: HashMap::new(),
             functions: HashMap::new(),
             codes: HashMap::new(),
+            header_map: None,
+            scanned: HashMap::new(),
             bytecode_sizes,
             cost: WalkCost::default(),
         })
@@ -254,9 +269,8 @@ impl JsRuntime {
         )
     }
 
-    /// The frames of compiled code at `pc`, innermost first; None if the
-    /// function's current code does not hold the pc, or its tables say
-    /// nothing there.
+    /// The frames of compiled code at `pc`, innermost first; None if no
+    /// code of the function holds the pc, or its tables say nothing there.
     fn compiled(
         &mut self,
         stack: &StackCopy,
@@ -270,10 +284,34 @@ impl JsRuntime {
             memory: &self.memory,
             layout: &self.layout,
         };
-        let (address, identity) = heap.code_of(layout, function_ptr)?;
-        let pc_offset = pc
-            .checked_sub(identity.start)
-            .filter(|&offset| offset < identity.size)?;
+        let own = heap.function_code(layout, function_ptr);
+        let own = own.and_then(|address| Some((address, heap.code_identity(layout, address)?)));
+        let (address, identity, scanned) = match own {
+            Some((address, identity)) if identity.holds(pc) => (address, identity, false),
+            _ => {
+                if let Some(map) = own.and_then(|(address, _)| heap.header_map(layout, address)) {
+                    self.header_map = Some(map);
+                }
+                let cached = self.scanned.get(&pc).copied();
+                let (address, identity) = match cached {
+                    Some(found) => found.and_then(|address| {
+                        heap.typed(address + 1, |t| t == layout.code_type)?;
+                        let identity = heap.code_identity(layout, address)?;
+                        identity.holds(pc).then_some((address, identity))
+                    })?,
+                    None => {
+                        let found = heap.code_containing(layout, self.header_map?, pc);
+                        if self.scanned.len() >= MAX_CODES {
+                            self.scanned.clear();
+                        }
+                        self.scanned.insert(pc, found.map(|(address, _)| address));
+                        found?
+                    }
+                };
+                (address, identity, true)
+            }
+        };
+        let pc_offset = pc - identity.start;
         if self
             .codes
             .get(&address)
@@ -299,15 +337,29 @@ impl JsRuntime {
             self.codes.insert(address, known);
         }
         let known = self.codes.get(&address)?;
-        if let Some(located) = known.positions.get(&pc_offset) {
-            return Some(located.clone());
-        }
+        // Code found from the pc: used only if it is the frame's
+        // function's (OSR code, baseline code the function has left for
+        // optimized code while the frame still runs it).
         let heap = Heap {
             memory: &self.memory,
             layout: &self.layout,
         };
+        let ours = match &known.tables {
+            CodeTables::Optimized { shared, .. } => *shared == Some(function.shared),
+            CodeTables::Baseline { bytecode, .. } => {
+                bytecode.is_some() && *bytecode == frames::frame_bytecode(&heap, stack, fp)
+            }
+        };
+        if scanned && !ours {
+            return None;
+        }
+        if let Some(located) = known.positions.get(&pc_offset) {
+            return Some(located.clone());
+        }
         let located = match &known.tables {
-            CodeTables::Baseline { bytecode_offsets } => {
+            CodeTables::Baseline {
+                bytecode_offsets, ..
+            } => {
                 let bytecode = frames::frame_bytecode(&heap, stack, fp)?;
                 let offset = baseline::bytecode_offset(
                     bytecode_offsets,
@@ -416,6 +468,7 @@ mod tests {
                 positions: vec![
                     3, 160, 6, 79, 244, 254, 255, 255, 15, 71, 203, 252, 255, 255, 15, 53, 167, 2,
                 ],
+                shared: Some(0),
                 inlinings: vec![Inlining {
                     call,
                     shared: Some(1),
