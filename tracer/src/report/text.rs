@@ -713,6 +713,19 @@ mod tests {
     }
 
     #[test]
+    fn javascript_frames_show_their_column() {
+        let mut js = frame(
+            "runBuild",
+            Some("/srv/app/build.js"),
+            Some(12),
+            FrameKind::Js,
+        );
+        assert_eq!(format_frame(&js), "runBuild (app/build.js:12)");
+        js.column = Some(5);
+        assert_eq!(format_frame(&js), "runBuild (app/build.js:12:5)");
+    }
+
+    #[test]
     fn short_paths() {
         assert_eq!(short_path("/a/b/c/d.c"), "c/d.c");
         assert_eq!(short_path("c/d.c"), "c/d.c");

@@ -25,6 +25,9 @@ const INLINING_POSITION_SIZE: usize = 16;
 const MAX_SCAN: u64 = 1 << 20;
 /// The scan reads a page at a time (a failed read ends it).
 const PAGE: u64 = 4096;
+/// V8 starts instructions at multiples of this on x86-64 (at least: 64
+/// in the versions read).
+const CODE_ALIGNMENT: u64 = 32;
 
 /// What identifies a Code object still there: the fields it is cached by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,22 +106,24 @@ impl Heap<'_> {
         self.field(object, self.layout.map)
     }
 
-    /// The Code object whose instructions hold `pc`: the nearest object
-    /// before it whose map word is `map` (the header of instructions), if
-    /// it leads to a Code object whose instructions start right after that
-    /// header and hold the pc. Words of the instructions that happen to
-    /// equal the map do not lead to such a Code and are passed over.
+    /// The Code object whose instructions hold `pc`, and the map word of
+    /// the header before them: the nearest header before the pc (an object
+    /// whose map word is `map`, or while that is unknown, one whose map is
+    /// of the header's type) that leads to a Code object whose
+    /// instructions start right after it, and hold the pc. Words of the
+    /// instructions that look like a header lead to no such Code and are
+    /// passed over.
     pub fn code_containing(
         &self,
         code: &CodeLayout,
-        map: u64,
+        map: Option<u64>,
         pc: u64,
-    ) -> Option<(u64, CodeIdentity)> {
-        let header = match code.instruction_start {
-            InstructionStart::Header(size) => size,
-            InstructionStart::Stream(layout) => layout.header,
+    ) -> Option<(u64, CodeIdentity, u64)> {
+        let (header, header_type) = match code.instruction_start {
+            InstructionStart::Header(size) => (size, code.code_type),
+            InstructionStart::Stream(layout) => (layout.header, layout.stream_type),
         };
-        let mut top = pc.checked_sub(header)? & !7;
+        let mut top = (pc & !(CODE_ALIGNMENT - 1)).checked_sub(header)?;
         let bottom = top.saturating_sub(MAX_SCAN);
         loop {
             let low = (top & !(PAGE - 1)).max(bottom);
@@ -126,12 +131,24 @@ impl Heap<'_> {
                 .memory
                 .read_vec(low, usize::try_from(top + 8 - low).ok()?)?;
             for (index, word) in bytes.chunks_exact(8).enumerate().rev() {
-                if u64::from_le_bytes(word.try_into().ok()?) != map {
+                let object = low + 8 * index as u64;
+                if !(object + header).is_multiple_of(CODE_ALIGNMENT) {
                     continue;
                 }
-                let object = low + 8 * index as u64;
-                if let Some(found) = self.code_with_header(code, object, object + header) {
-                    return found.1.holds(pc).then_some(found);
+                let word = u64::from_le_bytes(word.try_into().ok()?);
+                let is_header = match map {
+                    Some(map) => word == map,
+                    None => {
+                        untag(word).is_some() && self.instance_type(object + 1) == Some(header_type)
+                    }
+                };
+                if !is_header {
+                    continue;
+                }
+                if let Some((address, identity)) =
+                    self.code_with_header(code, object, object + header)
+                {
+                    return identity.holds(pc).then_some((address, identity, word));
                 }
             }
             if low <= bottom {
