@@ -31,6 +31,75 @@ pub struct KnownCode {
 pub type Located = (Arc<KnownFunction>, Option<u32>);
 
 impl JsRuntime {
+    /// The Code object (address) holding `pc` and what identifies it:
+    /// the function's own code, else code found from the pc (`true`).
+    fn code_holding(&mut self, function_ptr: u64, pc: u64) -> Option<(u64, CodeIdentity, bool)> {
+        let layout = self.layout.code.as_ref()?;
+        let heap = Heap {
+            memory: &self.memory,
+            layout: &self.layout,
+        };
+        let own = heap.function_code(layout, function_ptr);
+        let own = own.and_then(|address| Some((address, heap.code_identity(layout, address)?)));
+        if let Some((address, identity)) = own
+            && identity.holds(pc)
+        {
+            return Some((address, identity, false));
+        }
+        if self.header_map.is_none() {
+            self.header_map = own.and_then(|(address, _)| heap.header_map(layout, address));
+        }
+        if let Some(&found) = self.scanned.get(&pc) {
+            let address = found?;
+            heap.typed(address + 1, |t| t == layout.code_type)?;
+            let identity = heap.code_identity(layout, address)?;
+            return identity.holds(pc).then_some((address, identity, true));
+        }
+        let found = heap.code_containing(layout, self.header_map, pc);
+        if self.scanned.len() >= MAX_CODES {
+            self.scanned.clear();
+        }
+        self.scanned.insert(pc, found.map(|(address, ..)| address));
+        let (address, identity, map) = found?;
+        self.header_map = Some(map);
+        Some((address, identity, true))
+    }
+
+    /// Reads the tables of the Code object at `address` and the functions
+    /// inlined into it, unless they are cached for it as it is still.
+    fn read_code(&mut self, address: u64, identity: CodeIdentity) -> Option<()> {
+        if self
+            .codes
+            .get(&address)
+            .is_some_and(|known| known.identity == identity)
+        {
+            return Some(());
+        }
+        let heap = Heap {
+            memory: &self.memory,
+            layout: &self.layout,
+        };
+        let tables = heap.code_tables(self.layout.code.as_ref()?, address, identity)?;
+        let inlined = match &tables {
+            CodeTables::Optimized { inlinings, .. } => inlinings
+                .iter()
+                .map(|inlining| Some(Arc::new(self.read_shared(inlining.shared?)?)))
+                .collect(),
+            CodeTables::Baseline { .. } => Vec::new(),
+        };
+        if self.codes.len() >= MAX_CODES {
+            self.codes.clear();
+        }
+        let known = KnownCode {
+            identity,
+            tables,
+            inlined,
+            positions: HashMap::new(),
+        };
+        self.codes.insert(address, known);
+        Some(())
+    }
+
     /// The frames of compiled code at `pc`, innermost first; None if no
     /// code of the function holds the pc, or its tables say nothing there.
     pub(super) fn compiled(
@@ -41,65 +110,9 @@ impl JsRuntime {
         pc: u64,
         function: &Arc<KnownFunction>,
     ) -> Option<Vec<Located>> {
-        let layout = self.layout.code.as_ref()?;
-        let heap = Heap {
-            memory: &self.memory,
-            layout: &self.layout,
-        };
-        let own = heap.function_code(layout, function_ptr);
-        let own = own.and_then(|address| Some((address, heap.code_identity(layout, address)?)));
-        let (address, identity, scanned) = match own {
-            Some((address, identity)) if identity.holds(pc) => (address, identity, false),
-            _ => {
-                if let Some(map) = own.and_then(|(address, _)| heap.header_map(layout, address)) {
-                    self.header_map = Some(map);
-                }
-                let cached = self.scanned.get(&pc).copied();
-                let (address, identity) = match cached {
-                    Some(found) => found.and_then(|address| {
-                        heap.typed(address + 1, |t| t == layout.code_type)?;
-                        let identity = heap.code_identity(layout, address)?;
-                        identity.holds(pc).then_some((address, identity))
-                    })?,
-                    None => {
-                        let found = heap.code_containing(layout, self.header_map, pc);
-                        if self.scanned.len() >= MAX_CODES {
-                            self.scanned.clear();
-                        }
-                        self.scanned.insert(pc, found.map(|(address, ..)| address));
-                        let (address, identity, map) = found?;
-                        self.header_map = Some(map);
-                        (address, identity)
-                    }
-                };
-                (address, identity, true)
-            }
-        };
+        let (address, identity, scanned) = self.code_holding(function_ptr, pc)?;
+        self.read_code(address, identity)?;
         let pc_offset = pc - identity.start;
-        if self
-            .codes
-            .get(&address)
-            .is_none_or(|known| known.identity != identity)
-        {
-            let tables = heap.code_tables(layout, address, identity)?;
-            let inlined = match &tables {
-                CodeTables::Optimized { inlinings, .. } => inlinings
-                    .iter()
-                    .map(|inlining| Some(Arc::new(self.read_shared(inlining.shared?)?)))
-                    .collect(),
-                CodeTables::Baseline { .. } => Vec::new(),
-            };
-            if self.codes.len() >= MAX_CODES {
-                self.codes.clear();
-            }
-            let known = KnownCode {
-                identity,
-                tables,
-                inlined,
-                positions: HashMap::new(),
-            };
-            self.codes.insert(address, known);
-        }
         let known = self.codes.get(&address)?;
         // Code found from the pc: used only if it is the frame's
         // function's (OSR code, baseline code the function has left for
@@ -108,13 +121,13 @@ impl JsRuntime {
             memory: &self.memory,
             layout: &self.layout,
         };
-        let ours = match &known.tables {
+        let ours = || match &known.tables {
             CodeTables::Optimized { shared, .. } => *shared == Some(function.shared),
             CodeTables::Baseline { bytecode, .. } => {
                 bytecode.is_some() && *bytecode == frames::frame_bytecode(&heap, stack, fp)
             }
         };
-        if scanned && !ours {
+        if scanned && !ours() {
             return None;
         }
         if let Some(located) = known.positions.get(&pc_offset) {
