@@ -19,6 +19,7 @@ pub mod tmux;
 use serde_json::Value;
 
 pub mod interpreters;
+pub mod node;
 
 /// How long a target or the tracer may take to say it is ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);

@@ -3,8 +3,9 @@
 //! (cached by `cargo xtask test`: TRACER_NODE_18, TRACER_NODE_22). The
 //! target's named functions each plant a stall, first interpreted, then
 //! after V8 has optimized them (node_planted.js); each stall's stack must
-//! name the function, its script, and its line: the statement running in
-//! an interpreted frame, the function's first line in an optimized one.
+//! name the function, its script, and its line and column: the call
+//! running, in an interpreted frame (its bytecode's position) as in an
+//! optimized one (its machine code's position table).
 
 use std::{
     fs::OpenOptions,
@@ -16,41 +17,22 @@ use std::{
 };
 
 use serde_json::Value;
-use tracer_tests::{Target, Tracer, ready_timeout, require_root};
+use tracer_tests::{
+    Target, Tracer,
+    node::{node, position_of},
+    ready_timeout, require_root,
+};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/targets/node_planted.js");
-const PLANTED: [&str; 3] = ["renderInvoice", "compressLogs", "checkLicense"];
+/// The planted functions, and the call each stalls in (None: the spin,
+/// which calls nothing that stalls).
+const PLANTED: [(&str, Option<&str>); 3] = [
+    ("renderInvoice", Some("run(")),
+    ("compressLogs", None),
+    ("checkLicense", Some("read(")),
+];
 /// The FIFO is filled this long after the target says it reads it.
 const FIFO_DELAY: Duration = Duration::from_millis(300);
-
-/// The node binary of `major`: the machine's for 20, else the one xtask
-/// cached. None (the test says it skipped) outside `cargo xtask test`;
-/// under CI=true that is a failure.
-fn node(major: &str) -> Option<PathBuf> {
-    if major == "20" {
-        return Some(PathBuf::from("node"));
-    }
-    let found = std::env::var_os(format!("TRACER_NODE_{major}")).map(PathBuf::from);
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "TRACER_NODE_{major} unset: run the tests with `cargo xtask test`"
-        );
-        eprintln!("skipped: Node {major} (TRACER_NODE_{major} unset: run `cargo xtask test`)");
-    }
-    found
-}
-
-/// Lines of the script: where each planted call is (its `// plant: NAME`
-/// marker) and where each function starts (`function NAME(`).
-fn line_of(needle: &str) -> u64 {
-    let source = std::fs::read_to_string(SCRIPT).expect("read the script");
-    let index = source
-        .lines()
-        .position(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} in {SCRIPT}"));
-    index as u64 + 1
-}
 
 /// A FIFO the target reads, held open for writing so that the target's
 /// open returns at once and its read blocks until the data comes.
@@ -131,7 +113,7 @@ fn check_planted(major: &str, args: &[&str]) {
     let Some(node) = node(major) else { return };
     let (report, output) = trace_planted(&node, args);
     let stalls = report["stalls"].as_array().expect("stalls");
-    for function in PLANTED {
+    for (function, call) in PLANTED {
         assert!(
             optimized_before(&output, function, "reading hot"),
             "Node {major}: V8 did not optimize {function} before the hot round: {output:?}"
@@ -152,8 +134,8 @@ fn check_planted(major: &str, args: &[&str]) {
             found.len(),
             report["stalls"]
         );
-        let first = line_of(&format!("function {function}("));
-        let plant = line_of(&format!("// plant: {function}"));
+        let marker = format!("// plant: {function}");
+        let (plant, _) = position_of(SCRIPT, &marker, "");
         for (round, (_, frame)) in ["cold", "hot"].into_iter().zip(found) {
             let what = format!("Node {major} {args:?}, {round} {function}: {frame}");
             assert!(
@@ -163,13 +145,25 @@ fn check_planted(major: &str, args: &[&str]) {
             let line = frame["line"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("no line: {what}"));
-            match (function, round) {
-                // The spin is compiled on the stack (OSR) within its first
-                // milliseconds: the function's line, or a line of its loop
-                // in the samples taken before.
-                ("compressLogs", _) => assert!((first..=plant).contains(&line), "{what}"),
-                (_, "cold") => assert_eq!(line, plant, "{what}"),
-                _ => assert_eq!(line, first, "{what}"),
+            let column = frame["column"].as_u64();
+            match call {
+                // The spin: a line of its loop, with a column, whether
+                // interpreted, compiled on the stack (OSR: code its
+                // function does not point to, found from the pc) or run as
+                // the function's optimized code.
+                None => {
+                    let (loop_start, _) = position_of(SCRIPT, "  do {", "");
+                    assert!((loop_start..=plant).contains(&line), "{what}");
+                    assert!(column.is_some(), "{what}");
+                }
+                // The call's line and the callee's column, both rounds.
+                Some(callee) => {
+                    assert_eq!(
+                        (line, column),
+                        (plant, Some(position_of(SCRIPT, &marker, callee).1)),
+                        "{what}"
+                    );
+                }
             }
         }
     }

@@ -109,6 +109,7 @@ impl PythonTarget {
                         function: info.function,
                         file: Some(info.file),
                         line: info.line,
+                        column: None,
                         module: None,
                         kind: FrameKind::Python,
                     },
@@ -116,6 +117,7 @@ impl PythonTarget {
                         function: "[unreadable Python frame]".to_string(),
                         file: None,
                         line: None,
+                        column: None,
                         module: None,
                         kind: FrameKind::Python,
                     },
@@ -199,6 +201,7 @@ mod tests {
             function: name.to_string(),
             file: Some("app.py".to_string()),
             line: Some(1),
+            column: None,
             module: None,
             kind: FrameKind::Python,
         }

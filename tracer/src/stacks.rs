@@ -30,7 +30,8 @@ pub enum RawFrame {
     Kernel(u64),
     /// Python and JavaScript frames are resolved while the process lives.
     Python(Frame),
-    Js(Frame),
+    /// A JavaScript frame: its function and those inlined there.
+    Js(Vec<Frame>),
     Truncated,
 }
 
@@ -141,7 +142,8 @@ impl StackTable {
                             vec![unknown_frame(*addr, region, FrameKind::Native)]
                         }
                         RawFrame::Jit { addr, name } => vec![jit_frame(*addr, name.as_deref())],
-                        RawFrame::Python(frame) | RawFrame::Js(frame) => vec![frame.clone()],
+                        RawFrame::Python(frame) => vec![frame.clone()],
+                        RawFrame::Js(frames) => frames.clone(),
                         RawFrame::Truncated => vec![truncated_frame()],
                     })
                     .collect()
@@ -155,6 +157,7 @@ fn truncated_frame() -> Frame {
         function: "[truncated: unwinding stopped here]".to_string(),
         file: None,
         line: None,
+        column: None,
         module: None,
         kind: FrameKind::Truncated,
     }

@@ -2,7 +2,7 @@
 //! the input of the pure analysis, and what a recording file holds. Times are
 //! nanoseconds since the start of the recording.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer, ser::SerializeStruct};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetInfo {
@@ -33,14 +33,51 @@ pub struct ThreadInfo {
 }
 
 /// One frame of a stack, innermost first in a [`Stack`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 pub struct Frame {
     pub function: String,
     pub file: Option<String>,
     pub line: Option<u32>,
+    /// The column on `line` (1-based), where known: JavaScript frames.
+    /// Left out of JSON where unknown (other frames' JSON is as before).
+    #[serde(default)]
+    pub column: Option<u32>,
     /// The ELF module (file name) the code is in; Python frames: none.
     pub module: Option<String>,
     pub kind: FrameKind,
+}
+
+/// As derived, except that human-readable formats (JSON) leave out an
+/// unknown column; recordings (postcard reads fields by position) always
+/// hold it.
+impl Serialize for Frame {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let with_column = self.column.is_some() || !serializer.is_human_readable();
+        let mut out = serializer.serialize_struct("Frame", 5 + usize::from(with_column))?;
+        out.serialize_field("function", &self.function)?;
+        out.serialize_field("file", &self.file)?;
+        out.serialize_field("line", &self.line)?;
+        if with_column {
+            out.serialize_field("column", &self.column)?;
+        } else {
+            out.skip_field("column")?;
+        }
+        out.serialize_field("module", &self.module)?;
+        out.serialize_field("kind", &self.kind)?;
+        out.end()
+    }
+}
+
+impl Frame {
+    /// Where in its file the frame is, as reports show it after the file:
+    /// `line`, or `line:column` where the column is known.
+    pub fn position(&self) -> Option<String> {
+        let line = self.line?;
+        Some(match self.column {
+            Some(column) => format!("{line}:{column}"),
+            None => line.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -344,6 +381,45 @@ impl Trace {
             drops: Drops::default(),
             kernel_limits: Vec::new(),
             cgroup: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(column: Option<u32>, kind: FrameKind) -> Frame {
+        Frame {
+            function: "runBuild".to_string(),
+            file: Some("/srv/app/build.js".to_string()),
+            line: Some(12),
+            column,
+            module: None,
+            kind,
+        }
+    }
+
+    #[test]
+    fn json_has_a_column_only_where_known() {
+        let js = frame(Some(5), FrameKind::Js);
+        let json = serde_json::to_value(&js).unwrap();
+        assert_eq!(json["column"], 5);
+        assert_eq!(serde_json::from_value::<Frame>(json).unwrap(), js);
+        assert_eq!(js.position().as_deref(), Some("12:5"));
+        let python = frame(None, FrameKind::Python);
+        let json = serde_json::to_value(&python).unwrap();
+        assert!(json.get("column").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<Frame>(json).unwrap(), python);
+        assert_eq!(python.position().as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn recordings_hold_the_column_either_way() {
+        for column in [None, Some(5)] {
+            let frame = frame(column, FrameKind::Js);
+            let bytes = postcard::to_stdvec(&frame).unwrap();
+            assert_eq!(postcard::from_bytes::<Frame>(&bytes).unwrap(), frame);
         }
     }
 }

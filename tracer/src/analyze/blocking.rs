@@ -86,6 +86,7 @@ mod tests {
             function: name.into(),
             file: None,
             line: None,
+            column: None,
             module: None,
             kind: FrameKind::Native,
         }

@@ -120,6 +120,7 @@ mod tests {
             function: function.into(),
             file: (kind == FrameKind::Python).then(|| "app.py".to_string()),
             line: (kind == FrameKind::Python).then_some(3),
+            column: None,
             module: None,
             kind,
         }

@@ -420,6 +420,7 @@ mod tests {
             function: function.into(),
             file: Some("/srv/app.py".into()),
             line: Some(line),
+            column: None,
             module: None,
             kind: FrameKind::Python,
         }

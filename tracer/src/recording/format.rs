@@ -4,7 +4,7 @@ use super::decode::Problem;
 
 pub const MAGIC: [u8; 8] = *b"\x89tracer\n";
 /// Bump on every change to `Trace` or to the layout.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 pub const HEADER_LEN: usize = 28;
 /// Largest payload accepted, stored or decompressed: far above a long
 /// recording of a busy service, far below what a corrupt length could ask

@@ -19,6 +19,7 @@ fn frame(function: &str, file: &str, line: u32, kind: FrameKind) -> Frame {
         function: function.into(),
         file: Some(file.into()),
         line: Some(line),
+        column: None,
         module: (kind != FrameKind::Python).then(|| "libc.so.6".to_string()),
         kind,
     }

@@ -416,14 +416,14 @@ pub fn code_line(frames: &[Frame]) -> Option<String> {
     shown_frames(frames).first().map(|f| format_frame(f))
 }
 
-/// `function (file:line) [module]`, with only the last two path components.
+/// `function (file:line[:column]) [module]`, with only the last two path components.
 pub fn format_frame(frame: &Frame) -> String {
     let mut text = frame.function.clone();
     if let Some(file) = &frame.file {
         let short = short_path(file);
-        match frame.line {
-            Some(line) => {
-                let _ = write!(text, " ({short}:{line})");
+        match frame.position() {
+            Some(position) => {
+                let _ = write!(text, " ({short}:{position})");
             }
             None => {
                 let _ = write!(text, " ({short})");
@@ -509,6 +509,7 @@ mod tests {
             function: function.into(),
             file: file.map(str::to_string),
             line,
+            column: None,
             module: (kind == FrameKind::Native).then(|| "libc.so.6".to_string()),
             kind,
         }
@@ -709,6 +710,19 @@ mod tests {
         );
         report.lean = false;
         assert!(!render(&report, StallsBy::Cause).contains("--all-syscalls"));
+    }
+
+    #[test]
+    fn javascript_frames_show_their_column() {
+        let mut js = frame(
+            "runBuild",
+            Some("/srv/app/build.js"),
+            Some(12),
+            FrameKind::Js,
+        );
+        assert_eq!(format_frame(&js), "runBuild (app/build.js:12)");
+        js.column = Some(5);
+        assert_eq!(format_frame(&js), "runBuild (app/build.js:12:5)");
     }
 
     #[test]

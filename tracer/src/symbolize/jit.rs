@@ -17,6 +17,7 @@ pub fn jit_frame(addr: u64, name: Option<&str>) -> Frame {
         function,
         file,
         line,
+        column: None,
         module: Some(ANON_MODULE.to_string()),
         kind: FrameKind::Native,
     }

@@ -118,6 +118,7 @@ fn to_frames(
             function: function.to_string(),
             file,
             line,
+            column: None,
             module: module.clone(),
             kind,
         }
@@ -164,6 +165,7 @@ pub fn unknown_frame(addr: u64, module: &Option<String>, kind: FrameKind) -> Fra
         function: format!("{addr:#x}"),
         file: None,
         line: None,
+        column: None,
         module: module.clone(),
         kind,
     }

@@ -160,9 +160,11 @@ impl ModuleFile {
             .map(|s| s.address()..s.address() + s.size())
     }
 
-    /// The symbols whose names start with `prefix` (symbol table and
-    /// dynamic one): name and address range (ELF virtual addresses).
-    pub fn symbols_with_prefix(&self, prefix: &str) -> Vec<(String, Range<u64>)> {
+    /// The symbols whose names start with one of `prefixes` (symbol table
+    /// and dynamic one): name and address range (ELF virtual addresses).
+    /// One pass over the symbols, whose parsing is what costs (a node
+    /// binary has hundreds of thousands).
+    pub fn symbols_with_prefixes(&self, prefixes: &[&str]) -> Vec<(String, Range<u64>)> {
         let cache = ReadCache::new(&self.file);
         let Ok(elf) = object::File::parse(&cache) else {
             return Vec::new();
@@ -171,7 +173,9 @@ impl ModuleFile {
             .chain(elf.dynamic_symbols())
             .filter_map(|s| {
                 let name = s.name().ok()?;
-                name.starts_with(prefix)
+                prefixes
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix))
                     .then(|| (name.to_string(), s.address()..s.address() + s.size()))
             })
             .collect()

@@ -34,8 +34,9 @@ pub enum NativeAddr {
     Jit { addr: u64, name: Option<Arc<str>> },
     /// Not in a file we could read: `[vdso]`, or no mapping at all.
     Unknown { addr: u64, region: Option<String> },
-    /// JavaScript, named from V8's heap (`v8`).
-    Js(Frame),
+    /// JavaScript, named from V8's heap (`v8`): the frame's function and
+    /// those inlined into its code there, innermost first.
+    Js(Vec<Frame>),
 }
 
 /// An unwound stack: addresses innermost first, already adjusted for lookup
@@ -281,16 +282,21 @@ impl ProcessModules {
 
     /// The JavaScript frame running at `native`, if V8 runs it: JIT code,
     /// or the interpreter's builtins.
-    fn javascript(&mut self, native: &NativeAddr, stack: &StackCopy, fp: u64) -> Option<Frame> {
+    fn javascript(
+        &mut self,
+        native: &NativeAddr,
+        stack: &StackCopy,
+        fp: u64,
+    ) -> Option<Vec<Frame>> {
         let js = self.js.as_mut()?;
         let tier = match native {
             // JIT code the process's perf map names keeps that name: the
             // same function and line, with no heap read.
-            NativeAddr::Jit { name: None, .. } => Tier::Compiled,
+            NativeAddr::Jit { addr, name: None } => Tier::Compiled { pc: *addr },
             NativeAddr::Module { file, svma } if js.is_builtin(file, *svma) => Tier::Interpreted,
             _ => return None,
         };
-        js.frame(stack, fp, tier)
+        js.frames(stack, fp, tier)
     }
 
     /// An address in no mapped file: JIT code if it lies in anonymous

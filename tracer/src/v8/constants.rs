@@ -3,11 +3,12 @@
 //! int in the binary's data, read here from the running process (those in
 //! `.bss` are 0 and only exist there).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, ops::Range};
 
+use super::code_layout::{CodeLayout, Version};
 use crate::{procfs::memory::ProcessMemory, unwind::ModuleFile};
 
-const PREFIX: &str = "v8dbg_";
+pub const PREFIX: &str = "v8dbg_";
 
 /// Offsets and type numbers of the objects a JS frame leads to.
 #[derive(Debug, Clone)]
@@ -33,6 +34,9 @@ pub struct Layout {
     pub scope_info_context_locals: u64,
     pub strings: StringLayout,
     pub types: Types,
+    /// Compiled code's Code objects, where this V8's layout of them is
+    /// known (else compiled frames give their function's first line).
+    pub code: Option<CodeLayout>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,12 +82,18 @@ impl Types {
     }
 }
 
-/// The constants of `file`, mapped with `bias` in the process whose memory
-/// is `memory`; None if it is not a V8 binary or lacks one we need.
-pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Option<Layout> {
-    let values: HashMap<String, i64> = file
-        .symbols_with_prefix(PREFIX)
-        .into_iter()
+/// The constants of `file`, among its `symbols` (those with [`PREFIX`] and
+/// V8's version's), mapped with `bias` in the process whose memory is
+/// `memory`; None if it is not a V8 binary or lacks one we need.
+pub fn read_layout(
+    file: &ModuleFile,
+    symbols: &[(String, Range<u64>)],
+    bias: u64,
+    memory: &ProcessMemory,
+) -> Option<Layout> {
+    let values: HashMap<String, i64> = symbols
+        .iter()
+        .filter(|(name, _)| name.starts_with(PREFIX))
         .filter_map(|(name, range)| {
             let bytes: [u8; 4] = memory.read_array(range.start.wrapping_add(bias))?;
             Some((
@@ -96,7 +106,7 @@ pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Opti
         return None;
     }
     let constants = Constants(values);
-    let layout = constants.layout();
+    let layout = constants.layout(Version::read(symbols, bias, memory));
     if layout.is_none() {
         log::info!(
             "{}: V8 constants incomplete, no JavaScript frames",
@@ -106,10 +116,10 @@ pub fn read_layout(file: &ModuleFile, bias: u64, memory: &ProcessMemory) -> Opti
     layout
 }
 
-struct Constants(HashMap<String, i64>);
+pub(super) struct Constants(HashMap<String, i64>);
 
 impl Constants {
-    fn value(&self, name: &str) -> Option<i64> {
+    pub(super) fn value(&self, name: &str) -> Option<i64> {
         self.0.get(name).copied()
     }
 
@@ -120,7 +130,7 @@ impl Constants {
     /// `class_CLASS__FIELD__TYPE`, whatever the type's spelling (it changes
     /// between versions: `Object`, `Tagged_Object_`), for the first field
     /// name the binary has.
-    fn field(&self, class: &str, fields: &[&str]) -> Option<u64> {
+    pub(super) fn field(&self, class: &str, fields: &[&str]) -> Option<u64> {
         fields.iter().find_map(|field| {
             let prefix = format!("class_{class}__{field}__");
             let (_, value) = self.0.iter().find(|(name, _)| name.starts_with(&prefix))?;
@@ -129,7 +139,7 @@ impl Constants {
     }
 
     /// `type_CLASS__NAME_TYPE`.
-    fn instance_type(&self, class: &str, name: &str) -> Option<u16> {
+    pub(super) fn instance_type(&self, class: &str, name: &str) -> Option<u16> {
         u16::try_from(self.value(&format!("type_{class}__{name}"))?).ok()
     }
 
@@ -147,7 +157,7 @@ impl Constants {
             .unwrap_or(array_length + 3 * 8)
     }
 
-    fn layout(&self) -> Option<Layout> {
+    fn layout(&self, version: Option<Version>) -> Option<Layout> {
         let array_length = self.field("FixedArrayBase", &["length"])?;
         Some(Layout {
             fp_context: self.value("off_fp_context")?,
@@ -201,6 +211,7 @@ impl Constants {
                 .flatten()
                 .collect(),
             },
+            code: version.and_then(|version| self.code_layout(version)),
         })
     }
 }

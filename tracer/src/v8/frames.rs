@@ -14,6 +14,8 @@ use super::{
 
 /// Position tables beyond this size are not read.
 const MAX_POSITION_TABLE: u64 = 4 << 20;
+/// Bytecode arrays beyond this size are not read.
+const MAX_BYTECODE: u64 = 4 << 20;
 
 /// The stack memory copied at an event, from `regs.sp` up.
 pub struct StackCopy<'a> {
@@ -33,11 +35,12 @@ impl StackCopy<'_> {
 
 /// How the code of a frame runs: in the interpreter (its pc in V8's
 /// builtins, the bytecode handlers), or compiled to machine code (Sparkplug,
-/// Maglev, TurboFan: its pc in the JIT's code space).
+/// Maglev, TurboFan: its pc in the JIT's code space). `pc` is the address
+/// looked up: a return address less one, the call's last byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tier {
     Interpreted,
-    Compiled,
+    Compiled { pc: u64 },
 }
 
 /// The JSFunction (a tagged pointer) of the JavaScript frame whose frame
@@ -51,26 +54,38 @@ pub fn frame_function(heap: &Heap, stack: &StackCopy, fp: u64) -> Option<u64> {
     untag(function).map(|_| function)
 }
 
-/// The script offset the frame runs at, if its bytecode says (interpreted
-/// frames only: compiled code has its own tables).
-pub fn script_offset(heap: &Heap, stack: &StackCopy, fp: u64, tier: Tier) -> Option<u32> {
-    match tier {
-        Tier::Interpreted => bytecode_script_offset(heap, stack, fp),
-        Tier::Compiled => None,
-    }
-}
-
-/// The script offset of an interpreted frame's current bytecode, from the
-/// BytecodeArray's position table (present once V8 has collected source
-/// positions for the function: they are collected lazily).
-fn bytecode_script_offset(heap: &Heap, stack: &StackCopy, fp: u64) -> Option<u32> {
+/// The BytecodeArray (its address) of an interpreted or baseline frame.
+pub fn frame_bytecode(heap: &Heap, stack: &StackCopy, fp: u64) -> Option<u64> {
     let layout = heap.layout;
     let bytecode = stack.slot(fp, layout.fp_bytecode_array)?;
-    let address = heap.typed(bytecode, |t| t == layout.types.bytecode_array)?;
-    // The frame holds the offset from the tagged array pointer.
-    let raw = smi(stack.slot(fp, layout.fp_bytecode_offset)?)?;
-    let offset = u32::try_from(raw - (layout.bytecode_data as i64 - 1)).ok()?;
-    let table = heap.field(address, layout.bytecode_source_positions)?;
-    let table = heap.byte_array(table, MAX_POSITION_TABLE)?;
-    script_offset_at(&table, offset)
+    heap.typed(bytecode, |t| t == layout.types.bytecode_array)
+}
+
+/// The offset of the bytecode an interpreted frame runs, from its slot
+/// (an offset from the tagged array pointer).
+pub fn interpreted_offset(heap: &Heap, stack: &StackCopy, fp: u64) -> Option<u32> {
+    let raw = smi(stack.slot(fp, heap.layout.fp_bytecode_offset)?)?;
+    u32::try_from(raw - (heap.layout.bytecode_data as i64 - 1)).ok()
+}
+
+impl Heap<'_> {
+    /// The script offset of the bytecode at `offset` in the BytecodeArray
+    /// at `address`, from its position table (present once V8 has
+    /// collected source positions for the function: they are collected
+    /// lazily).
+    pub fn bytecode_script_offset(&self, address: u64, offset: u32) -> Option<u32> {
+        let table = self.field(address, self.layout.bytecode_source_positions)?;
+        let table = self.byte_array(table, MAX_POSITION_TABLE)?;
+        script_offset_at(&table, offset)
+    }
+
+    /// The bytecodes of the BytecodeArray at `address`.
+    pub fn bytecodes(&self, address: u64) -> Option<Vec<u8>> {
+        let length = smi(self.field(address, self.layout.array_length)?)?;
+        let length = u64::try_from(length).ok().filter(|&l| l <= MAX_BYTECODE)?;
+        self.memory.read_vec(
+            address + self.layout.bytecode_data,
+            usize::try_from(length).ok()?,
+        )
+    }
 }

@@ -1,8 +1,8 @@
-//! JavaScript frames of Node.js (V8), by name, script and line, with no
-//! flag in the target: the native unwinder walks V8's frames by their frame
-//! pointers, and each frame that runs JavaScript (its pc in V8's JIT code
-//! or in the interpreter's builtins) is named from the heap objects its
-//! slots point to.
+//! JavaScript frames of Node.js (V8), by name, script, line and column,
+//! with no flag in the target: the native unwinder walks V8's frames by
+//! their frame pointers, and each frame that runs JavaScript (its pc in V8's JIT
+//! code or in the interpreter's builtins) is named from the heap objects its
+//! slots point to, at the position its code runs.
 //!
 //! Read in userspace, not in the kernel: the event carries the stack as it
 //! was (the frame slots), and the heap objects are read from the live
@@ -11,6 +11,10 @@
 //! reads as no frame (the native frame stays), never as another function.
 //! The kernel side stays as it is (no 512-byte stack budget spent on V8).
 
+mod baseline;
+mod code;
+mod code_layout;
+mod compiled;
 mod constants;
 mod frames;
 mod functions;
@@ -19,6 +23,8 @@ mod positions;
 
 use std::{collections::HashMap, ops::Range, sync::Arc, time::Duration};
 
+use baseline::BytecodeSizes;
+use code_layout::Version;
 use constants::{Layout, read_layout};
 pub use frames::{StackCopy, Tier};
 use functions::ScriptInfo;
@@ -42,12 +48,27 @@ pub struct JsRuntime {
     /// Functions named, by JSFunction address, with the SharedFunctionInfo
     /// they had then.
     functions: HashMap<u64, Arc<KnownFunction>>,
+    /// Compiled code read, by Code object address.
+    codes: HashMap<u64, compiled::KnownCode>,
+    /// The map word of the header before instructions, once read.
+    header_map: Option<u64>,
+    /// Code found from a pc (not its function's current code), by pc.
+    scanned: HashMap<u64, Option<u64>>,
+    /// V8's bytecode sizes, to walk the bytecode of baseline code.
+    bytecode_sizes: Option<BytecodeSizes>,
     /// What naming JavaScript frames has cost (shown with -v at the end).
     pub cost: WalkCost,
 }
 
 /// Functions remembered at most (the cache starts over beyond).
 const MAX_FUNCTIONS: usize = 1 << 16;
+/// Code objects remembered at most (the cache starts over beyond).
+const MAX_CODES: usize = 1 << 12;
+
+/// V8's builtins (the interpreter among them).
+const BUILTINS: &str = "Builtins_";
+/// V8's table of bytecode sizes.
+const BYTECODE_SIZES: &str = "_ZN2v88internal11interpreter9Bytecodes14kBytecodeSizesE";
 
 /// A function named from the heap.
 struct KnownFunction {
@@ -98,15 +119,35 @@ impl JsRuntime {
             return None;
         }
         let memory = ProcessMemory::open(pid).ok()?;
-        let layout = read_layout(file, bias, &memory)?;
-        let builtins = file
-            .symbols_with_prefix("Builtins_")
-            .into_iter()
-            .map(|(_, range)| range)
+        let symbols = file.symbols_with_prefixes(&[
+            constants::PREFIX,
+            Version::PREFIX,
+            BUILTINS,
+            BYTECODE_SIZES,
+        ]);
+        let layout = read_layout(file, &symbols, bias, &memory)?;
+        let builtins = symbols
+            .iter()
+            .filter(|(name, _)| name.starts_with(BUILTINS))
+            .map(|(_, range)| range.clone())
             .reduce(|a, b| a.start.min(b.start)..a.end.max(b.end));
         if builtins.is_none() {
             log::info!(
                 "{}: no Builtins_ symbols, interpreted JavaScript frames stay native",
+                file.path
+            );
+        }
+        let bytecode_sizes = symbols
+            .iter()
+            .filter(|(name, _)| name == BYTECODE_SIZES)
+            .find_map(|(_, range)| {
+                let size = usize::try_from(range.end - range.start).ok()?;
+                BytecodeSizes::new(memory.read_vec(range.start.wrapping_add(bias), size)?)
+            });
+        if layout.code.is_none() || bytecode_sizes.is_none() {
+            log::info!(
+                "{}: V8's code layout or bytecode sizes unknown, compiled JavaScript frames \
+                 give their function's first line",
                 file.path
             );
         }
@@ -118,18 +159,21 @@ impl JsRuntime {
             memory,
             scripts: HashMap::new(),
             functions: HashMap::new(),
+            codes: HashMap::new(),
+            header_map: None,
+            scanned: HashMap::new(),
+            bytecode_sizes,
             cost: WalkCost::default(),
         })
     }
 
-    /// A function's name, start and script, read from the heap with every
-    /// object's type checked.
-    fn read_function(&mut self, function: u64) -> Option<KnownFunction> {
+    /// A function's name, start and script, from its SharedFunctionInfo,
+    /// read from the heap with every object's type checked.
+    fn read_shared(&mut self, shared: u64) -> Option<KnownFunction> {
         let heap = Heap {
             memory: &self.memory,
             layout: &self.layout,
         };
-        let shared = heap.shared_of(function)?;
         let info = heap.function_info(shared)?;
         let script = heap.script_of(shared).and_then(|script| {
             let key = heap.script_key(script)?;
@@ -153,8 +197,10 @@ impl JsRuntime {
         Arc::ptr_eq(file, &self.file) && self.builtins.as_ref().is_some_and(|b| b.contains(&svma))
     }
 
-    /// The JavaScript frame whose frame pointer is `fp`, if it is one.
-    pub fn frame(&mut self, stack: &StackCopy, fp: u64, tier: Tier) -> Option<Frame> {
+    /// The JavaScript frames of the frame whose frame pointer is `fp`, if
+    /// it is one: its function's, and those of the functions inlined into
+    /// its code at its pc, innermost first.
+    pub fn frames(&mut self, stack: &StackCopy, fp: u64, tier: Tier) -> Option<Vec<Frame>> {
         let heap = Heap {
             memory: &self.memory,
             layout: &self.layout,
@@ -170,7 +216,8 @@ impl JsRuntime {
                 known.clone()
             }
             _ => {
-                let known = Arc::new(self.read_function(function_ptr)?);
+                let shared = heap.shared_of(function_ptr)?;
+                let known = Arc::new(self.read_shared(shared)?);
                 if self.functions.len() >= MAX_FUNCTIONS {
                     self.functions.clear();
                 }
@@ -178,31 +225,54 @@ impl JsRuntime {
                 known
             }
         };
-        let heap = Heap {
-            memory: &self.memory,
-            layout: &self.layout,
+        let located = match tier {
+            Tier::Interpreted => {
+                let heap = Heap {
+                    memory: &self.memory,
+                    layout: &self.layout,
+                };
+                let offset = frames::frame_bytecode(&heap, stack, fp).and_then(|bytecode| {
+                    heap.bytecode_script_offset(
+                        bytecode,
+                        frames::interpreted_offset(&heap, stack, fp)?,
+                    )
+                });
+                vec![(function, offset)]
+            }
+            Tier::Compiled { pc } => self
+                .compiled(stack, fp, function_ptr, pc, &function)
+                .unwrap_or_else(|| vec![(function, None)]),
         };
-        let script_offset = frames::script_offset(&heap, stack, fp, tier);
-        let script = function.script.clone();
-        // The current statement's line where the bytecode says (interpreted
-        // code whose source positions V8 has collected), else the line the
-        // function starts on.
-        let offset = script_offset.or(function.start);
-        let line = offset
-            .zip(script.as_ref().and_then(|s| s.line_ends.as_deref()))
-            .and_then(|(offset, ends)| positions::line_column(ends, offset))
-            .map(|position| position.line);
-        let name = &function.name;
-        Some(Frame {
-            function: if name.is_empty() {
-                "(anonymous)".to_string()
-            } else {
-                name.clone()
-            },
-            file: script.and_then(|s| s.name.clone()),
-            line,
-            module: None,
-            kind: FrameKind::Js,
-        })
+        Some(
+            located
+                .iter()
+                .map(|(f, offset)| js_frame(f, *offset))
+                .collect(),
+        )
+    }
+}
+
+/// The frame of `function` at `offset` in its script (its line and
+/// column), or at its first line if the offset is unknown.
+fn js_frame(function: &KnownFunction, offset: Option<u32>) -> Frame {
+    let script = function.script.as_ref();
+    let ends = script.and_then(|s| s.line_ends.as_deref());
+    let at = |offset: Option<u32>| positions::line_column(ends?, offset?);
+    let (line, column) = match at(offset) {
+        Some(position) => (Some(position.line), Some(position.column)),
+        None => (at(function.start).map(|position| position.line), None),
+    };
+    let name = &function.name;
+    Frame {
+        function: if name.is_empty() {
+            "(anonymous)".to_string()
+        } else {
+            name.clone()
+        },
+        file: script.and_then(|s| s.name.clone()),
+        line,
+        column,
+        module: None,
+        kind: FrameKind::Js,
     }
 }

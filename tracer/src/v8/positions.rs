@@ -11,15 +11,22 @@ pub struct LineColumn {
     pub column: u32,
 }
 
-/// The script offset of the code at `code_offset`, from a V8 source
-/// position table: pairs of (code offset, source position) deltas, each a
-/// zigzag varint, the code offset negated for non-statement positions. The
-/// position is the last entry's at or before `code_offset`. None if the
-/// table is malformed or has no such entry, or the position is external
-/// (a line of another file) or unknown. Code offsets count from -1, V8's
-/// offset of the function's entry (its first entry: the function's own
-/// position, then the first statement's at offset 0).
+/// The script offset of the code at `code_offset` in a bytecode array's
+/// position table (see [`position_at`]); None if the table has none there,
+/// or the position is external or unknown.
 pub fn script_offset_at(table: &[u8], code_offset: u32) -> Option<u32> {
+    SourcePosition::decode(position_at(table, i64::from(code_offset))?).script_offset
+}
+
+/// The raw source position of the code at `code_offset`, from a V8 source
+/// position table (a BytecodeArray's, or compiled code's: code offsets are
+/// then machine code offsets): pairs of (code offset, source position)
+/// deltas, each a zigzag varint, the code offset negated for non-statement
+/// positions. The position is the last entry's at or before `code_offset`.
+/// None if the table is malformed or has no such entry. Code offsets count
+/// from -1, V8's offset of the function's entry (its first entry: the
+/// function's own position, then the first statement's at offset 0).
+pub fn position_at(table: &[u8], code_offset: i64) -> Option<i64> {
     let mut bytes = table.iter().copied();
     let (mut code, mut position) = (FUNCTION_ENTRY_OFFSET, 0i64);
     let mut found = None;
@@ -32,16 +39,36 @@ pub fn script_offset_at(table: &[u8], code_offset: u32) -> Option<u32> {
         let position_delta = read_zigzag(&mut bytes)?;
         code = code.checked_add(code_delta)?;
         position = position.checked_add(position_delta)?;
-        if code > i64::from(code_offset) {
+        if code > code_offset {
             break;
         }
         found = Some(position);
     }
-    script_offset(found?)
+    found
 }
 
-/// A `SourcePosition`'s script offset: bit 0 says external (a file and
-/// line of its own, not a script offset), bits 1..31 hold offset + 1.
+/// A V8 `SourcePosition` (64 bits): bit 0 says external (a file and line
+/// of its own, not a script offset), bits 1..31 hold the script offset + 1,
+/// bits 31..47 the inlining id + 1 (compiled code only: 0 where the code
+/// is the function's own, not a function inlined into it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourcePosition {
+    pub script_offset: Option<u32>,
+    /// The index of the inlining in the code's inlining positions.
+    pub inlining: Option<usize>,
+}
+
+impl SourcePosition {
+    pub fn decode(raw: i64) -> Self {
+        let inlining = (raw >> 31) & 0xffff;
+        Self {
+            script_offset: script_offset(raw),
+            inlining: usize::try_from(inlining - 1).ok(),
+        }
+    }
+}
+
+/// A `SourcePosition`'s script offset: none if external or unknown.
 fn script_offset(raw: i64) -> Option<u32> {
     if raw & 1 != 0 {
         return None;
@@ -160,11 +187,45 @@ mod tests {
         assert_eq!(script_offset_at(&t, 8), Some(1168 + 103));
     }
 
+    /// The table Node 20's TurboFan wrote for a function (`checkQuota`)
+    /// with another inlined into it, read from the live process: entries
+    /// at machine code offsets 0 (script offset 199), 39 (164 in the
+    /// inlined function: inlining 0), 74 (273) and 100 (199).
+    #[test]
+    fn an_optimized_table_node_wrote() {
+        let t = [
+            3, 160, 6, 79, 244, 254, 255, 255, 15, 71, 203, 252, 255, 255, 15, 53, 167, 2,
+        ];
+        let at = |pc| position_at(&t, pc).map(SourcePosition::decode);
+        let own = |offset| SourcePosition {
+            script_offset: Some(offset),
+            inlining: None,
+        };
+        let inlined = SourcePosition {
+            script_offset: Some(164),
+            inlining: Some(0),
+        };
+        assert_eq!(at(0), Some(own(199)));
+        assert_eq!(at(38), Some(own(199)));
+        assert_eq!(at(39), Some(inlined));
+        assert_eq!(at(73), Some(inlined));
+        assert_eq!(at(74), Some(own(273)));
+        assert_eq!(at(500), Some(own(199)));
+        // Its InliningPositions entry: where the call was, in the caller.
+        assert_eq!(SourcePosition::decode(466), own(232));
+    }
+
     #[test]
     fn external_positions_are_not_script_offsets() {
         assert_eq!(script_offset(((41 + 1) << 1) | 1), None);
         assert_eq!(script_offset(0), None);
         assert_eq!(script_offset((41 + 1) << 1), Some(41));
+        // Inlining ids are stored plus one, above bit 31.
+        let inlined = SourcePosition::decode(((41 + 1) << 1) | (3 << 31));
+        assert_eq!(
+            (inlined.script_offset, inlined.inlining),
+            (Some(41), Some(2))
+        );
     }
 
     #[test]

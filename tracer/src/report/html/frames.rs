@@ -46,7 +46,7 @@ fn class(frame: &Frame) -> &'static str {
     }
 }
 
-/// One frame: `function file:line module`, the full path on hover.
+/// One frame: `function file:line[:column] module`, the full path on hover.
 pub fn frame(frame: &Frame) -> String {
     let mut out = format!(
         "<span class=\"frame {}\"><span class=\"fn\">{}</span>",
@@ -54,7 +54,10 @@ pub fn frame(frame: &Frame) -> String {
         html(&frame.function)
     );
     if let Some(file) = &frame.file {
-        let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
+        let line = frame
+            .position()
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
         let _ = write!(
             out,
             " <span class=\"loc\" title=\"{}{line}\">{}{line}</span>",
@@ -110,6 +113,7 @@ mod tests {
             function: function.into(),
             file: Some("/srv/app/handlers.py".into()),
             line: Some(12),
+            column: None,
             module: module.map(str::to_string),
             kind,
         }

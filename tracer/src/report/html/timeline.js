@@ -128,7 +128,8 @@
 
     function frameText(f) {
       const place = f.file ? " (" + f.file.split("/").slice(-2).join("/") +
-        (f.line ? ":" + f.line : "") + ")" : "";
+        (f.line ? ":" + f.line : "") + (f.line && f.column ? ":" + f.column : "") +
+        ")" : "";
       return f.function + place;
     }
 

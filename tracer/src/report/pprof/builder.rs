@@ -37,7 +37,7 @@ pub struct Builder {
     mappings: Vec<Mapping>,
     mapping_ids: HashMap<i64, u64>,
     locations: Vec<Location>,
-    location_ids: HashMap<(u64, u64, i64), u64>,
+    location_ids: HashMap<(u64, u64, i64, i64), u64>,
     samples: Vec<Sample>,
     sample_ids: HashMap<SampleKey, usize>,
 }
@@ -99,16 +99,17 @@ impl Builder {
             FrameKind::Python | FrameKind::Js | FrameKind::Truncated => None,
         };
         let line = frame.line.map_or(0, i64::from);
+        let column = frame.column.map_or(0, i64::from);
         let function = self.function(&name, &frame.function, frame.file.as_deref());
         let mapping = binary.map_or(0, |b| self.mapping(b, frame.file.is_some(), line != 0));
-        self.location(function, line, mapping)
+        self.location(function, (line, column), mapping)
     }
 
     /// The location of a frame tracer adds (a wait reason, `[no stack]`):
     /// a function of that name with no file.
     pub fn pseudo_frame(&mut self, name: &str) -> u64 {
         let function = self.function(name, name, None);
-        self.location(function, 0, 0)
+        self.location(function, (0, 0), 0)
     }
 
     fn function(&mut self, name: &str, system_name: &str, file: Option<&str>) -> u64 {
@@ -159,8 +160,9 @@ impl Builder {
         id
     }
 
-    fn location(&mut self, function: u64, line: i64, mapping: u64) -> u64 {
-        let key = (function, mapping, line);
+    /// The location of `function` at (line, column), 0 where unknown.
+    fn location(&mut self, function: u64, (line, column): (i64, i64), mapping: u64) -> u64 {
+        let key = (function, mapping, line, column);
         if let Some(&id) = self.location_ids.get(&key) {
             return id;
         }
@@ -171,7 +173,7 @@ impl Builder {
             line: vec![Line {
                 function_id: function,
                 line,
-                column: 0,
+                column,
             }],
             ..Location::default()
         });

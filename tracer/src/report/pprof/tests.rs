@@ -69,6 +69,7 @@ fn cpu_trace() -> Trace {
         function: "copy_page".into(),
         file: None,
         line: None,
+        column: None,
         module: None,
         kind: FrameKind::Kernel,
     };
@@ -78,6 +79,7 @@ fn cpu_trace() -> Trace {
         function: "Py_RunMain".into(),
         file: None,
         line: None,
+        column: None,
         module: Some("python3.11".into()),
         kind: FrameKind::Native,
     };
