@@ -100,10 +100,22 @@ fn cause(trace: &Trace, stall: &StallRecord) -> Cause {
     cause
 }
 
+/// Whether a stall that waited `gil_ns` for the GIL is a GIL stall: for at
+/// least half of it.
+pub fn mostly_gil(stall: &StallRecord, gil_ns: u64) -> bool {
+    gil_ns >= stall.duration_ns / 2
+}
+
+/// How long a call must be to be the one a stall slept in: `--threshold`,
+/// or a quarter of the stall if that is less.
+pub fn min_covering_call_ns(stall: &StallRecord, threshold_ns: u64) -> u64 {
+    threshold_ns.min(stall.duration_ns / 4)
+}
+
 fn cause_alone(trace: &Trace, stall: &StallRecord) -> Cause {
     let window = (stall.start_ns, stall.start_ns + stall.duration_ns);
     let gil = gil::waited_in(trace, stall.tid, window);
-    if gil.values().sum::<u64>() >= stall.duration_ns / 2 {
+    if mostly_gil(stall, gil.values().sum()) {
         return gil::stall_cause(trace, stall.tid, &gil, window);
     }
     let kind = cause_kind(stall);
@@ -112,7 +124,7 @@ fn cause_alone(trace: &Trace, stall: &StallRecord) -> Cause {
         .blocking
         .iter()
         .filter(|c| {
-            c.tid == stall.tid && c.duration_ns >= trace.threshold_ns.min(stall.duration_ns / 4)
+            c.tid == stall.tid && c.duration_ns >= min_covering_call_ns(stall, trace.threshold_ns)
         })
         .map(|c| (overlap(window, (c.start_ns, c.start_ns + c.duration_ns)), c))
         .filter(|(shared, _)| *shared > 0)
@@ -524,15 +536,10 @@ mod tests {
         assert_eq!(names(&stalls(&trace)[1].cause.stack), ["crunch"]);
     }
 
+    /// The run-queue share: the next test.
     #[test]
     fn kinds_follow_the_largest_share() {
         let mut trace = sample::trace();
-        let stall = &mut trace.stalls[1];
-        stall.oncpu_ns = 20_000_000;
-        stall.runqueue_ns = 150_000_000;
-        let cause = &stalls(&trace)[1].cause;
-        assert_eq!(cause.kind, CauseKind::Runqueue);
-        assert!(cause.description.starts_with("waiting for a CPU 150 ms"));
         let stall = &mut trace.stalls[1];
         stall.oncpu_ns = 90_000_000;
         stall.runqueue_ns = 20_000_000;

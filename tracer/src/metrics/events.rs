@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::{recent::Recent, tasks::TaskLabels};
 use crate::{
     analyze::{
-        loops::cause_kind,
+        loops::{cause_kind, min_covering_call_ns, mostly_gil},
         offcpu::{WaitReason, reason},
     },
     report::model::CauseKind,
@@ -60,9 +60,9 @@ impl EventCounters {
     /// the report says it (a GIL wait for most of it: `gil`), and its task.
     pub fn stall(&mut self, stall: &StallRecord, threshold_ns: u64) {
         let window = (stall.start_ns, stall.start_ns + stall.duration_ns);
-        let min_call_ns = threshold_ns.min(stall.duration_ns / 4);
+        let min_call_ns = min_covering_call_ns(stall, threshold_ns);
         let inside = self.recent.in_stall(stall.tid, window, min_call_ns);
-        let kind = if inside.gil_ns >= stall.duration_ns / 2 {
+        let kind = if mostly_gil(stall, inside.gil_ns) {
             CauseKind::Gil
         } else {
             cause_kind(stall)

@@ -11,6 +11,10 @@ const CALLS_KEPT: usize = 16;
 /// Samples kept per thread: 0.6 s at the default 99 Hz, more than a stall
 /// needs to have its majority.
 const SAMPLES_KEPT: usize = 64;
+/// Threads remembered at most: a service that starts threads all day would
+/// grow the map for as long as the tracer runs, so beyond this it starts
+/// over (a stall just then goes without its task label).
+const THREADS_KEPT: usize = 4096;
 
 struct Call {
     start_ns: u64,
@@ -44,7 +48,7 @@ pub struct Recent {
 
 impl Recent {
     pub fn call(&mut self, tid: u32, start_ns: u64, duration_ns: u64, gil: bool, task: String) {
-        let calls = &mut self.threads.entry(tid).or_default().calls;
+        let calls = &mut self.thread(tid).calls;
         if calls.len() == CALLS_KEPT {
             calls.pop_front();
         }
@@ -57,11 +61,18 @@ impl Recent {
     }
 
     pub fn sample(&mut self, tid: u32, time_ns: u64, task: String) {
-        let samples = &mut self.threads.entry(tid).or_default().samples;
+        let samples = &mut self.thread(tid).samples;
         if samples.len() == SAMPLES_KEPT {
             samples.pop_front();
         }
         samples.push_back((time_ns, task));
+    }
+
+    fn thread(&mut self, tid: u32) -> &mut Thread {
+        if self.threads.len() >= THREADS_KEPT && !self.threads.contains_key(&tid) {
+            self.threads.clear();
+        }
+        self.threads.entry(tid).or_default()
     }
 
     /// Thread `tid`'s stall over `window`; calls shorter than `min_call_ns`
@@ -140,5 +151,17 @@ mod tests {
         assert_eq!(recent.threads[&1].samples.len(), SAMPLES_KEPT);
         assert_eq!(recent.in_stall(1, (0, 1000), 0).sample_task, None);
         assert_eq!(recent.in_stall(1, (2, 2), 0).sample_task, Some("a".into()));
+    }
+
+    #[test]
+    fn the_threads_remembered_are_bounded() {
+        let mut recent = Recent::default();
+        for tid in 0..THREADS_KEPT as u32 {
+            recent.sample(tid, 0, String::new());
+        }
+        recent.sample(0, 1, String::new());
+        assert_eq!(recent.threads.len(), THREADS_KEPT);
+        recent.sample(THREADS_KEPT as u32, 0, "new".into());
+        assert_eq!(recent.threads.len(), 1);
     }
 }
