@@ -26,8 +26,7 @@ function spin(ms) {
   return sum;
 }
 
-process.stdout.write(`ready ${process.pid}\n`);
-process.stdin.once('data', () => {
+require('./node_when_told')(() => {
   spin(Number(process.argv[2] || 3000));
   process.stdout.write('done\n');
   setTimeout(() => process.exit(0), 1000);

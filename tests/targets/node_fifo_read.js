@@ -8,14 +8,12 @@ const fs = require('fs');
 const fifo = process.argv[2];
 
 // A first file read starts the threadpool: its workers then idle.
-fs.readFile(__filename, () => {
-  process.stdout.write(`ready ${process.pid}\n`);
-  process.stdin.once('data', () => {
-    process.stdin.pause();
+fs.readFile(__filename, () =>
+  require('./node_when_told')(() => {
     fs.readFile(fifo, (error, data) => {
       process.stdout.write(`read ${error ? error.code : data.length}\n`);
       setTimeout(() => process.exit(error ? 1 : 0), 200);
     });
     process.stdout.write('reading\n');
-  });
-});
+  }),
+);

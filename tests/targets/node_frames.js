@@ -38,10 +38,4 @@ function round(i) {
 // The first execSync loads what spawning needs; the first file read starts
 // the threadpool: neither is what is measured.
 execSync('true');
-fs.readFile(__filename, () => {
-  process.stdout.write(`ready ${process.pid}\n`);
-  process.stdin.once('data', () => {
-    process.stdin.pause();
-    round(0);
-  });
-});
+fs.readFile(__filename, () => require('./node_when_told')(() => round(0)));

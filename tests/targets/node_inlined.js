@@ -50,8 +50,4 @@ async function main() {
   process.exit(0);
 }
 
-process.stdout.write(`ready ${process.pid}\n`);
-process.stdin.once('data', () => {
-  process.stdin.pause();
-  main();
-});
+require('./node_when_told')(main);

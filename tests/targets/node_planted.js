@@ -94,8 +94,4 @@ async function main() {
 
 // The first execSync loads what spawning needs: not what is measured.
 execSync('true');
-process.stdout.write(`ready ${process.pid}\n`);
-process.stdin.once('data', () => {
-  process.stdin.pause();
-  main();
-});
+require('./node_when_told')(main);

@@ -34,8 +34,4 @@ async function main() {
 // The first execSync compiles and loads what spawning needs (it took 70 ms
 // more than the others under tracing on 2 busy cores): not what is measured.
 execSync('true');
-process.stdout.write(`ready ${process.pid}\n`);
-process.stdin.once('data', () => {
-  process.stdin.pause();
-  main();
-});
+require('./node_when_told')(main);
