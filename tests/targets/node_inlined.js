@@ -2,7 +2,8 @@
 // event loop (execSync('sleep 0.2'): a child process blocks it), twice,
 // after WARM_CALLS calls each through the same path without the stall, so
 // that TurboFan has compiled checkQuota with loadQuota inlined into it (run
-// with --no-opt --always-sparkplug: baseline code instead). Prints "ready
+// with --no-use-osr, or V8 may compile warm's loop instead, with both
+// inlined into it; with --no-opt --always-sparkplug: baseline code instead). Prints "ready
 // PID", waits for a line on stdin (the tracer attaches), runs, prints
 // "done", and exits. The tests read the planted lines from this file's
 // `// plant:` markers; keep each on the line of its call.
