@@ -31,8 +31,13 @@ use crate::{
     worker_park,
 };
 
-fn mapping_count(pid: u32) -> usize {
-    read_maps(pid).map_or(0, |maps| maps.len())
+/// How many file mappings `pid` has: an interpreter comes in with a file
+/// (an executable, libpython), never with anonymous memory, which a JIT's
+/// heap and code grow all the time (V8: every few milliseconds under load;
+/// each check of node's 100 MB of symbols took 120 ms, and the tracer fell
+/// seconds behind on a slow machine).
+fn file_mapping_count(pid: u32) -> usize {
+    read_maps(pid).map_or(0, |maps| maps.iter().filter(|m| m.is_file()).count())
 }
 
 /// Where kernel stacks recorded by id can be read (the probes' stack map).
@@ -76,7 +81,7 @@ pub struct Recorder {
     pythons: HashMap<u32, PythonTarget>,
     gil_waits: GilWaits,
     /// When processes without CPython were last looked at, and how many
-    /// mappings they had then.
+    /// file mappings they had then.
     checked: HashMap<u32, (Instant, usize)>,
     code: CodeReader,
     /// Threads found to park on a futex when idle.
@@ -164,7 +169,7 @@ impl Recorder {
 
     fn detect_python(&mut self, pid: u32) {
         self.checked
-            .insert(pid, (Instant::now(), mapping_count(pid)));
+            .insert(pid, (Instant::now(), file_mapping_count(pid)));
         let process = match python::detect(pid) {
             Ok(Some(process)) => process,
             Ok(None) => return,
@@ -242,7 +247,7 @@ impl Recorder {
         if checked_at.elapsed() < PYTHON_RECHECK {
             return;
         }
-        let now = mapping_count(pid);
+        let now = file_mapping_count(pid);
         if now == mappings {
             self.checked.insert(pid, (Instant::now(), now));
         } else {

@@ -58,9 +58,10 @@ const fn test(
 /// `--all-syscalls` counts, an asyncio stall with Python frames and socket
 /// peer (the lean asyncio test), a CPU profile with samples, off-CPU reasons;
 /// the asyncio Task of each stall, read in the kernel; a cgroup's processes
-/// (`--cgroup`: the kernel's cgroup id at exec), and a GIL stall with its
-/// holder (read in the kernel as the wait begins).
-pub const ALL: [Check; 11] = [
+/// (`--cgroup`: the kernel's cgroup id at exec), a GIL stall with its
+/// holder (read in the kernel as the wait begins), and Node's stalls named
+/// by their JavaScript functions, interpreted and optimized, in both modes.
+pub const ALL: [Check; 12] = [
     Check {
         column: "boot",
         kind: Kind::Boot,
@@ -112,6 +113,12 @@ pub const ALL: [Check; 11] = [
         "gil",
         "a_c_call_holding_the_gil_is_the_stall_cause",
         180,
+    ),
+    test(
+        "node-js-frames",
+        "node_js_names",
+        "node_20_planted_stalls_name_js_functions",
+        300,
     ),
 ];
 

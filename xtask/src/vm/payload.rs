@@ -2,8 +2,9 @@
 //! users install, so no library is copied in for it), the integration test
 //! binaries of the selected checks, and everything those tests reach by
 //! absolute path (baked in at compile time): the C targets tests/build.rs
-//! compiles, the Python targets and the demo, and pyenv's Python 3.11 with
-//! uvloop, trimmed of what no test imports.
+//! compiles, the Python targets and the demo, pyenv's Python 3.11 with
+//! uvloop, trimmed of what no test imports, and the machine's Node.js (the
+//! `node` on PATH, Node 20, which the JavaScript tests run by that name).
 
 use std::{
     collections::BTreeMap,
@@ -61,7 +62,8 @@ pub fn build(test_binaries: &[&str]) -> anyhow::Result<Built> {
         path: pyenv_version(&pyenv)?,
         skip: skip_python_extras,
     });
-    let files = binaries.values().cloned().collect();
+    let mut files: Vec<PathBuf> = binaries.values().cloned().collect();
+    files.push(node_on_path()?);
     let env = vec![
         ("HOME".to_string(), home()),
         ("PYENV_ROOT".to_string(), pyenv.display().to_string()),
@@ -139,6 +141,17 @@ fn build_tests(names: &[&str]) -> anyhow::Result<(BTreeMap<String, PathBuf>, Vec
         bail!("cargo built no test binary named {missing}");
     }
     Ok((binaries, out_dirs))
+}
+
+/// The `node` the tests find on PATH, at that path (copied as a file even
+/// where it is a link, so the guest's PATH finds it at the same place).
+fn node_on_path() -> anyhow::Result<PathBuf> {
+    env::var_os("PATH")
+        .iter()
+        .flat_map(env::split_paths)
+        .map(|dir| dir.join("node"))
+        .find(|path| path.is_file())
+        .context("no node on PATH: the Node.js check runs the machine's Node 20")
 }
 
 fn home() -> String {
