@@ -29,8 +29,12 @@ pub struct FunctionInfo {
 
 impl Heap<'_> {
     /// The SharedFunctionInfo of the JSFunction `function` points to.
+    /// A function read after the GC moved it is read where it went (the
+    /// young generation is scavenged every few milliseconds in a busy
+    /// process, and the stack is read tens of milliseconds after it).
     pub fn shared_of(&self, function: u64) -> Option<u64> {
         let types = &self.layout.types;
+        let function = self.forwarded(function).unwrap_or(function);
         let function = self.typed(function, |t| types.is_js_function(t))?;
         let shared = self.field(function, self.layout.function_shared)?;
         self.typed(shared, |t| t == types.shared_function_info)

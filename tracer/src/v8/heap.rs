@@ -43,6 +43,16 @@ impl Heap<'_> {
         self.read_u64(address.checked_add(offset)?)
     }
 
+    /// Where the object `tagged` points to is now, if the scavenger has
+    /// moved it: until the young space it was in is reused (at the next
+    /// scavenge), its map word holds its new address, untagged (a word
+    /// with the Smi tag, which no map pointer has).
+    pub fn forwarded(&self, tagged: u64) -> Option<u64> {
+        let word = self.field(untag(tagged)?, self.layout.map)?;
+        let moved_to = word.checked_add(HEAP_OBJECT_TAG)?;
+        (word & TAG_MASK == 0 && untag(moved_to).is_some()).then_some(moved_to)
+    }
+
     /// The instance type of the object `tagged` points to.
     pub fn instance_type(&self, tagged: u64) -> Option<u16> {
         let address = untag(tagged)?;

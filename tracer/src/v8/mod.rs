@@ -7,8 +7,10 @@
 //! Read in userspace, not in the kernel: the event carries the stack as it
 //! was (the frame slots), and the heap objects are read from the live
 //! process when the event is unwound, tens of milliseconds later. Each
-//! object's type is checked through its map, so one the GC has moved since
-//! reads as no frame (the native frame stays), never as another function.
+//! object's type is checked through its map. A function the scavenger has
+//! moved since is followed to where it went (its old copy's map word says
+//! where, until that space is reused at the next scavenge); one gone
+//! further reads as no frame (the native frame stays).
 //! The kernel side stays as it is (no 512-byte stack budget spent on V8).
 
 mod baseline;
