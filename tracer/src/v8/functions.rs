@@ -132,3 +132,105 @@ impl Heap<'_> {
         Some(ScriptInfo { name, line_ends })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        procfs::memory::ProcessMemory,
+        v8::constants::{Layout, StringLayout, Types},
+    };
+
+    const JS_FUNCTION: u16 = 1000;
+    const SHARED_FUNCTION_INFO: u16 = 2000;
+    /// Field offsets of the made-up layout.
+    const INSTANCE_TYPE: u64 = 12;
+    const SHARED: u64 = 24;
+
+    fn layout() -> Layout {
+        Layout {
+            fp_context: 0,
+            fp_function: 0,
+            fp_bytecode_array: 0,
+            fp_bytecode_offset: 0,
+            map: 0,
+            map_instance_type: INSTANCE_TYPE,
+            function_shared: SHARED,
+            shared_name_or_scope_info: 0,
+            shared_script: 0,
+            script_name: 0,
+            script_source: 0,
+            script_line_ends: 0,
+            array_length: 0,
+            array_data: 0,
+            bytecode_data: 0,
+            bytecode_source_positions: 0,
+            scope_info_first_vars: 0,
+            scope_info_context_locals: 0,
+            strings: StringLayout {
+                length: 0,
+                seq_chars: 0,
+                cons_first: 0,
+                cons_second: 0,
+                thin_actual: 0,
+                sliced_parent: 0,
+                sliced_offset: 0,
+                first_nonstring_type: 0,
+                representation_mask: 0,
+                encoding_mask: 0,
+                one_byte_tag: 0,
+                seq_tag: 0,
+                cons_tag: 0,
+                sliced_tag: 0,
+                thin_tag: 0,
+            },
+            types: Types {
+                js_function: JS_FUNCTION,
+                shared_function_info: SHARED_FUNCTION_INFO,
+                script: 0,
+                bytecode_array: 0,
+                scope_info: 0,
+                fixed_array: 0,
+                byte_arrays: Vec::new(),
+            },
+            code: None,
+        }
+    }
+
+    /// Objects of 4 words each in this process's memory, read back through
+    /// /proc/self/mem as the tracer reads a target's: two maps, a
+    /// SharedFunctionInfo, a JSFunction, its old copy that the scavenger
+    /// left behind (map word: the new address, untagged), and a slot
+    /// reused by an object of another type.
+    #[test]
+    fn a_moved_function_is_read_where_it_went() {
+        let mut words = vec![0u64; 6 * 4];
+        let base = words.as_ptr() as u64;
+        let object = |index: u64| base + 32 * index;
+        let tagged = |index: u64| object(index) + 1;
+        let with_type = |instance_type: u16| u64::from(instance_type) << 32;
+        let mut set = |index: usize, slot: usize, value: u64| words[4 * index + slot] = value;
+        set(0, 1, with_type(JS_FUNCTION));
+        set(1, 1, with_type(SHARED_FUNCTION_INFO));
+        set(2, 0, tagged(1));
+        set(3, 0, tagged(0));
+        set(3, 3, tagged(2));
+        set(4, 0, object(3));
+        set(5, 0, tagged(1));
+        // Stores the compiler must keep: only the reads below see them.
+        let words = std::hint::black_box(words);
+        let memory = ProcessMemory::open(std::process::id()).expect("/proc/self/mem");
+        let layout = layout();
+        let heap = Heap {
+            memory: &memory,
+            layout: &layout,
+        };
+        assert_eq!(heap.shared_of(tagged(3)), Some(tagged(2)));
+        assert_eq!(heap.forwarded(tagged(4)), Some(tagged(3)));
+        assert_eq!(heap.shared_of(tagged(4)), Some(tagged(2)));
+        // Not forwarded, and not a function: no name.
+        assert_eq!(heap.forwarded(tagged(5)), None);
+        assert_eq!(heap.shared_of(tagged(5)), None);
+        drop(words);
+    }
+}
