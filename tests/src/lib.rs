@@ -100,6 +100,18 @@ pub fn skip(test: &str, why: &str) -> bool {
     false
 }
 
+/// The path in $`name`, which `cargo xtask test` sets; without it the test
+/// is skipped (see [`skip`]).
+pub fn given(name: &str, test: &str) -> Option<PathBuf> {
+    match std::env::var_os(name) {
+        Some(path) => Some(PathBuf::from(path)),
+        None => {
+            skip(test, &format!("needs ${name} (cargo xtask test sets it)"));
+            None
+        }
+    }
+}
+
 /// Returns from the test (skipped) unless it can trace.
 #[macro_export]
 macro_rules! require_root {

@@ -9,15 +9,7 @@ pub fn node(major: &str) -> Option<PathBuf> {
     if major == "20" {
         return Some(PathBuf::from("node"));
     }
-    let found = std::env::var_os(format!("TRACER_NODE_{major}")).map(PathBuf::from);
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "TRACER_NODE_{major} unset: run the tests with `cargo xtask test`"
-        );
-        eprintln!("skipped: Node {major} (TRACER_NODE_{major} unset: run `cargo xtask test`)");
-    }
-    found
+    crate::given(&format!("TRACER_NODE_{major}"), &format!("Node {major}"))
 }
 
 /// The line and column (1-based) in `script` of the first line holding

@@ -8,7 +8,7 @@
 mod chroot;
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Stdio},
     thread,
     time::{Duration, Instant},
@@ -17,7 +17,7 @@ use std::{
 use chroot::{Chroot, run};
 use serde_json::Value;
 use tracer_tests::{
-    Lines, Target, assert_no_wrong_names, check_planted_stalls, planted_stall_threshold,
+    Lines, Target, assert_no_wrong_names, check_planted_stalls, given, planted_stall_threshold,
     ready_timeout, require_root,
 };
 
@@ -27,20 +27,6 @@ const SLEEP_MS: f64 = 200.0;
 const SLEEP_SYSCALL: &str = "clock_nanosleep";
 /// The .deb's package name.
 const PACKAGE: &str = "event-loop-tracer";
-
-/// $NAME, set by `cargo xtask test`; without it the test is skipped (a
-/// failure under CI=true).
-fn given(name: &str, test: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(name) {
-        return Some(PathBuf::from(path));
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: ${name} is not set (cargo xtask test sets it), and under CI=true a skip is a failure"
-    );
-    eprintln!("skipped: {test}: ${name} is not set (cargo xtask test sets it)");
-    None
-}
 
 /// A directory under the root's /tmp, removed on drop: its host path, and
 /// its path inside the root.

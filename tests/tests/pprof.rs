@@ -17,19 +17,14 @@ use tracer_tests::{Target, Tracer, pyenv_python, require_root};
 /// Whether `go` runs here. Under CI=true its absence is a failure: CI
 /// installs golang-go (`cargo xtask setup`) and must run this test.
 fn have_go(test: &str) -> bool {
-    let found = Command::new("go")
+    Command::new("go")
         .arg("version")
         .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: `go` is missing (go tool pprof reads the profiles): \
-             apt-get install -y golang-go; under CI=true a skip is a failure"
-        );
-        eprintln!("skipped: {test} needs `go` (apt-get install -y golang-go)");
-    }
-    found
+        .is_ok_and(|out| out.status.success())
+        || tracer_tests::skip(
+            test,
+            "needs `go` to run go tool pprof (apt-get install -y golang-go)",
+        )
 }
 
 /// `go tool pprof ARGS FILE`'s output; it must succeed.
