@@ -6,6 +6,8 @@
 //! and V8's size table (`Bytecodes::kBytecodeSizes`). Pure code on bytes
 //! already read.
 
+use super::positions::read_varint;
+
 /// Prefix bytecodes that scale the next one's operands (V8 numbers them
 /// first): Wide and DebugBreakWide double them, ExtraWide and
 /// DebugBreakExtraWide quadruple them.
@@ -71,19 +73,6 @@ pub fn bytecode_offset(
         }
         offset += length;
     }
-}
-
-/// An unsigned varint, 7 bits a byte, least significant first.
-fn read_varint(bytes: &mut impl Iterator<Item = u8>) -> Option<u64> {
-    let mut value = 0u64;
-    for shift in (0..64).step_by(7) {
-        let byte = bytes.next()?;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -77,18 +77,25 @@ fn script_offset(raw: i64) -> Option<u32> {
     u32::try_from(stored.checked_sub(1)?).ok()
 }
 
-/// A zigzag-encoded varint, 7 bits a byte, least significant first.
-fn read_zigzag(bytes: &mut impl Iterator<Item = u8>) -> Option<i64> {
-    let mut bits: u64 = 0;
+/// An unsigned varint, 7 bits a byte, least significant first (V8's
+/// position and bytecode offset tables).
+pub fn read_varint(bytes: &mut impl Iterator<Item = u8>) -> Option<u64> {
+    let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = bytes.next()?;
-        bits |= u64::from(byte & 0x7f) << shift;
+        value |= u64::from(byte & 0x7f) << shift;
         if byte & 0x80 == 0 {
-            let magnitude = (bits >> 1) as i64;
-            return Some(if bits & 1 == 0 { magnitude } else { !magnitude });
+            return Some(value);
         }
     }
     None
+}
+
+/// A zigzag-encoded varint: the sign in the lowest bit.
+fn read_zigzag(bytes: &mut impl Iterator<Item = u8>) -> Option<i64> {
+    let bits = read_varint(bytes)?;
+    let magnitude = (bits >> 1) as i64;
+    Some(if bits & 1 == 0 { magnitude } else { !magnitude })
 }
 
 /// The line and column of `offset`, given where each line ends (the offset
